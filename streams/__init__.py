@@ -1,0 +1,40 @@
+"""Typed multi-agent pipelines on Apache Kafka.
+
+Layers, each in its own subpackage, data flowing one way: ``transport`` (the Kafka client) ->
+``serde`` (Avro + schema registry) -> handlers -> ``serde`` -> ``transport``. This module only
+re-exports the public surface; importing it starts nothing.
+"""
+
+from streams.app import App
+from streams.config import Settings
+from streams.errors import (
+    ConfigError,
+    DeserializationError,
+    SchemaError,
+    SchemaIncompatibleError,
+    SerializationError,
+    StackError,
+    StreamsError,
+    TopicError,
+    TransportError,
+)
+from streams.publish import Publisher
+from streams.serde.record import Record
+from streams.topics import Topic
+
+__all__ = [
+    "App",
+    "ConfigError",
+    "DeserializationError",
+    "Publisher",
+    "Record",
+    "SchemaError",
+    "SchemaIncompatibleError",
+    "SerializationError",
+    "Settings",
+    "StackError",
+    "StreamsError",
+    "Topic",
+    "TopicError",
+    "TransportError",
+]

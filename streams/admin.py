@@ -1,0 +1,147 @@
+"""Make the cluster match topic declarations: create what is missing, report what differs, register schemas.
+
+``apply`` is idempotent: running it again on an unchanged cluster reports every topic as up to date.
+It never deletes topics or lowers partition counts, and changes an existing topic's settings only when
+asked (``alter=True``) and only where Kafka allows it (adding partitions, topic configs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
+
+from streams.config import Settings
+from streams.errors import TopicError
+from streams.serde.registry import SchemaRegistry
+from streams.topics import Topic
+
+Action = Literal["created", "up to date", "differs", "altered", "would create"]
+
+
+@dataclass
+class TopicReport:
+    topic: str
+    action: Action
+    differences: list[str] = field(default_factory=list)
+    schema_id: int | None = None
+
+
+class TopicAdmin:
+    def __init__(self, settings: Settings, registry: SchemaRegistry | None, timeout: float = 30.0) -> None:
+        self._admin = AdminClient(settings.admin_config())
+        self._registry = registry
+        self._timeout = timeout
+
+    def broker_count(self) -> int:
+        return len(self._metadata().brokers)
+
+    def apply(
+        self,
+        topics: Iterable[Topic[Any]],
+        *,
+        alter: bool = False,
+        dry_run: bool = False,
+        on_report: Callable[[TopicReport], None] | None = None,
+    ) -> list[TopicReport]:
+        topics = list(topics)
+        metadata = self._metadata()
+        default_replication = min(3, max(1, len(metadata.brokers)))
+        reports: list[TopicReport] = []
+        missing = [t for t in topics if t.name not in metadata.topics]
+        if missing and not dry_run:
+            self._create(missing, default_replication)
+        for topic in topics:
+            if topic in missing:
+                report = TopicReport(topic.name, "would create" if dry_run else "created")
+            else:
+                report = self._compare(topic, metadata.topics[topic.name], default_replication)
+                if report.differences and alter and not dry_run:
+                    self._alter(topic, metadata.topics[topic.name])
+                    report.action = "altered"
+            if self._registry is not None and not dry_run:
+                report.schema_id = self._registry.register(topic.value_subject, topic.value.avro_schema())
+            reports.append(report)
+            if on_report:
+                on_report(report)
+        return reports
+
+    def _metadata(self) -> Any:
+        try:
+            return self._admin.list_topics(timeout=self._timeout)
+        except KafkaException as exc:
+            raise TopicError(f"cannot reach Kafka to read topic metadata: {exc.args[0]}") from exc
+
+    def _create(self, topics: list[Topic[Any]], default_replication: int) -> None:
+        new = [
+            NewTopic(
+                t.name,
+                num_partitions=t.partitions,
+                replication_factor=t.replication or default_replication,
+                config=t.broker_config(),
+            )
+            for t in topics
+        ]
+        for name, future in self._admin.create_topics(new, operation_timeout=self._timeout).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                error = exc.args[0]
+                # Another process created it between our metadata read and now: same outcome.
+                if error.name() != "TOPIC_ALREADY_EXISTS":
+                    raise TopicError(f"cannot create topic {name}: {error.str()}") from exc
+
+    def _compare(self, topic: Topic[Any], meta: Any, default_replication: int) -> TopicReport:
+        differences: list[str] = []
+        partitions = len(meta.partitions)
+        if partitions != topic.partitions:
+            differences.append(f"partitions {partitions} (declared {topic.partitions})")
+        replication = min((len(p.replicas) for p in meta.partitions.values()), default=0)
+        wanted_replication = topic.replication or default_replication
+        if replication != wanted_replication:
+            differences.append(f"replication {replication} (declared {wanted_replication})")
+        actual = self._configs(topic.name)
+        for key, value in topic.broker_config().items():
+            if actual.get(key) != value:
+                differences.append(f"{key}={actual.get(key)} (declared {value})")
+        return TopicReport(topic.name, "differs" if differences else "up to date", differences)
+
+    def _configs(self, name: str) -> dict[str, str]:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        try:
+            entries = self._admin.describe_configs([resource])[resource].result(timeout=self._timeout)
+        except KafkaException as exc:
+            raise TopicError(f"cannot describe topic {name}: {exc.args[0]}") from exc
+        return {key: entry.value for key, entry in entries.items()}
+
+    def _alter(self, topic: Topic[Any], meta: Any) -> None:
+        current = len(meta.partitions)
+        if topic.partitions < current:
+            raise TopicError(
+                f"topic {topic.name} has {current} partitions; Kafka cannot reduce them to {topic.partitions}"
+            )
+        try:
+            if topic.partitions > current:
+                futures = self._admin.create_partitions([NewPartitions(topic.name, topic.partitions)])
+                futures[topic.name].result(timeout=self._timeout)
+            resource = ConfigResource(
+                ConfigResource.Type.TOPIC,
+                topic.name,
+                incremental_configs=[
+                    ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                    for k, v in topic.broker_config().items()
+                ],
+            )
+            self._admin.incremental_alter_configs([resource])[resource].result(timeout=self._timeout)
+        except KafkaException as exc:
+            raise TopicError(f"cannot alter topic {topic.name}: {exc.args[0]}") from exc

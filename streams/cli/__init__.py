@@ -1,0 +1,42 @@
+"""The `streams` command line. User mistakes end as one `error:` line and a non-zero exit, not a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from streams.cli import codegen, messages, stack, topics
+from streams.cli._common import err_console
+from streams.errors import StreamsError
+
+cli = typer.Typer(
+    name="streams",
+    help="Typed multi-agent pipelines on Apache Kafka: run the local stack, manage topics, "
+    "publish and tail typed events.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+cli.add_typer(stack.app, name="stack")
+cli.add_typer(topics.app, name="topics")
+cli.command("publish")(messages.publish)
+cli.command("tail")(messages.tail_command)
+cli.command("codegen")(codegen.codegen)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    try:
+        cli(args=argv, prog_name="streams")  # standalone mode: ends with SystemExit
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except StreamsError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

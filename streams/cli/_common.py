@@ -1,0 +1,42 @@
+"""What every CLI command shares: consoles, settings, the registry, and loading `module:app` references."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from streams.app import App
+from streams.config import Settings
+from streams.errors import ConfigError
+from streams.serde.registry import ConfluentRegistry
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def registry(config: Settings) -> ConfluentRegistry:
+    return ConfluentRegistry(config.registry_config())
+
+
+def load_app(reference: str) -> App:
+    """Import ``package.module:attribute`` (attribute defaults to ``app``) and check it is an App."""
+    module_name, _, attribute = reference.partition(":")
+    attribute = attribute or "app"
+    # Like `python -m`, let users name modules in the directory they run from.
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"cannot import {module_name!r} from {reference!r}: {exc}") from exc
+    found = getattr(module, attribute, None)
+    if not isinstance(found, App):
+        raise ConfigError(f"{reference!r} is not an App (found {type(found).__name__})")
+    return found

@@ -1,0 +1,61 @@
+"""Every error the library raises on purpose derives from :class:`StreamsError`.
+
+The tree::
+
+    StreamsError                    root; ``retriable`` says whether trying again may help
+    ├── ConfigError                 bad settings or declarations (a user mistake, never retried)
+    ├── StackError                  the local Kafka/registry stack could not be started or reached
+    ├── TopicError                  topic declaration or admin operation failed
+    ├── SchemaError                 a schema could not be parsed, found or registered
+    │   └── SchemaIncompatibleError the registry refused a new version under its compatibility rule
+    ├── SerializationError          a value could not be encoded (does not match its schema)
+    ├── DeserializationError        bytes could not be decoded (not wire format, unknown schema id)
+    └── TransportError              the Kafka client reported an error; ``retriable`` from librdkafka
+
+Behaviour lives in class data (``retriable``) so callers branch on a flag, not on a list of classes.
+The CLI prints ``str(error)`` of these as one line; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class StreamsError(Exception):
+    """Root of every error this library raises on purpose."""
+
+    retriable: bool = False
+
+
+class ConfigError(StreamsError):
+    """Invalid settings, arguments or declarations."""
+
+
+class StackError(StreamsError):
+    """The local stack (Kafka broker, schema registry) failed to start, stop or answer."""
+
+
+class TopicError(StreamsError):
+    """A topic could not be created, described or does not match its declaration."""
+
+
+class SchemaError(StreamsError):
+    """A schema is invalid, missing from the registry, or the registry failed."""
+
+
+class SchemaIncompatibleError(SchemaError):
+    """The registry refused a schema version because it breaks the subject's compatibility rule."""
+
+
+class SerializationError(StreamsError):
+    """A value does not match the schema it is being encoded with."""
+
+
+class DeserializationError(StreamsError):
+    """Bytes read from Kafka are not a decodable message (poison pill)."""
+
+
+class TransportError(StreamsError):
+    """The Kafka client failed; ``retriable`` mirrors librdkafka's verdict."""
+
+    def __init__(self, message: str, *, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.retriable = retriable

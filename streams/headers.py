@@ -1,0 +1,42 @@
+"""Names and constructors of the headers that carry identity and correlation on every message.
+
+``message-id`` is unique per message; ``correlation-id`` is shared by everything one piece of work
+causes; ``causation-id`` is the message id of the message that caused this one (absent at the origin).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+MESSAGE_ID = "message-id"
+CORRELATION_ID = "correlation-id"
+CAUSATION_ID = "causation-id"
+
+Headers = list[tuple[str, bytes]]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def origin_headers(correlation_id: str | None = None, message_id: str | None = None) -> Headers:
+    """Headers of a message that starts a piece of work (published from code or the CLI)."""
+    message_id = message_id or new_id()
+    return [
+        (MESSAGE_ID, message_id.encode()),
+        (CORRELATION_ID, (correlation_id or message_id).encode()),
+    ]
+
+
+def get(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> str | None:
+    """The last value of header ``name`` as text, or None."""
+    found: str | None = None
+    for key, value in headers or ():
+        if key == name and value is not None:
+            found = value.decode("utf-8", errors="replace")
+    return found
+
+
+def as_text(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    return {k: (v.decode("utf-8", errors="replace") if v is not None else "") for k, v in headers or ()}

@@ -1,0 +1,153 @@
+"""Encode and decode message keys and values for one topic.
+
+Values are Avro records in the Confluent wire format. Keys are ``str`` (UTF-8), ``bytes`` (as is) or
+absent; Avro keys are not supported yet. Schemas are registered once per encoder and writer schemas
+are fetched once per id, so the per-message cost is the Avro codec alone.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+import fastavro
+from fastavro.validation import ValidationError, validate
+
+from streams.errors import DeserializationError, SchemaError, SerializationError
+from streams.serde import schema as avro_schema
+from streams.serde.record import Record
+from streams.serde.registry import SchemaRegistry
+from streams.serde.wire import frame, unframe
+
+KeyType = type[str] | type[bytes] | None
+R = TypeVar("R", bound=Record)
+
+
+def encode_key(key: str | bytes | None) -> bytes | None:
+    if key is None or isinstance(key, bytes):
+        return key
+    if isinstance(key, str):
+        return key.encode("utf-8")
+    raise SerializationError(f"keys must be str, bytes or None, not {type(key).__name__}")
+
+
+def decode_key(data: bytes | None, key_type: KeyType) -> str | bytes | None:
+    if data is None or key_type is bytes:
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DeserializationError(f"key is not UTF-8 text: {exc}") from exc
+
+
+class AvroEncoder:
+    """Encodes values of one schema for one subject; registers the schema on first use."""
+
+    def __init__(self, registry: SchemaRegistry, subject: str, schema: avro_schema.SchemaJSON) -> None:
+        self._registry = registry
+        self.subject = subject
+        self.schema = schema
+        self._parsed = avro_schema.parse(schema)
+        self.name = avro_schema.full_name(schema)
+        self._schema_id: int | None = None
+
+    @property
+    def schema_id(self) -> int:
+        if self._schema_id is None:
+            self._schema_id = self._registry.register(self.subject, self.schema)
+        return self._schema_id
+
+    def validate(self, value: Mapping[str, Any]) -> None:
+        """Raise SerializationError naming the offending field when ``value`` does not fit the schema."""
+        if not isinstance(value, Mapping):
+            raise SerializationError(f"expected a JSON object for {self.name}, got {type(value).__name__}")
+        fields = {f["name"]: f for f in self.schema["fields"]}
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            raise SerializationError(f"{self.name} has no field {', '.join(unknown)}; "
+                                     f"fields are: {', '.join(fields)}")
+        missing = [name for name, f in fields.items() if name not in value and "default" not in f]
+        if missing:
+            raise SerializationError(f"{self.name} is missing required field {', '.join(missing)}")
+        try:
+            validate(value, self._parsed, raise_errors=True, strict=True)
+        except ValidationError as exc:
+            raise SerializationError(_one_line(exc)) from exc
+
+    def __call__(self, value: Record | Mapping[str, Any]) -> bytes:
+        if isinstance(value, Record):
+            datum: Mapping[str, Any] = value.to_avro()
+        else:
+            # Plain mappings come from users (CLI, JSON files): check them field by field first.
+            self.validate(value)
+            datum = value
+        buffer = io.BytesIO()
+        try:
+            fastavro.schemaless_writer(buffer, self._parsed, datum)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise SerializationError(f"value does not match schema {self.name}: {exc}") from exc
+        return frame(self.schema_id, buffer.getvalue())
+
+
+class AvroDecoder:
+    """Decodes wire-format values; with a reader schema, old and new writer versions both resolve to it."""
+
+    def __init__(self, registry: SchemaRegistry, reader: avro_schema.SchemaJSON | None = None) -> None:
+        self._registry = registry
+        self._reader = avro_schema.parse(reader) if reader is not None else None
+        self._writers: dict[int, Any] = {}
+
+    def writer_schema(self, schema_id: int) -> Any:
+        parsed = self._writers.get(schema_id)
+        if parsed is None:
+            try:
+                parsed = avro_schema.parse(self._registry.schema_by_id(schema_id))
+            except SchemaError as exc:
+                if exc.retriable:
+                    raise
+                raise DeserializationError(str(exc)) from exc
+            self._writers[schema_id] = parsed
+        return parsed
+
+    def decode(self, data: bytes | None) -> tuple[int, dict[str, Any]]:
+        """The schema id and the decoded record of one message value."""
+        schema_id, body = unframe(data)
+        writer = self.writer_schema(schema_id)
+        try:
+            value = fastavro.schemaless_reader(io.BytesIO(body), writer, self._reader)
+        except (ValueError, TypeError, KeyError, EOFError, IndexError, UnicodeDecodeError,
+                fastavro.read.SchemaResolutionError) as exc:
+            raise DeserializationError(f"cannot decode Avro body with schema id {schema_id}: {exc}") from exc
+        if not isinstance(value, dict):
+            raise DeserializationError(f"schema id {schema_id} does not describe a record")
+        return schema_id, value
+
+
+class RecordDecoder(Generic[R]):
+    """Decodes wire-format values into one :class:`Record` type (its schema is the reader schema)."""
+
+    def __init__(self, registry: SchemaRegistry, model: type[R]) -> None:
+        self.model = model
+        self._decoder = AvroDecoder(registry, model.avro_schema())
+
+    def __call__(self, data: bytes | None) -> R:
+        _, value = self._decoder.decode(data)
+        try:
+            return self.model.from_avro(value)
+        except ValueError as exc:  # pydantic.ValidationError is a ValueError
+            raise DeserializationError(f"decoded value is not a valid {self.model.__name__}: {exc}") from exc
+
+
+def _one_line(exc: ValidationError) -> str:
+    """fastavro reports a JSON list of paths; users want one readable line."""
+    details = exc.args[0] if exc.args else str(exc)
+    try:
+        items = json.loads(details) if isinstance(details, str) else details
+    except json.JSONDecodeError:
+        items = [details]
+    if not isinstance(items, list):
+        items = [items]
+    # fastavro prints the whole expected schema for nested records; the field path is what matters.
+    return "; ".join(str(i) if len(str(i)) < 300 else str(i)[:300] + "..." for i in items)

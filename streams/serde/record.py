@@ -1,0 +1,54 @@
+"""Typed events: pydantic models bound to one Avro record schema each.
+
+A :class:`Record` subclass carries its schema in ``__avro_schema__`` (generated from avro/*.avsc by
+:mod:`streams.serde.codegen`, so model and schema cannot drift). Owns the conversion between models and
+the plain values fastavro reads and writes; knows nothing of the wire format or the registry.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict
+
+from streams.serde import schema as avro_schema
+
+
+class Record(BaseModel):
+    """Base of every typed event. Subclasses set ``__avro_schema__`` to their Avro record schema."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    __avro_schema__: ClassVar[avro_schema.SchemaJSON]
+
+    @classmethod
+    def avro_schema(cls) -> avro_schema.SchemaJSON:
+        schema: avro_schema.SchemaJSON | None = getattr(cls, "__avro_schema__", None)
+        if schema is None:
+            raise TypeError(f"{cls.__name__} has no __avro_schema__; generate it with `streams codegen`")
+        return schema
+
+    @classmethod
+    def avro_name(cls) -> str:
+        return avro_schema.full_name(cls.avro_schema())
+
+    def to_avro(self) -> dict[str, Any]:
+        """Plain values for fastavro: enums become their symbols, nested records become dicts."""
+        return _plain(self)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_avro(cls, value: dict[str, Any]) -> Self:
+        return cls.model_validate(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return {name: _plain(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,27 @@
+"""Confluent wire format: magic byte 0, the schema id as 4 big-endian bytes, then the Avro body."""
+
+from __future__ import annotations
+
+import struct
+
+from streams.errors import DeserializationError
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+HEADER_SIZE = _HEADER.size
+
+
+def frame(schema_id: int, body: bytes) -> bytes:
+    return _HEADER.pack(MAGIC, schema_id) + body
+
+
+def unframe(data: bytes | None) -> tuple[int, memoryview]:
+    """Split a message into schema id and Avro body; anything else is a poison pill."""
+    if data is None:
+        raise DeserializationError("message has no value (tombstone) where an Avro record was expected")
+    if len(data) < HEADER_SIZE:
+        raise DeserializationError(f"message of {len(data)} bytes is too short for the Avro wire format")
+    magic, schema_id = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise DeserializationError(f"unknown magic byte {magic}: not Confluent Avro wire format")
+    return schema_id, memoryview(data)[HEADER_SIZE:]
