@@ -7,6 +7,7 @@ asked (``alter=True``) and only where Kafka allows it (adding partitions, topic 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -68,7 +69,7 @@ class TopicAdmin:
                 report = self._compare(topic, metadata.topics[topic.name], default_replication)
                 if report.differences and alter and not dry_run:
                     self._alter(topic, metadata.topics[topic.name])
-                    report.action = "altered"
+                    report = self._await_match(topic, default_replication, report.differences)
             if self._registry is not None and not dry_run:
                 report.schema_id = self._registry.register(topic.value_subject, topic.value.avro_schema())
             reports.append(report)
@@ -100,6 +101,27 @@ class TopicAdmin:
                 # Another process created it between our metadata read and now: same outcome.
                 if error.name() != "TOPIC_ALREADY_EXISTS":
                     raise TopicError(f"cannot create topic {name}: {error.str()}") from exc
+        for topic in topics:
+            self._await_partitions(topic.name, topic.partitions)
+
+    def _await_partitions(self, name: str, partitions: int) -> None:
+        """Wait until metadata shows every partition with a leader, so the next produce or apply sees it.
+
+        The admin call returns when the controller has accepted the change, before brokers' metadata
+        caches catch up.
+        """
+        deadline = time.monotonic() + self._timeout
+        while time.monotonic() < deadline:
+            meta = self._admin.list_topics(name, timeout=self._timeout).topics.get(name)
+            if (
+                meta is not None
+                and meta.error is None
+                and len(meta.partitions) >= partitions
+                and all(p.leader >= 0 for p in meta.partitions.values())
+            ):
+                return
+            time.sleep(0.1)
+        raise TopicError(f"topic {name} has no leader for all {partitions} partitions after {self._timeout}s")
 
     def _compare(self, topic: Topic[Any], meta: Any, default_replication: int) -> TopicReport:
         differences: list[str] = []
@@ -115,6 +137,20 @@ class TopicAdmin:
             if actual.get(key) != value:
                 differences.append(f"{key}={actual.get(key)} (declared {value})")
         return TopicReport(topic.name, "differs" if differences else "up to date", differences)
+
+    def _await_match(self, topic: Topic[Any], default_replication: int, changed: list[str]) -> TopicReport:
+        """Re-read the topic until the alteration shows: brokers apply config changes asynchronously."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            meta = self._admin.list_topics(topic.name, timeout=self._timeout).topics[topic.name]
+            report = self._compare(topic, meta, default_replication)
+            if not report.differences:
+                return TopicReport(topic.name, "altered", changed)
+            # Replication is not something apply changes: no point waiting for it.
+            waiting = [d for d in report.differences if not d.startswith("replication")]
+            if not waiting or time.monotonic() > deadline:
+                return report
+            time.sleep(0.2)
 
     def _configs(self, name: str) -> dict[str, str]:
         resource = ConfigResource(ConfigResource.Type.TOPIC, name)
@@ -134,6 +170,7 @@ class TopicAdmin:
             if topic.partitions > current:
                 futures = self._admin.create_partitions([NewPartitions(topic.name, topic.partitions)])
                 futures[topic.name].result(timeout=self._timeout)
+                self._await_partitions(topic.name, topic.partitions)
             resource = ConfigResource(
                 ConfigResource.Type.TOPIC,
                 topic.name,

@@ -24,6 +24,7 @@ class Publisher:
 
     def __init__(self, settings: Settings | None = None, registry: SchemaRegistry | None = None) -> None:
         self.settings = settings or Settings()
+        self._owns_registry = registry is None
         self.registry = registry or ConfluentRegistry(self.settings.registry_config())
         self._producer = Producer(self.settings.producer_config())
         self._encoders: dict[str, AvroEncoder] = {}
@@ -71,9 +72,17 @@ class Publisher:
     def delivered(self) -> int:
         return self._producer.delivered
 
+    def close(self) -> None:
+        """Release the registry connection if this publisher opened it (queued messages are not flushed)."""
+        if self._owns_registry:
+            self.registry.close()
+
     def __enter__(self) -> Publisher:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if exc_info[0] is None:
-            self.flush()
+        try:
+            if exc_info[0] is None:
+                self.flush()
+        finally:
+            self.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,14 +47,30 @@ def publish(
     if key is not None and key_field is not None:
         raise ConfigError("give at most one of --key or --key-field")
     events = [_parse_json(value, "--value")] if value is not None else _read_jsonl(file)  # type: ignore[arg-type]
-    publisher = Publisher(settings(), None)
+    with Publisher(settings()) as publisher:
+        _publish_events(
+            publisher, topic, events, key, key_field, correlation_id, app_ref, from_file=file is not None
+        )
+
+
+def _publish_events(
+    publisher: Publisher,
+    topic: str,
+    events: list[Any],
+    key: str | None,
+    key_field: str | None,
+    correlation_id: str | None,
+    app_ref: str | None,
+    *,
+    from_file: bool,
+) -> None:
     declared = load_app(app_ref).topics.get(topic) if app_ref else None
     if app_ref and declared is None:
         raise ConfigError(f"app {app_ref} declares no topic {topic}")
     encoder = publisher.encoder(declared or topic)
     keys: list[str | None] = []
     for line, event in enumerate(events, start=1):
-        where = f"line {line}: " if file is not None else ""
+        where = f"line {line}: " if from_file else ""
         try:
             encoder.validate(event)
         except SerializationError as exc:
@@ -87,14 +104,16 @@ def tail_command(
     """Print decoded messages (key, value, headers) as they arrive; Ctrl-C stops."""
     config = settings()
     count = 0
-    for message in tail(
-        config, registry(config), topic, from_beginning=from_beginning, limit=limit, idle_timeout=timeout
-    ):
-        count += 1
-        if as_json:
-            print(json.dumps(_as_dict(message), default=str), flush=True)
-        else:
-            _show(message)
+    with closing(registry(config)) as schemas:
+        messages = tail(
+            config, schemas, topic, from_beginning=from_beginning, limit=limit, idle_timeout=timeout
+        )
+        for message in messages:
+            count += 1
+            if as_json:
+                print(json.dumps(_as_dict(message), default=str), flush=True)
+            else:
+                _show(message)
     if not as_json:
         console.print(f"[dim]{count} message(s)[/]")
 

@@ -25,9 +25,14 @@ def apply(
     """
     application = load_app(app_ref)
     config = settings()
-    admin = TopicAdmin(config, None if dry_run else registry(config))
+    schemas = None if dry_run else registry(config)
+    try:
+        admin = TopicAdmin(config, schemas)
+        reports = admin.apply(application.topics.values(), alter=alter, dry_run=dry_run)
+    finally:
+        if schemas is not None:
+            schemas.close()
     table = Table("topic", "status", "schema id", "differences")
-    reports = admin.apply(application.topics.values(), alter=alter, dry_run=dry_run)
     for report in reports:
         style = {"created": "green", "altered": "yellow", "differs": "red"}.get(report.action, "")
         table.add_row(

@@ -56,6 +56,9 @@ class SchemaRegistry(Protocol):
     def set_compatibility(self, level: str, subject: str | None = None) -> None:
         """Set the compatibility rule of one subject, or the global default when ``subject`` is None."""
 
+    def close(self) -> None:
+        """Release connections."""
+
 
 def subject_for(topic: str, *, key: bool = False) -> str:
     """Confluent's TopicNameStrategy: one subject per topic and side."""
@@ -121,6 +124,9 @@ class ConfluentRegistry:
         except (SchemaRegistryError, _HTTPError) as exc:
             raise self._error("cannot set compatibility", exc) from exc
 
+    def close(self) -> None:
+        self._client.close()
+
     def _error(self, what: str, exc: Exception) -> SchemaError:
         error = SchemaError(f"{what}: registry at {self._url} answered: {exc}")
         # A registry that cannot be reached may come back; a 4xx answer will not change.
@@ -171,6 +177,9 @@ class InMemoryRegistry:
         if level not in COMPATIBILITY_LEVELS:
             raise SchemaError(f"unknown compatibility level {level!r}")
         self.compatibility[subject] = level
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def _loads(text: str) -> SchemaJSON:

@@ -1,0 +1,19 @@
+# One task runner for people, CI and docs. Each target is a script under scripts/.
+.PHONY: setup demo test unit stack-up stack-down codegen lint
+
+setup:      ## create .venv and install the package with dev tools
+	scripts/setup
+demo:       ## start the local stack and run the publish/tail demo
+	scripts/demo
+test:       ## lint, type-check and run every test (starts the real broker + registry)
+	scripts/test
+unit:       ## unit tests only (no broker)
+	scripts/setup && .venv/bin/pytest -m unit
+stack-up:
+	scripts/setup && .venv/bin/streams stack up
+stack-down:
+	scripts/setup && .venv/bin/streams stack down
+codegen:    ## regenerate streams/events.py from avro/orchestration
+	scripts/setup && .venv/bin/streams codegen avro/orchestration streams/events.py
+lint:
+	scripts/setup && .venv/bin/ruff check streams agents tests bench && .venv/bin/mypy

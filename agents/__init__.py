@@ -1,0 +1,1 @@
+"""Built-in and example agents, written with the public `streams` API only."""

@@ -1,0 +1,41 @@
+"""Shared fixtures. The real broker and registry start once per test session, only if a test needs them.
+
+With KAFKA_BOOTSTRAP_SERVERS set, tests use that cluster (and SCHEMA_REGISTRY_URL) and start nothing.
+A stack that was already running before the session is left running afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from streams.config import Settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Iterator[Settings]:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield Settings()
+        return
+    from streams.stack import LocalStack
+
+    stack = LocalStack()
+    started = stack.up(timeout=300.0, progress=lambda line: print(f"[stack] {line}", flush=True))
+    try:
+        yield Settings(
+            kafka_bootstrap_servers=stack.bootstrap_servers, schema_registry_url=stack.registry_url
+        )
+    finally:
+        if started:
+            stack.down()
+
+
+@pytest.fixture
+def topic_name(request: pytest.FixtureRequest) -> str:
+    """A topic name no other test (or earlier run) uses."""
+    base = re.sub(r"[^A-Za-z0-9._-]", "-", request.node.name)[:60]
+    return f"test.{base}.{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from streams.config import Settings
+from streams.serde.registry import ConfluentRegistry
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def registry(settings: Settings) -> Iterator[ConfluentRegistry]:
+    client = ConfluentRegistry(settings.registry_config())
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def cli(settings: Settings) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real `streams` command against the test stack, as a user would."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+        "COLUMNS": "200",
+    }
+
+    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streams", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            **kwargs,
+        )
+
+    return run
