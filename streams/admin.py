@@ -77,6 +77,24 @@ class TopicAdmin:
                 on_report(report)
         return reports
 
+    def ensure_untyped(self, partitions_by_name: dict[str, int]) -> list[str]:
+        """Create missing topics that carry raw bytes (dead letters); returns the names created."""
+        metadata = self._metadata()
+        replication = min(3, max(1, len(metadata.brokers)))
+        missing = {n: p for n, p in partitions_by_name.items() if n not in metadata.topics}
+        if not missing:
+            return []
+        new = [NewTopic(n, num_partitions=p, replication_factor=replication) for n, p in missing.items()]
+        for name, future in self._admin.create_topics(new, operation_timeout=self._timeout).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise TopicError(f"cannot create topic {name}: {exc.args[0].str()}") from exc
+        for name, partitions in missing.items():
+            self._await_partitions(name, partitions)
+        return sorted(missing)
+
     def _metadata(self) -> Any:
         try:
             return self._admin.list_topics(timeout=self._timeout)

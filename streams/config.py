@@ -6,10 +6,17 @@ Nothing else in the library builds a librdkafka or registry configuration by han
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# librdkafka's own log lines (connection refused, retries) go through Python logging under this name
+# instead of straight to stderr, so applications decide what to show. Without a handler configured
+# they are dropped: every failure the library acts on is also raised or logged by the library itself.
+KAFKA_CLIENT_LOGGER = logging.getLogger("streams.kafka")
+KAFKA_CLIENT_LOGGER.addHandler(logging.NullHandler())
 
 LOCAL_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 LOCAL_REGISTRY_URL = "http://127.0.0.1:8081/apis/ccompat/v7"
@@ -38,7 +45,10 @@ class Settings(BaseSettings):
 
     def kafka_common(self) -> dict[str, Any]:
         """Settings shared by every Kafka client (producer, consumer, admin)."""
-        conf: dict[str, Any] = {"bootstrap.servers": self.kafka_bootstrap_servers}
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "logger": KAFKA_CLIENT_LOGGER,
+        }
         if self.kafka_security_protocol:
             conf["security.protocol"] = self.kafka_security_protocol
         if self.kafka_sasl_mechanism:

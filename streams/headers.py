@@ -40,3 +40,15 @@ def get(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> str | 
 
 def as_text(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
     return {k: (v.decode("utf-8", errors="replace") if v is not None else "") for k, v in headers or ()}
+
+
+def child_headers(message_id: str | None, correlation_id: str | None) -> Headers:
+    """Headers of a message caused by message ``message_id``: same correlation, causation = parent."""
+    child_id = new_id()
+    headers: Headers = [
+        (MESSAGE_ID, child_id.encode()),
+        (CORRELATION_ID, (correlation_id or message_id or child_id).encode()),
+    ]
+    if message_id:
+        headers.append((CAUSATION_ID, message_id.encode()))
+    return headers

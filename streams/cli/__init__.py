@@ -6,14 +6,14 @@ import sys
 
 import typer
 
-from streams.cli import codegen, messages, stack, topics
+from streams.cli import agents, codegen, messages, stack, topics
 from streams.cli._common import err_console
 from streams.errors import StreamsError
 
 cli = typer.Typer(
     name="streams",
     help="Typed multi-agent pipelines on Apache Kafka: run the local stack, manage topics, "
-    "publish and tail typed events.",
+    "publish and tail typed events, run agents.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -22,6 +22,7 @@ cli.add_typer(topics.app, name="topics")
 cli.command("publish")(messages.publish)
 cli.command("tail")(messages.tail_command)
 cli.command("codegen")(codegen.codegen)
+cli.command("run")(agents.run)
 
 
 def main(argv: list[str] | None = None) -> int:

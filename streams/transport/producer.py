@@ -51,8 +51,9 @@ class Producer:
                 self._producer.poll(0.1)
             except KafkaException as exc:
                 error = exc.args[0]
-                raise TransportError(f"cannot produce to {topic}: {error.str()}",
-                                     retriable=error.retriable()) from exc
+                raise TransportError(
+                    f"cannot produce to {topic}: {error.str()}", retriable=error.retriable()
+                ) from exc
         self._producer.poll(0)
 
     def flush(self, timeout: float = 30.0) -> None:
@@ -61,7 +62,9 @@ class Producer:
         with self._lock:
             failures, self._failures = self._failures, []
         if remaining:
-            raise TransportError(f"{remaining} message(s) still undelivered after {timeout:.0f}s "
-                                 "(is the broker reachable?)", retriable=True)
+            raise TransportError(
+                f"{remaining} message(s) still undelivered after {timeout:.0f}s (is the broker reachable?)",
+                retriable=True,
+            )
         if failures:
             raise TransportError(f"{len(failures)} message(s) failed delivery: {failures[0]}")

@@ -1,0 +1,77 @@
+"""Agent declarations: a handler bound to a topic with its ordering, concurrency and delivery options."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from streams.context import Context
+from streams.errors import ConfigError
+from streams.retry import NO_RETRY, Retry
+from streams.runtime.lanes import Ordering
+from streams.serde.record import Record
+from streams.topics import Topic
+
+V = TypeVar("V", bound=Record)
+Guarantee = Literal["at_least_once", "exactly_once"]
+Handler = Callable[[V, Context], Awaitable[None]]
+StartFrom = Literal["latest", "earliest"] | datetime
+
+
+@dataclass(frozen=True)
+class Agent(Generic[V]):
+    """One agent: a consumer group named ``<app>.<name>`` running ``handler`` on every message of ``topic``.
+
+    ``start`` applies only when the group has no committed position yet (a new agent attached to a
+    running pipeline): the newest message, the oldest, or the first at or after a timestamp.
+    ``max_in_flight`` and ``max_bytes`` bound what a worker holds (received, not yet finished); above
+    them it pauses its partitions and resumes below half.
+    """
+
+    app: str
+    name: str
+    topic: Topic[V]
+    handler: Handler[V]
+    concurrency: int = 1
+    ordering: Ordering = "key"
+    guarantee: Guarantee = "at_least_once"
+    retry: Retry = NO_RETRY
+    dead_letter: bool = True
+    start: StartFrom = "latest"
+    max_in_flight: int = 10_000
+    max_bytes: int = 64 * 1024 * 1024
+    drain_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError(f"agent {self.name}: concurrency must be >= 1")
+        if self.ordering not in ("key", "partition", "unordered"):
+            raise ConfigError(f"agent {self.name}: ordering must be 'key', 'partition' or 'unordered'")
+        if self.guarantee not in ("at_least_once", "exactly_once"):
+            raise ConfigError(f"agent {self.name}: guarantee must be 'at_least_once' or 'exactly_once'")
+        if not (isinstance(self.start, datetime) or self.start in ("latest", "earliest")):
+            raise ConfigError(f"agent {self.name}: start must be 'latest', 'earliest' or a datetime")
+        if self.max_in_flight < 1 or self.max_bytes < 1:
+            raise ConfigError(f"agent {self.name}: max_in_flight and max_bytes must be >= 1")
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.app}.{self.name}"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.group_id}.dlq"
+
+
+def agent_options(**options: Any) -> dict[str, Any]:
+    """Reject misspelt options with the list of valid ones (a TypeError from a dataclass is cryptic)."""
+    valid = set(Agent.__dataclass_fields__) - {"app", "name", "topic", "handler"}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ConfigError(f"unknown agent option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+    return options
+
+
+__all__ = ["NO_RETRY", "Agent", "Guarantee", "Handler", "Retry", "StartFrom"]

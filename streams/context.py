@@ -1,0 +1,78 @@
+"""The handler's view of one message, and its way to send what it produces."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from streams import headers as hdr
+from streams.serde.record import Record
+
+if TYPE_CHECKING:
+    from streams.topics import Topic
+
+V = TypeVar("V", bound=Record)
+
+_SAME_KEY: Any = object()
+
+
+class Outbox(Protocol):
+    """Where a handler's sends go: straight to Kafka, or held for a transaction (exactly-once)."""
+
+    async def put(
+        self, topic: Topic[Any], value: Record, key: str | bytes | None, headers: hdr.Headers
+    ) -> None: ...
+
+
+class Context:
+    """Metadata of the message being handled, and :meth:`send` for results.
+
+    Everything sent inherits the message's correlation id, records it as the cause, and keeps its key
+    unless another is given, so a multi-stage run stays traceable and per-key order carries over.
+    """
+
+    __slots__ = (
+        "_outbox",
+        "agent",
+        "attempt",
+        "correlation_id",
+        "headers",
+        "key",
+        "message_id",
+        "offset",
+        "partition",
+        "timestamp_ms",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        *,
+        agent: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: str | bytes | None,
+        headers: dict[str, str],
+        timestamp_ms: int,
+        attempt: int,
+        outbox: Outbox,
+    ) -> None:
+        self.agent = agent
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.headers = headers
+        self.timestamp_ms = timestamp_ms
+        self.attempt = attempt
+        self.message_id = headers.get(hdr.MESSAGE_ID)
+        self.correlation_id = headers.get(hdr.CORRELATION_ID) or self.message_id
+        self._outbox = outbox
+
+    async def send(self, topic: Topic[V], value: V, *, key: str | bytes | None = _SAME_KEY) -> None:
+        """Send ``value`` to ``topic``. Returns once queued; the runtime confirms delivery before it
+        commits the input message, so an acknowledged input never loses its outputs."""
+        if not isinstance(value, topic.value):
+            raise TypeError(f"{topic.name} takes {topic.value.__name__}, not {type(value).__name__}")
+        out_key = self.key if key is _SAME_KEY else key
+        await self._outbox.put(topic, value, out_key, hdr.child_headers(self.message_id, self.correlation_id))

@@ -1,0 +1,89 @@
+"""An asyncio producer with two-phase send: ``await send()`` waits for room in librdkafka's bounded
+queue (never drops, never spins), and returns a future that resolves when the broker acknowledges.
+
+Owns the producer and the thread that serves its delivery reports. Cancelling ``await send()`` before it
+returns queues nothing; once it has returned, the message is queued and will be delivered whether or
+not anyone awaits the future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from streams.errors import TransportError
+
+_QUEUE_FULL_WAIT = 0.005
+
+
+class AsyncProducer:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._producer = Producer(config)
+        self._closed = threading.Event()
+        self._poller = threading.Thread(
+            target=self._serve_delivery_reports, name="producer-poll", daemon=True
+        )
+        self._poller.start()
+
+    @property
+    def client(self) -> Producer:
+        """The underlying confluent-kafka producer (transactions use it directly)."""
+        return self._producer
+
+    def _serve_delivery_reports(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.05)
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[Message]:
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[Message] = loop.create_future()
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            loop.call_soon_threadsafe(_settle, delivered, error, message)
+
+        kwargs: dict[str, Any] = {"key": key, "value": value, "headers": list(headers or ())}
+        if partition is not None:
+            kwargs["partition"] = partition
+        while True:
+            try:
+                self._producer.produce(topic, on_delivery=on_delivery, **kwargs)
+                return delivered
+            except BufferError:
+                # The local queue is full: the poll thread frees room as the broker acknowledges.
+                await asyncio.sleep(_QUEUE_FULL_WAIT)
+            except KafkaException as exc:
+                error = exc.args[0]
+                raise TransportError(
+                    f"cannot produce to {topic}: {error.str()}", retriable=error.retriable()
+                ) from exc
+
+    def close(self, timeout: float = 30.0) -> int:
+        """Flush (bounded) and stop the delivery-report thread; returns messages left undelivered."""
+        remaining = int(self._producer.flush(timeout))
+        self._closed.set()
+        self._poller.join()
+        return remaining
+
+
+def _settle(future: asyncio.Future[Message], error: KafkaError | None, message: Message) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(message)
+    else:
+        future.set_exception(
+            TransportError(
+                f"delivery to {message.topic()} failed: {error.str()}", retriable=error.retriable()
+            )
+        )

@@ -1,0 +1,463 @@
+"""One agent's consumer loop: receive, schedule by lane, handle with retries, dead-letter, commit.
+
+Threads: a poll thread calls ``consume`` (and so runs rebalance callbacks); everything else happens on
+the asyncio loop. The poll thread never stops polling while the worker runs, so a slow handler cannot
+trip ``max.poll.interval.ms``; when too much is in flight the worker pauses its partitions instead.
+
+Commits never pass an unfinished message (:class:`~streams.runtime.offsets.OffsetTracker`), and an
+input is finished only after its outputs are acknowledged (at-least-once) or held for the transaction
+that commits its offset (exactly-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from streams import headers as hdr
+from streams.agent import Agent
+from streams.config import Settings
+from streams.context import Context
+from streams.errors import DeserializationError, StreamsError, TransportError
+from streams.runtime.backpressure import Backpressure
+from streams.runtime.lanes import LaneScheduler
+from streams.runtime.offsets import OffsetTracker
+from streams.serde.codec import RecordDecoder, decode_key
+from streams.serde.registry import SchemaRegistry
+from streams.transport.async_producer import AsyncProducer
+from streams.worker.deadletter import dead_letter_headers
+from streams.worker.items import WorkItem
+from streams.worker.outbox import DirectOutbox, Encoders, HeldOutbox, Output
+from streams.worker.transactions import Transactions
+
+log = logging.getLogger("streams.worker")
+
+TP = tuple[str, int]
+_POLL_BATCH = 500
+_POLL_TIMEOUT = 0.1
+
+
+class HandlerFailed(StreamsError):
+    """A handler failed for good and the agent has no dead-letter topic: the worker stops, uncommitted."""
+
+
+@dataclass
+class WorkerStats:
+    received: int = 0
+    processed: int = 0
+    retries: int = 0
+    dead_lettered: int = 0
+    pauses: int = 0
+
+
+class AgentWorker:
+    def __init__(
+        self, agent: Agent[Any], settings: Settings, registry: SchemaRegistry, worker_id: str | None = None
+    ) -> None:
+        self.agent = agent
+        self.settings = settings
+        self.worker_id = worker_id or uuid.uuid4().hex[:8]
+        self.stats = WorkerStats()
+        self._decoder = RecordDecoder(registry, agent.topic.value)
+        self._encoders = Encoders(registry)
+        self._scheduler: LaneScheduler[WorkItem] = LaneScheduler(agent.ordering, agent.concurrency)
+        self._offsets = OffsetTracker()
+        self._backpressure = Backpressure(max_messages=agent.max_in_flight, max_bytes=agent.max_bytes)
+        self._running: dict[TP, set[asyncio.Task[None]]] = defaultdict(set)
+        self._assigned: set[TP] = set()
+        self._paused = False
+        self._stop_polling = threading.Event()
+        self._commit_lock = threading.Lock()
+        self._failure: BaseException | None = None
+        self._failed = asyncio.Event()
+        self._exactly_once = agent.guarantee == "exactly_once"
+        self._held: dict[TP, dict[int, list[Output]]] = defaultdict(dict)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._consumer: Consumer | None = None
+        self._producer: AsyncProducer | None = None
+        self._transactions: Transactions | None = None
+
+    # ----------------------------------------------------------------- life cycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set (then drain and commit) or a fatal error (then raise it)."""
+        self._loop = asyncio.get_running_loop()
+        agent = self.agent
+        producer_overrides: dict[str, Any] = {}
+        if self._exactly_once:
+            producer_overrides["transactional.id"] = f"{agent.group_id}.{self.worker_id}"
+        self._producer = AsyncProducer(self.settings.producer_config(**producer_overrides))
+        consumer_overrides: dict[str, Any] = {
+            "partition.assignment.strategy": "cooperative-sticky",
+            "auto.offset.reset": "latest" if agent.start == "latest" else "earliest",
+            "enable.auto.offset.store": False,
+            "client.id": f"{agent.group_id}.{self.worker_id}",
+        }
+        self._consumer = Consumer(self.settings.consumer_config(agent.group_id, **consumer_overrides))
+        if self._exactly_once:
+            self._transactions = Transactions(self._producer, self._consumer)
+            await self._loop.run_in_executor(None, self._transactions.init)
+        self._consumer.subscribe(
+            [agent.topic.name], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        poller = threading.Thread(target=self._poll_forever, name=f"poll-{agent.name}", daemon=True)
+        poller.start()
+        log.info(
+            "agent %s started (worker %s, group %s, %s, ordering=%s, concurrency=%d)",
+            agent.name,
+            self.worker_id,
+            agent.group_id,
+            agent.guarantee,
+            agent.ordering,
+            agent.concurrency,
+        )
+        dispatcher = asyncio.create_task(self._dispatch(), name=f"dispatch-{agent.name}")
+        committer = asyncio.create_task(self._commit_periodically(), name=f"commit-{agent.name}")
+        stopped = asyncio.create_task(stop.wait())
+        failed = asyncio.create_task(self._failed.wait())
+        await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        failed.cancel()
+        await self._shutdown(poller, dispatcher, committer)
+        if self._failure is not None:
+            raise self._failure
+
+    async def _shutdown(
+        self, poller: threading.Thread, dispatcher: asyncio.Task[None], committer: asyncio.Task[None]
+    ) -> None:
+        assert self._loop is not None and self._consumer is not None and self._producer is not None
+        log.info("agent %s draining (%d in flight)", self.agent.name, self._scheduler.in_flight)
+        self._stop_polling.set()
+        await self._loop.run_in_executor(None, poller.join)
+        dispatcher.cancel()
+        committer.cancel()
+        # Started handlers finish; queued ones are left uncommitted and will be redelivered.
+        if self._failure is None:
+            await self._wait_running(list(self._running), self.agent.drain_timeout)
+            await self._commit()
+        # close() revokes whatever is still assigned; its callback commits what finished meanwhile.
+        await self._loop.run_in_executor(None, self._consumer.close)
+        undelivered = await self._loop.run_in_executor(None, self._producer.close)
+        if undelivered:
+            log.error("agent %s: %d output(s) undelivered at shutdown", self.agent.name, undelivered)
+        log.info(
+            "agent %s stopped: %d received, %d processed, %d retried, %d dead-lettered",
+            self.agent.name,
+            self.stats.received,
+            self.stats.processed,
+            self.stats.retries,
+            self.stats.dead_lettered,
+        )
+
+    def _fail(self, error: BaseException) -> None:
+        if self._failure is None:
+            self._failure = error
+            log.error("agent %s failed: %s", self.agent.name, error)
+        self._failed.set()
+
+    # ----------------------------------------------------------------- receiving
+
+    def _poll_forever(self) -> None:
+        assert self._consumer is not None and self._loop is not None
+        try:
+            while not self._stop_polling.is_set():
+                messages = self._consumer.consume(num_messages=_POLL_BATCH, timeout=_POLL_TIMEOUT)
+                if messages:
+                    self._loop.call_soon_threadsafe(self._accept, messages)
+        except BaseException as exc:  # noqa: BLE001 - reported to the loop, which stops the worker
+            self._loop.call_soon_threadsafe(self._fail, exc)
+
+    def _accept(self, messages: list[Any]) -> None:
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if error.fatal():
+                    self._fail(TransportError(f"consumer failed: {error.str()}"))
+                    return
+                log.warning("agent %s: consumer error: %s", self.agent.name, error.str())
+                continue
+            item = WorkItem.of(message)
+            if (item.topic, item.partition) not in self._assigned:
+                continue  # fetched just before a revocation: the new owner reads it from the commit
+            self.stats.received += 1
+            self._offsets.track(item.topic, item.partition, item.offset)
+            self._backpressure.add(item.size)
+            self._scheduler.submit(item)
+        if not self._paused and self._backpressure.should_pause:
+            self._set_paused(True)
+
+    def _set_paused(self, paused: bool) -> None:
+        assert self._consumer is not None
+        partitions = [TopicPartition(t, p) for t, p in self._assigned]
+        if partitions:
+            (self._consumer.pause if paused else self._consumer.resume)(partitions)
+        self._paused = paused
+        if paused:
+            self.stats.pauses += 1
+        log.debug(
+            "agent %s %s %d partition(s)", self.agent.name, "paused" if paused else "resumed", len(partitions)
+        )
+
+    # ----------------------------------------------------------------- handling
+
+    async def _dispatch(self) -> None:
+        while True:
+            item = await self._scheduler.next_ready()
+            tp = (item.topic, item.partition)
+            task = asyncio.create_task(self._process(item))
+            self._running[tp].add(task)
+            task.add_done_callback(self._running[tp].discard)
+
+    async def _process(self, item: WorkItem) -> None:
+        try:
+            await self._handle(item)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - stop the worker; the offset stays uncommitted
+            self._fail(exc)
+            return
+        self._finish(item)
+
+    def _finish(self, item: WorkItem) -> None:
+        self._scheduler.finished(item)
+        self._offsets.done(item.topic, item.partition, item.offset)
+        self._backpressure.remove(item.size)
+        if self._paused and self._backpressure.should_resume:
+            self._set_paused(False)
+
+    async def _handle(self, item: WorkItem) -> None:
+        agent = self.agent
+        message = item.message
+        try:
+            value = self._decoder(message.value())
+            key = decode_key(item.key, agent.topic.key)
+        except DeserializationError as exc:
+            if exc.retriable:
+                raise
+            await self._dead_letter(item, exc, attempts=0)
+            return
+        headers = hdr.as_text(message.headers())
+        attempt = 1
+        while True:
+            outbox = (
+                HeldOutbox(self._encoders)
+                if self._exactly_once
+                else DirectOutbox(self._require_producer(), self._encoders)
+            )
+            ctx = Context(
+                agent=agent.name,
+                topic=item.topic,
+                partition=item.partition,
+                offset=item.offset,
+                key=key,
+                headers=headers,
+                timestamp_ms=message.timestamp()[1],
+                attempt=attempt,
+                outbox=outbox,
+            )
+            try:
+                await agent.handler(value, ctx)
+                await outbox.confirm()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any handler error is retried or dead-lettered
+                if agent.retry.should_retry(exc, attempt):
+                    self.stats.retries += 1
+                    log.debug("agent %s: retrying offset %d after %s", agent.name, item.offset, exc)
+                    await asyncio.sleep(agent.retry.delay(attempt))
+                    attempt += 1
+                    continue
+                if not agent.dead_letter:
+                    raise HandlerFailed(
+                        f"agent {agent.name} failed on {item.topic}[{item.partition}]@{item.offset} after "
+                        f"{attempt} attempt(s) and has no dead-letter topic: {type(exc).__name__}: {exc}"
+                    ) from exc
+                await self._dead_letter(item, exc, attempts=attempt)
+                return
+            if isinstance(outbox, HeldOutbox) and outbox.outputs:
+                self._held[(item.topic, item.partition)][item.offset] = outbox.outputs
+            self.stats.processed += 1
+            return
+
+    async def _dead_letter(self, item: WorkItem, error: BaseException, attempts: int) -> None:
+        agent = self.agent
+        log.warning(
+            "agent %s: dead-lettering %s[%d]@%d after %d attempt(s): %s: %s",
+            agent.name,
+            item.topic,
+            item.partition,
+            item.offset,
+            attempts,
+            type(error).__name__,
+            error,
+        )
+        output = Output(
+            agent.dead_letter_topic,
+            item.message.value(),
+            item.key,
+            dead_letter_headers(item.message, agent.name, error, attempts),
+        )
+        if self._exactly_once:
+            self._held[(item.topic, item.partition)].setdefault(item.offset, []).append(output)
+        else:
+            delivered = await self._require_producer().send(
+                output.topic, output.value, output.key, output.headers
+            )
+            await delivered
+        self.stats.dead_lettered += 1
+
+    def _require_producer(self) -> AsyncProducer:
+        assert self._producer is not None
+        return self._producer
+
+    # ----------------------------------------------------------------- committing
+
+    async def _commit_periodically(self) -> None:
+        interval = 0.1 if self._exactly_once else 0.5
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._commit()
+            except (KafkaException, TransportError) as exc:
+                log.warning("agent %s: commit failed, will retry: %s", self.agent.name, exc)
+
+    async def _commit(self) -> None:
+        assert self._loop is not None
+        await self._loop.run_in_executor(None, self._commit_blocking, None)
+
+    def _commit_blocking(self, only: set[TP] | None) -> None:
+        """Commit finished positions of owned partitions (``only`` restricts them, on revocation).
+
+        Serialised by a lock so a periodic commit cannot land after (and undo) a revocation's commit.
+        """
+        assert self._consumer is not None
+        with self._commit_lock:
+            positions = {
+                tp: offset
+                for tp, offset in self._offsets.committable().items()
+                if tp in self._assigned and (only is None or tp in only)
+            }
+            if not positions:
+                return
+            offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+            if self._transactions is not None:
+                outputs = [
+                    output
+                    for tp, position in positions.items()
+                    for offset in sorted(o for o in self._held.get(tp, {}) if o < position)
+                    for output in self._held[tp][offset]
+                ]
+                self._transactions.commit(outputs, offsets)
+                for tp, position in positions.items():
+                    held = self._held.get(tp, {})
+                    for offset in [o for o in held if o < position]:
+                        del held[offset]
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._offsets.mark_committed(positions)
+
+    # ----------------------------------------------------------------- rebalancing
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if isinstance(self.agent.start, datetime):
+            partitions = self._start_at_time(consumer, partitions, self.agent.start)
+        consumer.incremental_assign(partitions)
+        tps = {(tp.topic, tp.partition) for tp in partitions}
+        self._call_in_loop(self._assigned.update, tps)
+        if self._paused and partitions:
+            consumer.pause([TopicPartition(t, p) for t, p in tps])
+        log.info("agent %s assigned %s", self.agent.name, _describe(tps))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = {(tp.topic, tp.partition) for tp in partitions}
+        if not tps:
+            return
+        self._run_in_loop(self._release(tps, drain=True))
+        try:
+            self._commit_blocking(tps)
+        except (KafkaException, TransportError) as exc:
+            log.warning("agent %s: commit on revocation failed: %s", self.agent.name, exc)
+        self._call_in_loop(self._forget, tps)
+        log.info("agent %s revoked %s", self.agent.name, _describe(tps))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Another member may already own them: committing now could overwrite its progress.
+        tps = {(tp.topic, tp.partition) for tp in partitions}
+        self._run_in_loop(self._release(tps, drain=False))
+        self._call_in_loop(self._forget, tps)
+        log.warning("agent %s lost %s", self.agent.name, _describe(tps))
+
+    async def _release(self, tps: set[TP], *, drain: bool) -> None:
+        """Hand back unstarted messages of ``tps`` and (``drain``) let started ones finish."""
+        for topic, partition in tps:
+            for item in self._scheduler.drop_partition(topic, partition):
+                self._backpressure.remove(item.size)
+        if drain:
+            await self._wait_running(list(tps), self.agent.drain_timeout)
+        if self._paused and self._backpressure.should_resume:
+            self._set_paused(False)
+
+    def _forget(self, tps: set[TP]) -> None:
+        for topic, partition in tps:
+            self._assigned.discard((topic, partition))
+            self._offsets.revoke(topic, partition)
+            self._held.pop((topic, partition), None)
+
+    async def _wait_running(self, tps: list[TP], seconds: float) -> None:
+        tasks = {task for tp in tps for task in self._running.get(tp, ())}
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=seconds)
+        if pending:
+            log.warning(
+                "agent %s: %d handler(s) still running after %.0fs; their messages will be redelivered",
+                self.agent.name,
+                len(pending),
+                seconds,
+            )
+
+    def _start_at_time(
+        self, consumer: Consumer, partitions: list[TopicPartition], start: datetime
+    ) -> list[TopicPartition]:
+        """Partitions without a committed position start at the first message at or after ``start``."""
+        committed = consumer.committed(partitions, timeout=30)
+        fresh = [
+            TopicPartition(tp.topic, tp.partition, int(start.timestamp() * 1000))
+            for tp in committed
+            if tp.offset < 0
+        ]
+        found = {(tp.topic, tp.partition): tp.offset for tp in consumer.offsets_for_times(fresh, timeout=30)}
+        return [
+            TopicPartition(tp.topic, tp.partition, found.get((tp.topic, tp.partition), tp.offset))
+            if tp.offset < 0
+            else tp
+            for tp in committed
+        ]
+
+    def _run_in_loop(self, coroutine: Any) -> None:
+        """Run a coroutine on the loop from the poll thread (rebalance callbacks) and wait for it."""
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def _call_in_loop(self, function: Any, *args: Any) -> None:
+        async def call() -> None:
+            function(*args)
+
+        self._run_in_loop(call())
+
+
+def _describe(tps: set[TP]) -> str:
+    by_topic: dict[str, list[int]] = defaultdict(list)
+    for topic, partition in sorted(tps):
+        by_topic[topic].append(partition)
+    return ", ".join(f"{t}{p}" for t, p in by_topic.items()) or "nothing"

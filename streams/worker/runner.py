@@ -1,0 +1,116 @@
+"""Run an app's agents in this process until SIGTERM/SIGINT, or in N supervised worker processes.
+
+Start-up creates missing topics (never alters existing ones) and registers schemas, so attaching a new
+agent to a running pipeline is one command. Shutdown drains in-flight work and commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from streams.admin import TopicAdmin
+from streams.agent import Agent
+from streams.app import App
+from streams.errors import ConfigError
+from streams.serde.registry import ConfluentRegistry, SchemaRegistry
+from streams.worker.agent_worker import AgentWorker
+
+log = logging.getLogger("streams.worker")
+
+
+def select_agents(app: App, names: Sequence[str] | None) -> list[Agent[Any]]:
+    if not app.agents:
+        raise ConfigError(f"app {app.name} has no agents; declare one with @app.agent(topic)")
+    if not names:
+        return list(app.agents.values())
+    unknown = [n for n in names if n not in app.agents]
+    if unknown:
+        raise ConfigError(
+            f"app {app.name} has no agent {', '.join(unknown)}; agents: {', '.join(app.agents)}"
+        )
+    return [app.agents[n] for n in names]
+
+
+def prepare_topics(app: App, agents: list[Agent[Any]], registry: SchemaRegistry) -> None:
+    admin = TopicAdmin(app.settings, registry)
+    for report in admin.apply(app.topics.values()):
+        if report.action == "created":
+            log.info("created topic %s", report.topic)
+        elif report.differences:
+            log.warning(
+                "topic %s differs from its declaration: %s", report.topic, "; ".join(report.differences)
+            )
+    dead_letters = {a.dead_letter_topic: a.topic.partitions for a in agents if a.dead_letter}
+    for name in admin.ensure_untyped(dead_letters):
+        log.info("created dead-letter topic %s", name)
+
+
+async def run_agents(
+    app: App,
+    names: Sequence[str] | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    registry: SchemaRegistry | None = None,
+    handle_signals: bool = False,
+) -> list[AgentWorker]:
+    """Run the chosen agents (all by default) until ``stop`` is set; a fatal error in one stops all."""
+    agents = select_agents(app, names)
+    owned_registry = registry is None
+    registry = registry or ConfluentRegistry(app.settings.registry_config())
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, _on_signal, stop, sig)
+    try:
+        await loop.run_in_executor(None, prepare_topics, app, agents, registry)
+        workers = [AgentWorker(agent, app.settings, registry) for agent in agents]
+        tasks = [asyncio.create_task(w.run(stop), name=f"agent-{w.agent.name}") for w in workers]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        if any(t.exception() for t in done):
+            stop.set()  # one agent failed: stop the others cleanly, then report the failure
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            error = task.exception()
+            if error is not None:
+                raise error
+        return workers
+    finally:
+        if owned_registry:
+            registry.close()
+
+
+def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    if stop.is_set():
+        log.warning("second %s: exiting without draining", sig.name)
+        os._exit(130)
+    log.info("%s received: draining and committing", sig.name)
+    stop.set()
+
+
+def supervise(argv: list[str], workers: int) -> int:
+    """Run ``workers`` copies of this command with ``--workers 1``; forward SIGTERM/SIGINT to them."""
+    children = [
+        subprocess.Popen([sys.executable, "-m", "streams", *argv, "--workers", "1"]) for _ in range(workers)
+    ]
+    log.info("started %d worker processes: %s", workers, ", ".join(str(c.pid) for c in children))
+
+    def forward(sig: int, _frame: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while any(c.poll() is None for c in children):
+        time.sleep(0.2)
+    codes = [c.returncode for c in children]
+    return max((abs(c) for c in codes), default=0)
