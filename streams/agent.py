@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -27,7 +27,9 @@ class Agent(Generic[V]):
     ``start`` applies only when the group has no committed position yet (a new agent attached to a
     running pipeline): the newest message, the oldest, or the first at or after a timestamp.
     ``max_in_flight`` and ``max_bytes`` bound what a worker holds (received, not yet finished); above
-    them it pauses its partitions and resumes below half.
+    them it pauses its partitions and resumes below half; it can overshoot by one fetch (at most
+    ``max_in_flight`` or 500 messages, whichever is smaller). ``consumer_config`` adds librdkafka consumer
+    settings (e.g. ``session.timeout.ms``); the runtime's own settings win over it.
     """
 
     app: str
@@ -43,6 +45,7 @@ class Agent(Generic[V]):
     max_in_flight: int = 10_000
     max_bytes: int = 64 * 1024 * 1024
     drain_timeout: float = 30.0
+    consumer_config: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

@@ -8,6 +8,7 @@ tests and has no compatibility rules.
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 from dataclasses import dataclass
@@ -18,10 +19,18 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from streams.errors import SchemaError, SchemaIncompatibleError
 from streams.serde.schema import SchemaJSON, canonical_text
 
-try:  # confluent-kafka's HTTP layer; the module name differs between releases.
-    from httpx2 import HTTPError as _HTTPError  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - depends on the installed confluent-kafka
-    from httpx import HTTPError as _HTTPError  # type: ignore[import-not-found,no-redef,unused-ignore]
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The HTTP client's error base class: confluent-kafka's HTTP layer changed package between releases."""
+    for name in ("httpx2", "httpx"):
+        try:
+            return (importlib.import_module(name).HTTPError,)
+        except (ImportError, AttributeError):
+            continue
+    return ()
+
+
+_HTTPError = _transport_errors()
 
 COMPATIBILITY_LEVELS = (
     "BACKWARD",
@@ -121,7 +130,9 @@ class ConfluentRegistry:
             raise SchemaError(f"unknown compatibility level {level!r}; use one of {COMPATIBILITY_LEVELS}")
         try:
             self._client.set_compatibility(subject_name=subject, level=level)
-        except (SchemaRegistryError, _HTTPError) as exc:
+        except SchemaRegistryError as exc:
+            raise self._error("cannot set compatibility", exc) from exc
+        except _HTTPError as exc:
             raise self._error("cannot set compatibility", exc) from exc
 
     def close(self) -> None:

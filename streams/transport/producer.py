@@ -12,7 +12,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import Producer as _KafkaProducer
 
-from streams.errors import TransportError
+from streams.errors import TopicError, TransportError
 
 
 class Producer:
@@ -55,6 +55,19 @@ class Producer:
                     f"cannot produce to {topic}: {error.str()}", retriable=error.retriable()
                 ) from exc
         self._producer.poll(0)
+
+    def require_topic(self, topic: str, timeout: float = 15.0) -> None:
+        """Fail fast on a missing topic: brokers without auto-creation would hold its messages until
+        ``message.timeout.ms`` and then drop them."""
+        try:
+            metadata = self._producer.list_topics(topic, timeout=timeout)
+        except KafkaException as exc:
+            raise TransportError(
+                f"cannot reach Kafka to look up topic {topic}: {exc.args[0].str()}", retriable=True
+            ) from exc
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            raise TopicError(f"topic {topic} does not exist; create it with `streams topics apply`")
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait for every queued message; raise TransportError if any was not delivered."""

@@ -26,7 +26,7 @@ from streams import headers as hdr
 from streams.agent import Agent
 from streams.config import Settings
 from streams.context import Context
-from streams.errors import DeserializationError, StreamsError, TransportError
+from streams.errors import ConfigError, DeserializationError, StreamsError, TransportError
 from streams.runtime.backpressure import Backpressure
 from streams.runtime.lanes import LaneScheduler
 from streams.runtime.offsets import OffsetTracker
@@ -56,6 +56,9 @@ class WorkerStats:
     retries: int = 0
     dead_lettered: int = 0
     pauses: int = 0
+    assignments: int = 0
+    revocations: int = 0
+    peak_in_flight: int = 0
 
 
 class AgentWorker:
@@ -73,8 +76,11 @@ class AgentWorker:
         self._backpressure = Backpressure(max_messages=agent.max_in_flight, max_bytes=agent.max_bytes)
         self._running: dict[TP, set[asyncio.Task[None]]] = defaultdict(set)
         self._assigned: set[TP] = set()
-        self._paused = False
+        self._paused = False  # what the loop wants
+        self._consumer_paused = False  # what the poll thread has applied
         self._stop_polling = threading.Event()
+        self._batch_accepted = threading.Event()
+        self._batch_accepted.set()
         self._commit_lock = threading.Lock()
         self._failure: BaseException | None = None
         self._failed = asyncio.Event()
@@ -94,14 +100,24 @@ class AgentWorker:
         producer_overrides: dict[str, Any] = {}
         if self._exactly_once:
             producer_overrides["transactional.id"] = f"{agent.group_id}.{self.worker_id}"
-        self._producer = AsyncProducer(self.settings.producer_config(**producer_overrides))
+        try:
+            self._producer = AsyncProducer(self.settings.producer_config(**producer_overrides))
+        except KafkaException as exc:
+            raise ConfigError(f"agent {agent.name}: invalid producer settings: {exc.args[0].str()}") from exc
         consumer_overrides: dict[str, Any] = {
             "partition.assignment.strategy": "cooperative-sticky",
             "auto.offset.reset": "latest" if agent.start == "latest" else "earliest",
             "enable.auto.offset.store": False,
             "client.id": f"{agent.group_id}.{self.worker_id}",
         }
-        self._consumer = Consumer(self.settings.consumer_config(agent.group_id, **consumer_overrides))
+        consumer_config = self.settings.consumer_config(
+            agent.group_id, **{**agent.consumer_config, **consumer_overrides}
+        )
+        try:
+            self._consumer = Consumer(consumer_config)
+        except KafkaException as exc:
+            self._producer.close(0)
+            raise ConfigError(f"agent {agent.name}: invalid consumer settings: {exc.args[0].str()}") from exc
         if self._exactly_once:
             self._transactions = Transactions(self._producer, self._consumer)
             await self._loop.run_in_executor(None, self._transactions.init)
@@ -168,14 +184,28 @@ class AgentWorker:
     def _poll_forever(self) -> None:
         assert self._consumer is not None and self._loop is not None
         try:
+            batch = min(_POLL_BATCH, self.agent.max_in_flight)
             while not self._stop_polling.is_set():
-                messages = self._consumer.consume(num_messages=_POLL_BATCH, timeout=_POLL_TIMEOUT)
+                # Hand over one batch at a time: the loop decides on backpressure after each, and the
+                # pause is applied here before the next fetch, so in-flight work overshoots its bound
+                # by at most one batch.
+                if not self._batch_accepted.wait(_POLL_TIMEOUT):
+                    continue
+                self._apply_pause_state()
+                messages = self._consumer.consume(num_messages=batch, timeout=_POLL_TIMEOUT)
                 if messages:
+                    self._batch_accepted.clear()
                     self._loop.call_soon_threadsafe(self._accept, messages)
         except BaseException as exc:  # noqa: BLE001 - reported to the loop, which stops the worker
             self._loop.call_soon_threadsafe(self._fail, exc)
 
     def _accept(self, messages: list[Any]) -> None:
+        try:
+            self._accept_batch(messages)
+        finally:
+            self._batch_accepted.set()
+
+    def _accept_batch(self, messages: list[Any]) -> None:
         for message in messages:
             error = message.error()
             if error is not None:
@@ -193,19 +223,32 @@ class AgentWorker:
             self._offsets.track(item.topic, item.partition, item.offset)
             self._backpressure.add(item.size)
             self._scheduler.submit(item)
+        self.stats.peak_in_flight = max(self.stats.peak_in_flight, self._backpressure.messages)
         if not self._paused and self._backpressure.should_pause:
             self._set_paused(True)
 
     def _set_paused(self, paused: bool) -> None:
-        assert self._consumer is not None
-        partitions = [TopicPartition(t, p) for t, p in self._assigned]
-        if partitions:
-            (self._consumer.pause if paused else self._consumer.resume)(partitions)
+        """Ask the poll thread to pause or resume every assigned partition.
+
+        Only the poll thread calls pause/resume: from the loop they can block on librdkafka while the
+        poll thread sits in a rebalance callback waiting for the loop, which would deadlock.
+        """
         self._paused = paused
         if paused:
             self.stats.pauses += 1
+
+    def _apply_pause_state(self) -> None:
+        """Poll thread: bring the consumer's paused state in line with what the loop asked for."""
+        assert self._consumer is not None
+        wanted = self._paused
+        if wanted == self._consumer_paused:
+            return
+        partitions = self._consumer.assignment()
+        if partitions:
+            (self._consumer.pause if wanted else self._consumer.resume)(partitions)
+        self._consumer_paused = wanted
         log.debug(
-            "agent %s %s %d partition(s)", self.agent.name, "paused" if paused else "resumed", len(partitions)
+            "agent %s %s %d partition(s)", self.agent.name, "paused" if wanted else "resumed", len(partitions)
         )
 
     # ----------------------------------------------------------------- handling
@@ -373,8 +416,11 @@ class AgentWorker:
             partitions = self._start_at_time(consumer, partitions, self.agent.start)
         consumer.incremental_assign(partitions)
         tps = {(tp.topic, tp.partition) for tp in partitions}
+        if not tps:
+            return
         self._call_in_loop(self._assigned.update, tps)
-        if self._paused and partitions:
+        self.stats.assignments += 1
+        if self._consumer_paused:
             consumer.pause([TopicPartition(t, p) for t, p in tps])
         log.info("agent %s assigned %s", self.agent.name, _describe(tps))
 
@@ -382,6 +428,7 @@ class AgentWorker:
         tps = {(tp.topic, tp.partition) for tp in partitions}
         if not tps:
             return
+        self.stats.revocations += 1
         self._run_in_loop(self._release(tps, drain=True))
         try:
             self._commit_blocking(tps)

@@ -1,0 +1,40 @@
+"""Run agents in-process against the real broker for a test, and stop them cleanly afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from streams import App
+from streams.worker.agent_worker import AgentWorker
+from streams.worker.runner import run_agents
+
+
+class Running:
+    def __init__(self, task: asyncio.Task[list[AgentWorker]]) -> None:
+        self.task = task
+        self.workers: list[AgentWorker] = []
+
+
+@asynccontextmanager
+async def running(app: App, names: Sequence[str] | None = None) -> AsyncIterator[Running]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_agents(app, names, stop=stop))
+    handle = Running(task)
+    try:
+        yield handle
+    finally:
+        stop.set()
+        handle.workers = await asyncio.wait_for(task, 90)
+
+
+async def eventually(predicate: Callable[[], Any], within: float = 60.0, what: str = "condition") -> None:
+    """Wait until ``predicate()`` is truthy; fail the test with ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+        await asyncio.sleep(0.05)
