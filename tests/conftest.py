@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from streams.config import Settings
+from streams.serde.registry import ConfluentRegistry
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,13 @@ def settings() -> Iterator[Settings]:
     finally:
         if started:
             stack.down()
+
+
+@pytest.fixture(scope="session")
+def registry(settings: Settings) -> Iterator[ConfluentRegistry]:
+    client = ConfluentRegistry(settings.registry_config())
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -21,8 +21,14 @@ _QUEUE_FULL_WAIT = 0.005
 
 
 class AsyncProducer:
-    def __init__(self, config: dict[str, Any]) -> None:
+    """``on_fatal`` is called (from the delivery-report thread) if the producer fails for good, e.g.
+    when a newer instance with the same transactional id fences it."""
+
+    def __init__(
+        self, config: dict[str, Any], on_fatal: Callable[[TransportError], None] | None = None
+    ) -> None:
         self._producer = Producer(config)
+        self._on_fatal = on_fatal
         self._closed = threading.Event()
         self._poller = threading.Thread(
             target=self._serve_delivery_reports, name="producer-poll", daemon=True
@@ -36,7 +42,13 @@ class AsyncProducer:
 
     def _serve_delivery_reports(self) -> None:
         while not self._closed.is_set():
-            self._producer.poll(0.05)
+            try:
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                error = TransportError(f"producer failed: {exc.args[0].str()}")
+                if self._on_fatal is not None:
+                    self._on_fatal(error)
+                return
 
     async def send(
         self,

@@ -12,7 +12,9 @@ that commits its offset (exactly-once).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import queue
 import threading
 import uuid
 from collections import defaultdict
@@ -49,6 +51,12 @@ class HandlerFailed(StreamsError):
     """A handler failed for good and the agent has no dead-letter topic: the worker stops, uncommitted."""
 
 
+@dataclass(frozen=True)
+class _CommitBatch:
+    positions: dict[TP, int]
+    outputs: list[Output]
+
+
 @dataclass
 class WorkerStats:
     received: int = 0
@@ -82,6 +90,10 @@ class AgentWorker:
         self._batch_accepted = threading.Event()
         self._batch_accepted.set()
         self._commit_lock = threading.Lock()
+        self._commit_requests: queue.SimpleQueue[tuple[_CommitBatch, concurrent.futures.Future[None]]] = (
+            queue.SimpleQueue()
+        )
+        self._group_metadata: Any = None
         self._failure: BaseException | None = None
         self._failed = asyncio.Event()
         self._exactly_once = agent.guarantee == "exactly_once"
@@ -100,10 +112,21 @@ class AgentWorker:
         producer_overrides: dict[str, Any] = {}
         if self._exactly_once:
             producer_overrides["transactional.id"] = f"{agent.group_id}.{self.worker_id}"
+            # A crashed worker's open transaction blocks read_committed readers of its outputs until it
+            # times out; transactions here last ~100 ms, so 10 s (not Kafka's 60 s) is ample.
+            producer_overrides["transaction.timeout.ms"] = 10_000
         try:
-            self._producer = AsyncProducer(self.settings.producer_config(**producer_overrides))
+            self._producer = AsyncProducer(
+                self.settings.producer_config(**producer_overrides),
+                on_fatal=self._fail_from_thread,
+            )
         except KafkaException as exc:
             raise ConfigError(f"agent {agent.name}: invalid producer settings: {exc.args[0].str()}") from exc
+        consumer_defaults: dict[str, Any] = {
+            # Heartbeats come from librdkafka's thread, so a short session only detects dead workers
+            # sooner (10 s, not 45 s); slow handlers are covered by the poll thread, not by this.
+            "session.timeout.ms": 10_000,
+        }
         consumer_overrides: dict[str, Any] = {
             "partition.assignment.strategy": "cooperative-sticky",
             "auto.offset.reset": "latest" if agent.start == "latest" else "earliest",
@@ -111,7 +134,7 @@ class AgentWorker:
             "client.id": f"{agent.group_id}.{self.worker_id}",
         }
         consumer_config = self.settings.consumer_config(
-            agent.group_id, **{**agent.consumer_config, **consumer_overrides}
+            agent.group_id, **{**consumer_defaults, **agent.consumer_config, **consumer_overrides}
         )
         try:
             self._consumer = Consumer(consumer_config)
@@ -119,7 +142,8 @@ class AgentWorker:
             self._producer.close(0)
             raise ConfigError(f"agent {agent.name}: invalid consumer settings: {exc.args[0].str()}") from exc
         if self._exactly_once:
-            self._transactions = Transactions(self._producer, self._consumer)
+            self._transactions = Transactions(self._producer)
+            self._group_metadata = self._consumer.consumer_group_metadata()
             await self._loop.run_in_executor(None, self._transactions.init)
         self._consumer.subscribe(
             [agent.topic.name], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -173,6 +197,10 @@ class AgentWorker:
             self.stats.dead_lettered,
         )
 
+    def _fail_from_thread(self, error: BaseException) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._fail, error)
+
     def _fail(self, error: BaseException) -> None:
         if self._failure is None:
             self._failure = error
@@ -192,7 +220,10 @@ class AgentWorker:
                 if not self._batch_accepted.wait(_POLL_TIMEOUT):
                     continue
                 self._apply_pause_state()
+                self._serve_commit_requests()
                 messages = self._consumer.consume(num_messages=batch, timeout=_POLL_TIMEOUT)
+                if self._exactly_once:
+                    self._group_metadata = self._consumer.consumer_group_metadata()
                 if messages:
                     self._batch_accepted.clear()
                     self._loop.call_soon_threadsafe(self._accept, messages)
@@ -364,50 +395,85 @@ class AgentWorker:
         return self._producer
 
     # ----------------------------------------------------------------- committing
+    #
+    # A commit is prepared on the loop (which owns the offset tracker and held outputs), executed on
+    # a thread that may block, and completed on the loop. Consumer calls from any thread but the poll
+    # thread can starve behind its back-to-back consume() calls, so the poll thread executes
+    # at-least-once commits and supplies the group metadata transactions need.
 
     async def _commit_periodically(self) -> None:
         interval = 0.1 if self._exactly_once else 0.5
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._commit()
+                await self._commit(via_poll_thread=True)
             except (KafkaException, TransportError) as exc:
+                if isinstance(exc, TransportError) and not exc.retriable:
+                    self._fail(exc)  # fenced or fatal: another worker owns our work now
+                    return
                 log.warning("agent %s: commit failed, will retry: %s", self.agent.name, exc)
 
-    async def _commit(self) -> None:
+    async def _commit(self, *, via_poll_thread: bool = False) -> None:
         assert self._loop is not None
-        await self._loop.run_in_executor(None, self._commit_blocking, None)
+        batch = self._prepare_commit(None)
+        if batch is None:
+            return
+        if via_poll_thread and not self._exactly_once:
+            done: concurrent.futures.Future[None] = concurrent.futures.Future()
+            self._commit_requests.put((batch, done))
+            await asyncio.wrap_future(done)
+        else:
+            await self._loop.run_in_executor(None, self._execute_commit, batch)
+        self._complete_commit(batch)
 
-    def _commit_blocking(self, only: set[TP] | None) -> None:
-        """Commit finished positions of owned partitions (``only`` restricts them, on revocation).
+    def _prepare_commit(self, only: set[TP] | None) -> _CommitBatch | None:
+        """Loop: the finished positions of owned partitions (``only`` narrows them) and, for
+        exactly-once, the held outputs of every message below those positions."""
+        positions = {
+            tp: offset
+            for tp, offset in self._offsets.committable().items()
+            if tp in self._assigned and (only is None or tp in only)
+        }
+        if not positions:
+            return None
+        outputs = [
+            output
+            for tp, position in positions.items()
+            for offset in sorted(o for o in self._held.get(tp, {}) if o < position)
+            for output in self._held[tp][offset]
+        ]
+        return _CommitBatch(positions, outputs)
 
-        Serialised by a lock so a periodic commit cannot land after (and undo) a revocation's commit.
-        """
+    def _execute_commit(self, batch: _CommitBatch) -> None:
+        """Any thread that may block. Serialised so a periodic commit cannot land after (and undo) the
+        commit made when partitions are revoked."""
         assert self._consumer is not None
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.positions.items()]
         with self._commit_lock:
-            positions = {
-                tp: offset
-                for tp, offset in self._offsets.committable().items()
-                if tp in self._assigned and (only is None or tp in only)
-            }
-            if not positions:
-                return
-            offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
             if self._transactions is not None:
-                outputs = [
-                    output
-                    for tp, position in positions.items()
-                    for offset in sorted(o for o in self._held.get(tp, {}) if o < position)
-                    for output in self._held[tp][offset]
-                ]
-                self._transactions.commit(outputs, offsets)
-                for tp, position in positions.items():
-                    held = self._held.get(tp, {})
-                    for offset in [o for o in held if o < position]:
-                        del held[offset]
+                self._transactions.commit(batch.outputs, offsets, self._group_metadata)
             else:
                 self._consumer.commit(offsets=offsets, asynchronous=False)
-            self._offsets.mark_committed(positions)
+
+    def _complete_commit(self, batch: _CommitBatch) -> None:
+        """Loop: record the new positions and drop the outputs that are now committed."""
+        self._offsets.mark_committed(batch.positions)
+        for tp, position in batch.positions.items():
+            held = self._held.get(tp)
+            if held:
+                for offset in [o for o in held if o < position]:
+                    del held[offset]
+
+    def _serve_commit_requests(self) -> None:
+        """Poll thread: execute the at-least-once commits the loop asked for."""
+        while not self._commit_requests.empty():
+            batch, done = self._commit_requests.get_nowait()
+            try:
+                self._execute_commit(batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting coroutine
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
 
     # ----------------------------------------------------------------- rebalancing
 
@@ -430,10 +496,14 @@ class AgentWorker:
             return
         self.stats.revocations += 1
         self._run_in_loop(self._release(tps, drain=True))
-        try:
-            self._commit_blocking(tps)
-        except (KafkaException, TransportError) as exc:
-            log.warning("agent %s: commit on revocation failed: %s", self.agent.name, exc)
+        self._group_metadata = consumer.consumer_group_metadata()
+        batch = self._run_in_loop(self._as_coroutine(self._prepare_commit, tps))
+        if batch is not None:
+            try:
+                self._execute_commit(batch)
+                self._run_in_loop(self._as_coroutine(self._complete_commit, batch))
+            except (KafkaException, TransportError) as exc:
+                log.warning("agent %s: commit on revocation failed: %s", self.agent.name, exc)
         self._call_in_loop(self._forget, tps)
         log.info("agent %s revoked %s", self.agent.name, _describe(tps))
 
@@ -491,16 +561,17 @@ class AgentWorker:
             for tp in committed
         ]
 
-    def _run_in_loop(self, coroutine: Any) -> None:
+    def _run_in_loop(self, coroutine: Any) -> Any:
         """Run a coroutine on the loop from the poll thread (rebalance callbacks) and wait for it."""
         assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    @staticmethod
+    async def _as_coroutine(function: Any, *args: Any) -> Any:
+        return function(*args)
 
     def _call_in_loop(self, function: Any, *args: Any) -> None:
-        async def call() -> None:
-            function(*args)
-
-        self._run_in_loop(call())
+        self._run_in_loop(self._as_coroutine(function, *args))
 
 
 def _describe(tps: set[TP]) -> str:

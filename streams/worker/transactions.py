@@ -8,7 +8,9 @@ same outputs are tried again at the next commit.
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from typing import Any
+
+from confluent_kafka import KafkaException, TopicPartition
 
 from streams.errors import TransportError
 from streams.transport.async_producer import AsyncProducer
@@ -18,14 +20,17 @@ _TIMEOUT = 30.0
 
 
 class Transactions:
-    def __init__(self, producer: AsyncProducer, consumer: Consumer) -> None:
+    def __init__(self, producer: AsyncProducer) -> None:
         self._producer = producer.client
-        self._consumer = consumer
 
     def init(self) -> None:
         self._producer.init_transactions(_TIMEOUT)
 
-    def commit(self, outputs: list[Output], offsets: list[TopicPartition]) -> None:
+    def commit(self, outputs: list[Output], offsets: list[TopicPartition], group_metadata: Any) -> None:
+        """Produce ``outputs`` and commit ``offsets`` for the consumer group in one transaction.
+
+        ``group_metadata`` comes from the consumer's poll thread (see the worker): it carries the
+        generation that lets the broker fence a zombie that lost its partitions."""
         producer = self._producer
         try:
             producer.begin_transaction()
@@ -36,7 +41,7 @@ class Transactions:
                         break
                     except BufferError:
                         producer.poll(0.05)
-            producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), _TIMEOUT)
+            producer.send_offsets_to_transaction(offsets, group_metadata, _TIMEOUT)
             producer.commit_transaction(_TIMEOUT)
         except KafkaException as exc:
             error = exc.args[0]

@@ -3,26 +3,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from streams.config import Settings
-from streams.serde.registry import ConfluentRegistry
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path):
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="session")
-def registry(settings: Settings) -> Iterator[ConfluentRegistry]:
-    client = ConfluentRegistry(settings.registry_config())
-    yield client
-    client.close()
 
 
 @pytest.fixture

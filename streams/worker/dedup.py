@@ -1,0 +1,86 @@
+"""The idempotent consumer: ids of handled messages, kept per input partition in a compacted changelog.
+
+Changelog partition p holds the ids handled from input partition p, so a worker that is assigned p
+reads back exactly that partition before handling anything from it. An id is recorded only after its
+handler (and its outputs) succeeded, so a redelivery after a crash or rebalance skips every message
+that was completed; the one gap is a crash after a handler's side effect but before its id is durable
+(milliseconds per in-flight message), which only an idempotent or transactional sink can close.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from streams.config import Settings
+from streams.errors import TransportError
+from streams.transport.async_producer import AsyncProducer
+
+_RESTORE_TIMEOUT = 60.0
+
+
+class DedupStore:
+    def __init__(self, settings: Settings, changelog: str, producer: AsyncProducer) -> None:
+        self.changelog = changelog
+        self._settings = settings
+        self._producer = producer
+        self._seen: dict[int, set[str]] = {}
+        self.restored = 0
+
+    def restore(self, partitions: Iterable[int]) -> None:
+        """Load the ids of ``partitions`` from the changelog (blocking; called on assignment)."""
+        wanted = [p for p in partitions if p not in self._seen]
+        if not wanted:
+            return
+        consumer = Consumer(
+            self._settings.consumer_config(
+                f"dedup-restore-{uuid.uuid4().hex[:8]}", **{"isolation.level": "read_committed"}
+            )
+        )
+        try:
+            ends: dict[int, int] = {}
+            for partition in wanted:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(self.changelog, partition), timeout=10
+                )
+                ends[partition] = high
+                self._seen[partition] = set()
+            consumer.assign([TopicPartition(self.changelog, p, OFFSET_BEGINNING) for p in wanted])
+            positions = {p: -1 for p in wanted}
+            deadline = time.monotonic() + _RESTORE_TIMEOUT
+            while any(positions[p] + 1 < ends[p] for p in wanted):
+                if time.monotonic() > deadline:
+                    raise TransportError(
+                        f"restoring {self.changelog} took over {_RESTORE_TIMEOUT:.0f}s", retriable=True
+                    )
+                for message in consumer.consume(1000, 0.2):
+                    source, found, key = message.partition(), message.offset(), message.key()
+                    if message.error() or source is None or found is None:
+                        continue
+                    positions[source] = found
+                    if key is not None:
+                        self._seen[source].add(key.decode())
+                        self.restored += 1
+                # Transaction markers and compaction leave gaps: the position is what counts.
+                for partition in wanted:
+                    now_at = consumer.position([TopicPartition(self.changelog, partition)])[0].offset
+                    if now_at is not None and now_at >= 0:
+                        positions[partition] = max(positions[partition], now_at - 1)
+        finally:
+            consumer.close()
+
+    def seen(self, partition: int, message_id: str) -> bool:
+        return message_id in self._seen.get(partition, ())
+
+    async def record(self, partition: int, message_id: str) -> None:
+        """Make ``message_id`` durable in the changelog (waits for the broker's acknowledgement)."""
+        delivered = await self._producer.send(self.changelog, b"1", message_id.encode(), partition=partition)
+        await delivered
+        self._seen.setdefault(partition, set()).add(message_id)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self._seen.pop(partition, None)

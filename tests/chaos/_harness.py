@@ -1,0 +1,154 @@
+"""Drive the chaos pipeline: publish keyed inputs, start and kill worker processes, check outputs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer
+
+from streams import Publisher, Settings, Topic
+from streams.admin import TopicAdmin
+from streams.events import TaskCompleted, TaskRequested
+from streams.serde.codec import RecordDecoder
+from streams.serde.registry import ConfluentRegistry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    registry: ConfluentRegistry
+    prefix: str
+    log_dir: Path
+    guarantee: str = "exactly_once"
+    partitions: int = 6
+    concurrency: int = 32
+    extra_env: dict[str, str] = field(default_factory=dict)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    started: int = 0
+
+    @classmethod
+    def create(
+        cls, settings: Settings, registry: ConfluentRegistry, tmp: Path, **options: object
+    ) -> Pipeline:
+        prefix = f"chaos.{uuid.uuid4().hex[:8]}"
+        pipeline = cls(settings, registry, prefix, tmp, **options)  # type: ignore[arg-type]
+        TopicAdmin(settings, registry).apply(
+            [
+                Topic(f"{prefix}.in", value=TaskRequested, partitions=pipeline.partitions),
+                Topic(f"{prefix}.mid", value=TaskRequested, partitions=pipeline.partitions),
+                Topic(f"{prefix}.out", value=TaskCompleted, partitions=pipeline.partitions),
+            ]
+        )
+        return pipeline
+
+    def publish(self, keys: int, per_key: int) -> int:
+        """Publish ``per_key`` messages for each of ``keys`` keys, interleaved; payload is 'key:seq'."""
+        topic = Topic(f"{self.prefix}.in", value=TaskRequested, partitions=self.partitions)
+        with Publisher(self.settings, self.registry) as publisher:
+            for seq in range(per_key):
+                for k in range(keys):
+                    key = f"key-{k}"
+                    publisher.publish(
+                        topic,
+                        TaskRequested(task_id=f"{key}:{seq}", capability="chaos", payload=f"{key}:{seq}"),
+                        key=key,
+                    )
+        return keys * per_key
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
+            "SCHEMA_REGISTRY_URL": self.settings.schema_registry_url,
+            "CHAOS_PREFIX": self.prefix,
+            "CHAOS_GUARANTEE": self.guarantee,
+            "CHAOS_PARTITIONS": str(self.partitions),
+            "CHAOS_CONCURRENCY": str(self.concurrency),
+            **self.extra_env,
+        }
+        self.started += 1
+        log = (self.log_dir / f"worker-{self.started}.log").open("wb")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams", "run", "tests.chaos.pipeline_app:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers.append(worker)
+        return worker
+
+    def kill_9(self, worker: subprocess.Popen[bytes]) -> None:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(30)
+
+    def stop_all(self) -> list[int]:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        codes = []
+        for worker in self.workers:
+            try:
+                codes.append(worker.wait(60))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                codes.append(worker.wait())
+        return codes
+
+    def logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("worker-*.log"))
+        )
+
+
+class CommittedReader:
+    """Reads a topic as read_committed consumers see it, incrementally: what downstream would get."""
+
+    def __init__(self, settings: Settings, registry: ConfluentRegistry, topic: str) -> None:
+        self._consumer = Consumer(
+            settings.consumer_config(f"checker-{uuid.uuid4().hex}", **{"isolation.level": "read_committed"})
+        )
+        self._consumer.subscribe([topic])
+        self._decode = RecordDecoder(registry, TaskCompleted)
+        self.by_partition: dict[int, list[str]] = defaultdict(list)
+        self.count = 0
+
+    def drain(self, seconds: float = 1.0) -> int:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for message in self._consumer.consume(1000, 0.2):
+                if message.error():
+                    continue
+                self.by_partition[message.partition()].append(self._decode(message.value()).task_id)
+                self.count += 1
+        return self.count
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def check_exactly_once_in_key_order(reader: CommittedReader, keys: int, per_key: int) -> None:
+    """Every input has exactly one output, and each key's outputs are in input order."""
+    all_ids = [task_id for ids in reader.by_partition.values() for task_id in ids]
+    duplicates = len(all_ids) - len(set(all_ids))
+    assert duplicates == 0, f"{duplicates} duplicate outputs"
+    expected = {f"key-{k}:{s}" for k in range(keys) for s in range(per_key)}
+    missing = expected - set(all_ids)
+    assert not missing, f"{len(missing)} inputs have no output, e.g. {sorted(missing)[:5]}"
+    per_key_seq: dict[str, list[int]] = defaultdict(list)
+    for ids in reader.by_partition.values():
+        for task_id in ids:
+            key, seq = task_id.rsplit(":", 1)
+            per_key_seq[key].append(int(seq))
+    out_of_order = [k for k, seqs in per_key_seq.items() if seqs != sorted(seqs)]
+    assert not out_of_order, f"{len(out_of_order)} keys out of order, e.g. {out_of_order[:3]}"

@@ -1,0 +1,47 @@
+"""A 2-stage keyed pipeline run by `streams run` in worker processes that the chaos tests kill.
+
+stage one: TaskRequested on IN  -> TaskRequested on MID (same key, same payload)
+stage two: TaskRequested on MID -> TaskCompleted on OUT (result = payload)
+Topic names, guarantee and concurrency come from the environment so each test gets fresh ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from streams import App
+from streams.context import Context
+from streams.events import TaskCompleted, TaskRequested, TaskStatus
+
+PREFIX = os.environ["CHAOS_PREFIX"]
+GUARANTEE = os.environ.get("CHAOS_GUARANTEE", "exactly_once")
+CONCURRENCY = int(os.environ.get("CHAOS_CONCURRENCY", "32"))
+PARTITIONS = int(os.environ.get("CHAOS_PARTITIONS", "6"))
+HANDLER_SLEEP = float(os.environ.get("CHAOS_HANDLER_SLEEP", "0"))
+
+app = App(PREFIX.replace(".", "-"))
+inputs = app.topic(f"{PREFIX}.in", value=TaskRequested, partitions=PARTITIONS)
+middle = app.topic(f"{PREFIX}.mid", value=TaskRequested, partitions=PARTITIONS)
+outputs = app.topic(f"{PREFIX}.out", value=TaskCompleted, partitions=PARTITIONS)
+
+options = {"concurrency": CONCURRENCY, "guarantee": GUARANTEE, "start": "earliest"}
+
+
+@app.agent(inputs, **options)  # type: ignore[arg-type]
+async def stage_one(task: TaskRequested, ctx: Context) -> None:
+    if HANDLER_SLEEP:
+        await asyncio.sleep(HANDLER_SLEEP)
+    await ctx.send(middle, task)
+
+
+@app.agent(middle, **options)  # type: ignore[arg-type]
+async def stage_two(task: TaskRequested, ctx: Context) -> None:
+    if HANDLER_SLEEP:
+        await asyncio.sleep(HANDLER_SLEEP)
+    await ctx.send(
+        outputs,
+        TaskCompleted(
+            task_id=task.task_id, agent="stage_two", status=TaskStatus.SUCCEEDED, result=task.payload
+        ),
+    )
