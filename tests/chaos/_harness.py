@@ -77,16 +77,28 @@ class Pipeline:
             **self.extra_env,
         }
         self.started += 1
-        log = (self.log_dir / f"worker-{self.started}.log").open("wb")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams", "run", "tests.chaos.pipeline_app:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.log_dir / f"worker-{self.started}.log").open("wb") as log:  # the child keeps its copy
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "streams", "run", "tests.chaos.pipeline_app:app"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.workers.append(worker)
         return worker
+
+    def wait_until_assigned(self, worker: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+        """Wait until ``worker`` has joined both groups and owns partitions of each stage."""
+        log = self.log_dir / f"worker-{self.workers.index(worker) + 1}.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace")
+            if "agent stage_one assigned" in text and "agent stage_two assigned" in text:
+                return
+            assert worker.poll() is None, f"worker exited with {worker.returncode}:\n{text}"
+            time.sleep(0.2)
+        raise AssertionError(f"worker never got partitions:\n{log.read_text(errors='replace')}")
 
     def kill_9(self, worker: subprocess.Popen[bytes]) -> None:
         worker.send_signal(signal.SIGKILL)

@@ -63,6 +63,9 @@ def test_rebalance_one_to_three_to_one_worker_under_load(
         first = pipeline.start_worker()
         _wait_for(reader, int(total * 0.2), pipeline, started)
         extra = [pipeline.start_worker(), pipeline.start_worker()]
+        for worker in extra:
+            pipeline.wait_until_assigned(worker)
+        assert reader.drain(0.1) < total * 0.55, "the scale-out must happen while work remains"
         _wait_for(reader, int(total * 0.55), pipeline, started)
         for worker in extra:
             worker.send_signal(15)
