@@ -77,14 +77,19 @@ class TopicAdmin:
                 on_report(report)
         return reports
 
-    def ensure_untyped(self, partitions_by_name: dict[str, int]) -> list[str]:
-        """Create missing topics that carry raw bytes (dead letters); returns the names created."""
+    def ensure_untyped(
+        self, partitions_by_name: dict[str, int], config: dict[str, str] | None = None
+    ) -> list[str]:
+        """Create missing topics that carry raw bytes (dead letters, changelogs); returns those created."""
         metadata = self._metadata()
         replication = min(3, max(1, len(metadata.brokers)))
         missing = {n: p for n, p in partitions_by_name.items() if n not in metadata.topics}
         if not missing:
             return []
-        new = [NewTopic(n, num_partitions=p, replication_factor=replication) for n, p in missing.items()]
+        new = [
+            NewTopic(n, num_partitions=p, replication_factor=replication, config=dict(config or {}))
+            for n, p in missing.items()
+        ]
         for name, future in self._admin.create_topics(new, operation_timeout=self._timeout).items():
             try:
                 future.result()

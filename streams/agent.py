@@ -30,6 +30,10 @@ class Agent(Generic[V]):
     them it pauses its partitions and resumes below half; it can overshoot by one fetch (at most
     ``max_in_flight`` or 500 messages, whichever is smaller). ``consumer_config`` adds librdkafka consumer
     settings (e.g. ``session.timeout.ms``); the runtime's own settings win over it.
+
+    ``dedup=True`` (at-least-once only) makes the agent an idempotent consumer: ids of handled
+    messages are kept in a changelog topic and a redelivered message is skipped (see
+    :mod:`streams.worker.dedup` for the one gap that remains).
     """
 
     app: str
@@ -45,6 +49,7 @@ class Agent(Generic[V]):
     max_in_flight: int = 10_000
     max_bytes: int = 64 * 1024 * 1024
     drain_timeout: float = 30.0
+    dedup: bool = False
     consumer_config: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,6 +61,10 @@ class Agent(Generic[V]):
             raise ConfigError(f"agent {self.name}: guarantee must be 'at_least_once' or 'exactly_once'")
         if not (isinstance(self.start, datetime) or self.start in ("latest", "earliest")):
             raise ConfigError(f"agent {self.name}: start must be 'latest', 'earliest' or a datetime")
+        if self.dedup and self.guarantee == "exactly_once":
+            raise ConfigError(
+                f"agent {self.name}: dedup is for at_least_once agents; exactly_once needs no dedup store"
+            )
         if self.max_in_flight < 1 or self.max_bytes < 1:
             raise ConfigError(f"agent {self.name}: max_in_flight and max_bytes must be >= 1")
 
@@ -66,6 +75,10 @@ class Agent(Generic[V]):
     @property
     def dead_letter_topic(self) -> str:
         return f"{self.group_id}.dlq"
+
+    @property
+    def dedup_changelog_topic(self) -> str:
+        return f"{self.group_id}.dedup-changelog"
 
 
 def agent_options(**options: Any) -> dict[str, Any]:

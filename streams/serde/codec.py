@@ -66,8 +66,9 @@ class AvroEncoder:
         fields = {f["name"]: f for f in self.schema["fields"]}
         unknown = sorted(set(value) - set(fields))
         if unknown:
-            raise SerializationError(f"{self.name} has no field {', '.join(unknown)}; "
-                                     f"fields are: {', '.join(fields)}")
+            raise SerializationError(
+                f"{self.name} has no field {', '.join(unknown)}; fields are: {', '.join(fields)}"
+            )
         missing = [name for name, f in fields.items() if name not in value and "default" not in f]
         if missing:
             raise SerializationError(f"{self.name} is missing required field {', '.join(missing)}")
@@ -117,8 +118,15 @@ class AvroDecoder:
         writer = self.writer_schema(schema_id)
         try:
             value = fastavro.schemaless_reader(io.BytesIO(body), writer, self._reader)
-        except (ValueError, TypeError, KeyError, EOFError, IndexError, UnicodeDecodeError,
-                fastavro.read.SchemaResolutionError) as exc:
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            EOFError,
+            IndexError,
+            UnicodeDecodeError,
+            fastavro.read.SchemaResolutionError,
+        ) as exc:
             raise DeserializationError(f"cannot decode Avro body with schema id {schema_id}: {exc}") from exc
         if not isinstance(value, dict):
             raise DeserializationError(f"schema id {schema_id} does not describe a record")

@@ -175,9 +175,7 @@ def render_module(schemas: list[SchemaJSON], source: str) -> str:
     ]
     stdlib = []
     if "datetime" in module.imports or "date" in module.imports:
-        stdlib.append(
-            "from datetime " + "import " + ", ".join(sorted(module.imports & {"date", "datetime"}))
-        )
+        stdlib.append("from datetime " + "import " + ", ".join(sorted(module.imports & {"date", "datetime"})))
     if "StrEnum" in module.imports:
         stdlib.append("from enum import StrEnum")
     stdlib.append("from typing import Any, ClassVar")

@@ -36,6 +36,7 @@ from streams.serde.codec import RecordDecoder, decode_key
 from streams.serde.registry import SchemaRegistry
 from streams.transport.async_producer import AsyncProducer
 from streams.worker.deadletter import dead_letter_headers
+from streams.worker.dedup import DedupStore
 from streams.worker.items import WorkItem
 from streams.worker.outbox import DirectOutbox, Encoders, HeldOutbox, Output
 from streams.worker.transactions import Transactions
@@ -67,6 +68,7 @@ class WorkerStats:
     assignments: int = 0
     revocations: int = 0
     peak_in_flight: int = 0
+    duplicates: int = 0
 
 
 class AgentWorker:
@@ -102,6 +104,7 @@ class AgentWorker:
         self._consumer: Consumer | None = None
         self._producer: AsyncProducer | None = None
         self._transactions: Transactions | None = None
+        self._dedup: DedupStore | None = None
 
     # ----------------------------------------------------------------- life cycle
 
@@ -122,6 +125,8 @@ class AgentWorker:
             )
         except KafkaException as exc:
             raise ConfigError(f"agent {agent.name}: invalid producer settings: {exc.args[0].str()}") from exc
+        if agent.dedup:
+            self._dedup = DedupStore(self.settings, agent.dedup_changelog_topic, self._producer)
         consumer_defaults: dict[str, Any] = {
             # Heartbeats come from librdkafka's thread, so a short session only detects dead workers
             # sooner (10 s, not 45 s); slow handlers are covered by the poll thread, not by this.
@@ -321,6 +326,10 @@ class AgentWorker:
             await self._dead_letter(item, exc, attempts=0)
             return
         headers = hdr.as_text(message.headers())
+        dedup_id = headers.get(hdr.MESSAGE_ID) or f"{item.topic}/{item.partition}@{item.offset}"
+        if self._dedup is not None and self._dedup.seen(item.partition, dedup_id):
+            self.stats.duplicates += 1
+            return
         attempt = 1
         while True:
             outbox = (
@@ -360,6 +369,8 @@ class AgentWorker:
                 return
             if isinstance(outbox, HeldOutbox) and outbox.outputs:
                 self._held[(item.topic, item.partition)][item.offset] = outbox.outputs
+            if self._dedup is not None:
+                await self._dedup.record(item.partition, dedup_id)
             self.stats.processed += 1
             return
 
@@ -484,6 +495,9 @@ class AgentWorker:
         tps = {(tp.topic, tp.partition) for tp in partitions}
         if not tps:
             return
+        if self._dedup is not None:
+            # Before any message of these partitions is handled: a redelivery must already be known.
+            self._dedup.restore(p for _, p in tps)
         self._call_in_loop(self._assigned.update, tps)
         self.stats.assignments += 1
         if self._consumer_paused:
@@ -525,6 +539,8 @@ class AgentWorker:
             self._set_paused(False)
 
     def _forget(self, tps: set[TP]) -> None:
+        if self._dedup is not None:
+            self._dedup.forget(p for _, p in tps)
         for topic, partition in tps:
             self._assigned.discard((topic, partition))
             self._offsets.revoke(topic, partition)

@@ -21,6 +21,10 @@ from streams.transport.async_producer import AsyncProducer
 
 _RESTORE_TIMEOUT = 60.0
 
+# Ids are unique, so compaction alone would keep every one forever: time retention bounds the store
+# (and so the window in which a redelivery is recognised) to a week.
+DEDUP_CHANGELOG_CONFIG = {"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
+
 
 class DedupStore:
     def __init__(self, settings: Settings, changelog: str, producer: AsyncProducer) -> None:

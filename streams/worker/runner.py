@@ -22,6 +22,7 @@ from streams.app import App
 from streams.errors import ConfigError
 from streams.serde.registry import ConfluentRegistry, SchemaRegistry
 from streams.worker.agent_worker import AgentWorker
+from streams.worker.dedup import DEDUP_CHANGELOG_CONFIG
 
 log = logging.getLogger("streams.worker")
 
@@ -51,6 +52,44 @@ def prepare_topics(app: App, agents: list[Agent[Any]], registry: SchemaRegistry)
     dead_letters = {a.dead_letter_topic: a.topic.partitions for a in agents if a.dead_letter}
     for name in admin.ensure_untyped(dead_letters):
         log.info("created dead-letter topic %s", name)
+    changelogs = {a.dedup_changelog_topic: a.topic.partitions for a in agents if a.dedup}
+    for name in admin.ensure_untyped(changelogs, DEDUP_CHANGELOG_CONFIG):
+        log.info("created dedup changelog %s", name)
+
+
+class AgentRunner:
+    """The workers of the chosen agents (all by default) of one app, in this process.
+
+    ``workers`` exist from construction, so callers (monitoring, tests) can read their stats while
+    :meth:`run` is going.
+    """
+
+    def __init__(
+        self, app: App, names: Sequence[str] | None = None, registry: SchemaRegistry | None = None
+    ) -> None:
+        self.app = app
+        self.agents = select_agents(app, names)
+        self._owned_registry = registry is None
+        self.registry = registry or ConfluentRegistry(app.settings.registry_config())
+        self.workers = [AgentWorker(agent, app.settings, self.registry) for agent in self.agents]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; a fatal error in one agent stops the others, then is raised."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, prepare_topics, self.app, self.agents, self.registry)
+            tasks = [asyncio.create_task(w.run(stop), name=f"agent-{w.agent.name}") for w in self.workers]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            if any(t.exception() for t in done):
+                stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for task in tasks:
+                error = task.exception()
+                if error is not None:
+                    raise error
+        finally:
+            if self._owned_registry:
+                self.registry.close()
 
 
 async def run_agents(
@@ -61,31 +100,15 @@ async def run_agents(
     registry: SchemaRegistry | None = None,
     handle_signals: bool = False,
 ) -> list[AgentWorker]:
-    """Run the chosen agents (all by default) until ``stop`` is set; a fatal error in one stops all."""
-    agents = select_agents(app, names)
-    owned_registry = registry is None
-    registry = registry or ConfluentRegistry(app.settings.registry_config())
+    """Run the chosen agents until ``stop`` is set (or SIGTERM/SIGINT with ``handle_signals``)."""
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
     if handle_signals:
+        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, _on_signal, stop, sig)
-    try:
-        await loop.run_in_executor(None, prepare_topics, app, agents, registry)
-        workers = [AgentWorker(agent, app.settings, registry) for agent in agents]
-        tasks = [asyncio.create_task(w.run(stop), name=f"agent-{w.agent.name}") for w in workers]
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        if any(t.exception() for t in done):
-            stop.set()  # one agent failed: stop the others cleanly, then report the failure
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for task in tasks:
-            error = task.exception()
-            if error is not None:
-                raise error
-        return workers
-    finally:
-        if owned_registry:
-            registry.close()
+    runner = AgentRunner(app, names, registry)
+    await runner.run(stop)
+    return runner.workers
 
 
 def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:

@@ -9,26 +9,20 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from streams import App
-from streams.worker.agent_worker import AgentWorker
-from streams.worker.runner import run_agents
-
-
-class Running:
-    def __init__(self, task: asyncio.Task[list[AgentWorker]]) -> None:
-        self.task = task
-        self.workers: list[AgentWorker] = []
+from streams.worker.runner import AgentRunner
 
 
 @asynccontextmanager
-async def running(app: App, names: Sequence[str] | None = None) -> AsyncIterator[Running]:
+async def running(app: App, names: Sequence[str] | None = None) -> AsyncIterator[AgentRunner]:
+    """Agents of ``app`` running for the body of the ``async with``; then drained and stopped."""
     stop = asyncio.Event()
-    task = asyncio.create_task(run_agents(app, names, stop=stop))
-    handle = Running(task)
+    runner = AgentRunner(app, names)
+    task = asyncio.create_task(runner.run(stop))
     try:
-        yield handle
+        yield runner
     finally:
         stop.set()
-        handle.workers = await asyncio.wait_for(task, 90)
+        await asyncio.wait_for(task, 90)
 
 
 async def eventually(predicate: Callable[[], Any], within: float = 60.0, what: str = "condition") -> None:

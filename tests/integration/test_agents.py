@@ -239,3 +239,50 @@ async def test_new_agents_start_where_told(
     earliest = got["from_earliest"][:8]
     assert [t for t in earliest if t.startswith("old")] == [f"old-{i}" for i in range(5)]
     assert [t for t in earliest if t.startswith("mid")] == [f"mid-{i}" for i in range(3)]
+
+
+async def test_dedup_skips_redelivered_and_republished_messages(
+    settings: Settings, registry: ConfluentRegistry, topic_name: str
+) -> None:
+    """An idempotent consumer runs each message's side effect once, even when the group is rewound
+    (every message redelivered) and when the same message is published twice."""
+    app = App(f"dedup-{topic_name[-8:]}", settings)
+    tasks = app.topic(topic_name, value=TaskRequested, partitions=2)
+    _publish(settings, registry, tasks, [_task(f"k{i % 10}", i) for i in range(100)])
+    with Publisher(settings, registry) as publisher:  # a producer-side duplicate: same message id
+        twice = publisher.publish(tasks, _task("k0", 999), key="k0")
+        from streams import headers as hdr
+
+        publisher._producer.produce(  # same bytes and headers, new offset
+            topic_name,
+            publisher.encoder(tasks)(_task("k0", 999)),
+            key=b"k0",
+            headers=[(hdr.MESSAGE_ID, twice.encode()), (hdr.CORRELATION_ID, twice.encode())],
+        )
+    side_effects: list[str] = []
+
+    @app.agent(tasks, concurrency=8, dedup=True, start="earliest")
+    async def effect(task: TaskRequested, ctx: Context) -> None:
+        side_effects.append(task.task_id)
+
+    agent = app.agents["effect"]
+    async with running(app) as run:
+        await eventually(lambda: len(side_effects) >= 101, what="first pass")
+        await asyncio.sleep(1.0)
+    assert run.workers[0].stats.duplicates == 1, "the republished copy was skipped"
+
+    # Rewind the group to the start: every message is delivered again, none is handled again.
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(settings.admin_config())
+    rewind = ConsumerGroupTopicPartitions(
+        agent.group_id, [TopicPartition(topic_name, p, 0) for p in range(2)]
+    )
+    admin.alter_consumer_group_offsets([rewind])[agent.group_id].result(timeout=30)
+    async with running(app) as rerun:
+        await eventually(lambda: rerun.workers[0].stats.duplicates >= 102, what="redelivery skipped")
+        await asyncio.sleep(1.0)
+    assert sorted(side_effects) == sorted({*side_effects}), "no side effect ran twice"
+    assert len(side_effects) == 101
+    assert rerun.workers[0].stats.duplicates == 102
