@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from streams.cli import agents, codegen, messages, stack, topics
+from streams.cli import agents, codegen, dlq, messages, stack, topics
 from streams.cli._common import err_console
 from streams.errors import StreamsError
 
@@ -19,6 +19,7 @@ cli = typer.Typer(
 )
 cli.add_typer(stack.app, name="stack")
 cli.add_typer(topics.app, name="topics")
+cli.add_typer(dlq.app, name="dlq")
 cli.command("publish")(messages.publish)
 cli.command("tail")(messages.tail_command)
 cli.command("codegen")(codegen.codegen)

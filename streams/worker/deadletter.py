@@ -1,11 +1,17 @@
 """Dead letters: a message that cannot be handled goes, unchanged, to the agent's dead-letter topic with
-the reason in headers, so nothing is skipped silently and it can be replayed after a fix."""
+the reason in headers, so nothing is skipped silently; :func:`replay` sends them back after a fix."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from streams.config import Settings
+from streams.errors import TopicError, TransportError
 from streams.headers import Headers
 
 REASON = "dlq-reason"
@@ -37,3 +43,97 @@ def dead_letter_headers(message: Any, agent: str, error: BaseException, attempts
         (AGENT, agent.encode()),
         (FAILED_AT, str(int(time.time() * 1000)).encode()),
     ]
+
+
+@dataclass
+class ReplayReport:
+    replayed: int = 0
+    by_topic: dict[str, int] = field(default_factory=dict)
+
+
+def replay(
+    settings: Settings,
+    dead_letter_topic: str,
+    *,
+    to: str | None = None,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplayReport:
+    """Re-publish dead letters to their source topic (or ``to``), unchanged but for the dlq headers.
+
+    Replays what the topic holds when called, once: progress is committed under the consumer group
+    ``<dead_letter_topic>.replay``, so running it again replays only letters that arrived since.
+    Each replayed message keeps its message and correlation ids and gains ``dlq-replayed-from``.
+    """
+    consumer = Consumer(
+        settings.consumer_config(f"{dead_letter_topic}.replay", **{"auto.offset.reset": "earliest"})
+    )
+    producer = Producer(settings.producer_config())
+    report = ReplayReport()
+    try:
+        metadata = consumer.list_topics(dead_letter_topic, timeout=15).topics.get(dead_letter_topic)
+        if metadata is None or metadata.error is not None:
+            raise TopicError(f"dead-letter topic {dead_letter_topic} does not exist")
+        partitions = [TopicPartition(dead_letter_topic, p) for p in metadata.partitions]
+        committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=15)}
+        starts: dict[int, int] = {}
+        remaining: dict[int, int] = {}  # partition -> end offset to replay up to
+        for tp in partitions:
+            low, high = consumer.get_watermark_offsets(tp, timeout=15)
+            start = max(committed.get(tp.partition) or low, low)
+            if high > start:
+                starts[tp.partition], remaining[tp.partition] = start, high
+        total = sum(remaining[p] - starts[p] for p in remaining)
+        if limit is not None:
+            total = min(total, limit)
+        consumer.assign([TopicPartition(dead_letter_topic, p, starts[p]) for p in remaining])
+        positions: dict[int, int] = {}
+        while remaining and (limit is None or report.replayed < limit):
+            message: Any = consumer.poll(1.0)
+            if message is None:
+                continue
+            if message.error():
+                raise TopicError(f"error reading {dead_letter_topic}: {message.error().str()}")
+            headers = message.headers() or []
+            target = to or _header(headers, SOURCE_TOPIC)
+            if target is None:
+                raise TopicError(
+                    f"{dead_letter_topic}@{message.partition()}:{message.offset()} has no {SOURCE_TOPIC} "
+                    "header; pass --to TOPIC"
+                )
+            kept = [(k, v) for k, v in headers if k not in DLQ_HEADERS and k != REPLAYED_FROM]
+            kept.append(
+                (REPLAYED_FROM, f"{dead_letter_topic}@{message.partition()}:{message.offset()}".encode())
+            )
+            producer.produce(target, value=message.value(), key=message.key(), headers=kept)
+            producer.poll(0)
+            report.replayed += 1
+            report.by_topic[target] = report.by_topic.get(target, 0) + 1
+            positions[message.partition()] = message.offset() + 1
+            if message.offset() + 1 >= remaining[message.partition()]:
+                del remaining[message.partition()]
+            if progress:
+                progress(report.replayed, total)
+        if producer.flush(30):
+            raise TransportError(
+                "replayed messages were not all delivered; nothing was committed", retriable=True
+            )
+        if positions:
+            consumer.commit(
+                offsets=[TopicPartition(dead_letter_topic, p, o) for p, o in positions.items()],
+                asynchronous=False,
+            )
+    except KafkaException as exc:
+        raise TransportError(
+            f"replay of {dead_letter_topic} failed: {exc.args[0].str()}", retriable=True
+        ) from exc
+    finally:
+        consumer.close()
+    return report
+
+
+def _header(headers: list[tuple[str, Any]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name and value is not None:
+            return bytes(value).decode()
+    return None

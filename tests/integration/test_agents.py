@@ -286,3 +286,41 @@ async def test_dedup_skips_redelivered_and_republished_messages(
     assert sorted(side_effects) == sorted({*side_effects}), "no side effect ran twice"
     assert len(side_effects) == 101
     assert rerun.workers[0].stats.duplicates == 102
+
+
+async def test_dead_letters_replay_once_after_a_fix(
+    cli,
+    settings: Settings,
+    registry: ConfluentRegistry,
+    topic_name: str,  # type: ignore[no-untyped-def]
+) -> None:
+    app = App(f"replay-{topic_name[-8:]}", settings)
+    tasks = app.topic(topic_name, value=TaskRequested, partitions=2)
+    sent = [_task(f"k{i}", i) for i in range(6)]
+    ids = _publish(settings, registry, tasks, sent)
+    fixed = False
+    handled: dict[str, dict[str, str]] = {}
+
+    @app.agent(tasks, start="earliest")
+    async def fragile(task: TaskRequested, ctx: Context) -> None:
+        if not fixed and int(task.payload) % 2:
+            raise RuntimeError("bug")
+        handled[task.task_id] = ctx.headers
+
+    agent = app.agents["fragile"]
+    async with running(app):
+        await eventually(lambda: message_count(settings, agent.dead_letter_topic) == 3, what="3 dead letters")
+        assert sorted(handled) == ["k0-0", "k2-2", "k4-4"]
+        fixed = True
+        replayed = cli("dlq", "replay", agent.dead_letter_topic)
+        assert replayed.returncode == 0, replayed.stderr
+        assert f"replayed 3 dead letter(s): 3 to {topic_name}" in replayed.stdout
+        await eventually(lambda: len(handled) == 6, what="replayed letters handled")
+        again = cli("dlq", "replay", agent.dead_letter_topic)
+        assert again.returncode == 0 and "nothing to replay" in again.stdout, again.stdout
+    by_id = dict(zip((t.task_id for t in sent), ids, strict=True))
+    for task_id in ("k1-1", "k3-3", "k5-5"):
+        headers = handled[task_id]
+        assert headers["message-id"] == by_id[task_id], "a replayed message keeps its identity"
+        assert headers[deadletter.REPLAYED_FROM].startswith(agent.dead_letter_topic + "@")
+        assert deadletter.REASON not in headers
