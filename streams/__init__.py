@@ -1,12 +1,14 @@
 """Typed multi-agent pipelines on Apache Kafka.
 
 Layers, each in its own subpackage, data flowing one way: ``transport`` (the Kafka client) ->
-``serde`` (Avro + schema registry) -> handlers -> ``serde`` -> ``transport``. This module only
+``serde`` (Avro + schema registry) -> ``runtime`` bookkeeping (ordering, offsets, backpressure) ->
+agent handler, run by a ``worker`` -> ``serde`` -> ``transport``. This module only
 re-exports the public surface; importing it starts nothing.
 """
 
 from streams.app import App
 from streams.config import Settings
+from streams.context import Context
 from streams.errors import (
     ConfigError,
     DeserializationError,
@@ -19,15 +21,18 @@ from streams.errors import (
     TransportError,
 )
 from streams.publish import Publisher
+from streams.retry import Retry
 from streams.serde.record import Record
 from streams.topics import Topic
 
 __all__ = [
     "App",
     "ConfigError",
+    "Context",
     "DeserializationError",
     "Publisher",
     "Record",
+    "Retry",
     "SchemaError",
     "SchemaIncompatibleError",
     "SerializationError",

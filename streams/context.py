@@ -31,7 +31,9 @@ class Context:
     """
 
     __slots__ = (
+        "_identity",
         "_outbox",
+        "_sent",
         "agent",
         "attempt",
         "correlation_id",
@@ -68,6 +70,9 @@ class Context:
         self.message_id = headers.get(hdr.MESSAGE_ID)
         self.correlation_id = headers.get(hdr.CORRELATION_ID) or self.message_id
         self._outbox = outbox
+        # What derived ids hang off: the message id, or the record's position when it has none.
+        self._identity = self.message_id or f"{topic}/{partition}@{offset}"
+        self._sent = 0
 
     async def send(self, topic: Topic[V], value: V, *, key: str | bytes | None = _SAME_KEY) -> None:
         """Send ``value`` to ``topic``. Returns once queued; the runtime confirms delivery before it
@@ -75,4 +80,7 @@ class Context:
         if not isinstance(value, topic.value):
             raise TypeError(f"{topic.name} takes {topic.value.__name__}, not {type(value).__name__}")
         out_key = self.key if key is _SAME_KEY else key
-        await self._outbox.put(topic, value, out_key, hdr.child_headers(self.message_id, self.correlation_id))
+        child_id = hdr.derived_id(self._identity, self.agent, self._sent)
+        self._sent += 1
+        headers = hdr.child_headers(self.message_id, self.correlation_id or self._identity, child_id)
+        await self._outbox.put(topic, value, out_key, headers)

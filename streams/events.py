@@ -14,61 +14,53 @@ from pydantic import Field
 from streams.serde.record import Record
 
 __all__ = [
-    "AgentHeartbeat",
-    "Alert",
-    "MetricSample",
-    "Severity",
-    "TaskCompleted",
-    "TaskRequested",
-    "TaskStatus",
-    "WorkerState",
+    'AgentHeartbeat',
+    'Alert',
+    'MetricSample',
+    'Severity',
+    'TaskCompleted',
+    'TaskRequested',
+    'TaskStatus',
+    'WorkerState',
 ]
 
 
 class WorkerState(StrEnum):
-    STARTING = "STARTING"
-    RUNNING = "RUNNING"
-    DRAINING = "DRAINING"
-    STOPPED = "STOPPED"
+    STARTING = 'STARTING'
+    RUNNING = 'RUNNING'
+    DRAINING = 'DRAINING'
+    STOPPED = 'STOPPED'
 
 
 class AgentHeartbeat(Record):
     """Periodic liveness and load report of one agent worker."""
 
-    __avro_schema__: ClassVar[dict[str, Any]] = {
-        "type": "record",
-        "name": "AgentHeartbeat",
-        "namespace": "streams.orchestration",
-        "doc": "Periodic liveness and load report of one agent worker.",
-        "fields": [
-            {"name": "agent", "type": "string", "doc": "Agent name (its consumer group)."},
-            {"name": "worker_id", "type": "string", "doc": "Unique id of the worker process."},
-            {"name": "host", "type": "string"},
-            {"name": "pid", "type": "int"},
-            {
-                "name": "state",
-                "type": {
-                    "type": "enum",
-                    "name": "WorkerState",
-                    "symbols": ["STARTING", "RUNNING", "DRAINING", "STOPPED"],
-                },
-            },
-            {"name": "assigned_partitions", "type": {"type": "array", "items": "int"}, "default": []},
-            {"name": "in_flight", "type": "int", "default": 0},
-            {"name": "processed_total", "type": "long", "default": 0},
-            {"name": "errors_total", "type": "long", "default": 0},
-            {
-                "name": "lag",
-                "type": "long",
-                "default": 0,
-                "doc": "Sum of consumer lag over assigned partitions.",
-            },
-            {"name": "sent_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-        ],
-    }
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'AgentHeartbeat',
+     'namespace': 'streams.orchestration',
+     'doc': 'Periodic liveness and load report of one agent worker.',
+     'fields': [{'name': 'agent', 'type': 'string', 'doc': 'Agent name (its consumer group).'},
+                {'name': 'worker_id', 'type': 'string', 'doc': 'Unique id of the worker process.'},
+                {'name': 'host', 'type': 'string'},
+                {'name': 'pid', 'type': 'int'},
+                {'name': 'state',
+                 'type': {'type': 'enum',
+                          'name': 'WorkerState',
+                          'symbols': ['STARTING', 'RUNNING', 'DRAINING', 'STOPPED']}},
+                {'name': 'assigned_partitions',
+                 'type': {'type': 'array', 'items': 'int'},
+                 'default': []},
+                {'name': 'in_flight', 'type': 'int', 'default': 0},
+                {'name': 'processed_total', 'type': 'long', 'default': 0},
+                {'name': 'errors_total', 'type': 'long', 'default': 0},
+                {'name': 'lag',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Sum of consumer lag over assigned partitions.'},
+                {'name': 'sent_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
 
-    agent: str = Field(description="Agent name (its consumer group).")
-    worker_id: str = Field(description="Unique id of the worker process.")
+    agent: str = Field(description='Agent name (its consumer group).')
+    worker_id: str = Field(description='Unique id of the worker process.')
     host: str
     pid: int
     state: WorkerState
@@ -76,48 +68,42 @@ class AgentHeartbeat(Record):
     in_flight: int = Field(default=0)
     processed_total: int = Field(default=0)
     errors_total: int = Field(default=0)
-    lag: int = Field(default=0, description="Sum of consumer lag over assigned partitions.")
+    lag: int = Field(default=0, description='Sum of consumer lag over assigned partitions.')
     sent_at: datetime
 
 
 class Severity(StrEnum):
-    INFO = "INFO"
-    WARNING = "WARNING"
-    CRITICAL = "CRITICAL"
+    INFO = 'INFO'
+    WARNING = 'WARNING'
+    CRITICAL = 'CRITICAL'
 
 
 class Alert(Record):
     """Raised by a monitoring agent when a rule fires."""
 
-    __avro_schema__: ClassVar[dict[str, Any]] = {
-        "type": "record",
-        "name": "Alert",
-        "namespace": "streams.orchestration",
-        "doc": "Raised by a monitoring agent when a rule fires.",
-        "fields": [
-            {"name": "alert_id", "type": "string"},
-            {"name": "rule", "type": "string", "doc": "Name of the rule that fired."},
-            {
-                "name": "severity",
-                "type": {"type": "enum", "name": "Severity", "symbols": ["INFO", "WARNING", "CRITICAL"]},
-            },
-            {"name": "message", "type": "string"},
-            {
-                "name": "value",
-                "type": ["null", "double"],
-                "default": None,
-                "doc": "The observed value that fired it.",
-            },
-            {"name": "labels", "type": {"type": "map", "values": "string"}, "default": {}},
-            {"name": "fired_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-        ],
-    }
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'Alert',
+     'namespace': 'streams.orchestration',
+     'doc': 'Raised by a monitoring agent when a rule fires.',
+     'fields': [{'name': 'alert_id', 'type': 'string'},
+                {'name': 'rule', 'type': 'string', 'doc': 'Name of the rule that fired.'},
+                {'name': 'severity',
+                 'type': {'type': 'enum',
+                          'name': 'Severity',
+                          'symbols': ['INFO', 'WARNING', 'CRITICAL']}},
+                {'name': 'message', 'type': 'string'},
+                {'name': 'value',
+                 'type': ['null', 'double'],
+                 'default': None,
+                 'doc': 'The observed value that fired it.'},
+                {'name': 'labels', 'type': {'type': 'map', 'values': 'string'}, 'default': {}},
+                {'name': 'fired_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
 
     alert_id: str
-    rule: str = Field(description="Name of the rule that fired.")
+    rule: str = Field(description='Name of the rule that fired.')
     severity: Severity
     message: str
-    value: float | None = Field(default=None, description="The observed value that fired it.")
+    value: float | None = Field(default=None, description='The observed value that fired it.')
     labels: dict[str, str] = Field(default_factory=dict)
     fired_at: datetime
 
@@ -125,18 +111,15 @@ class Alert(Record):
 class MetricSample(Record):
     """One observation of a named metric, the input of monitoring pipelines."""
 
-    __avro_schema__: ClassVar[dict[str, Any]] = {
-        "type": "record",
-        "name": "MetricSample",
-        "namespace": "streams.orchestration",
-        "doc": "One observation of a named metric, the input of monitoring pipelines.",
-        "fields": [
-            {"name": "name", "type": "string"},
-            {"name": "value", "type": "double"},
-            {"name": "labels", "type": {"type": "map", "values": "string"}, "default": {}},
-            {"name": "observed_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-        ],
-    }
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'MetricSample',
+     'namespace': 'streams.orchestration',
+     'doc': 'One observation of a named metric, the input of monitoring pipelines.',
+     'fields': [{'name': 'name', 'type': 'string'},
+                {'name': 'value', 'type': 'double'},
+                {'name': 'labels', 'type': {'type': 'map', 'values': 'string'}, 'default': {}},
+                {'name': 'observed_at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
 
     name: str
     value: float
@@ -145,111 +128,90 @@ class MetricSample(Record):
 
 
 class TaskStatus(StrEnum):
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
+    SUCCEEDED = 'SUCCEEDED'
+    FAILED = 'FAILED'
+    CANCELLED = 'CANCELLED'
 
 
 class TaskCompleted(Record):
     """The outcome of a task."""
 
-    __avro_schema__: ClassVar[dict[str, Any]] = {
-        "type": "record",
-        "name": "TaskCompleted",
-        "namespace": "streams.orchestration",
-        "doc": "The outcome of a task.",
-        "fields": [
-            {"name": "task_id", "type": "string", "doc": "Id of the TaskRequested this answers."},
-            {"name": "agent", "type": "string", "doc": "Agent that produced the outcome."},
-            {
-                "name": "status",
-                "type": {
-                    "type": "enum",
-                    "name": "TaskStatus",
-                    "symbols": ["SUCCEEDED", "FAILED", "CANCELLED"],
-                },
-                "doc": "How the task ended.",
-            },
-            {
-                "name": "result",
-                "type": ["null", "string"],
-                "default": None,
-                "doc": "Task output, usually JSON text.",
-            },
-            {
-                "name": "error",
-                "type": ["null", "string"],
-                "default": None,
-                "doc": "Why it failed, when it did.",
-            },
-            {"name": "duration_ms", "type": "long", "default": 0, "doc": "Time spent by the agent."},
-        ],
-    }
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'TaskCompleted',
+     'namespace': 'streams.orchestration',
+     'doc': 'The outcome of a task.',
+     'fields': [{'name': 'task_id',
+                 'type': 'string',
+                 'doc': 'Id of the TaskRequested this answers.'},
+                {'name': 'agent', 'type': 'string', 'doc': 'Agent that produced the outcome.'},
+                {'name': 'status',
+                 'type': {'type': 'enum',
+                          'name': 'TaskStatus',
+                          'symbols': ['SUCCEEDED', 'FAILED', 'CANCELLED']},
+                 'doc': 'How the task ended.'},
+                {'name': 'result',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'Task output, usually JSON text.'},
+                {'name': 'error',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'Why it failed, when it did.'},
+                {'name': 'duration_ms',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Time spent by the agent.'}]}
 
-    task_id: str = Field(description="Id of the TaskRequested this answers.")
-    agent: str = Field(description="Agent that produced the outcome.")
-    status: TaskStatus = Field(description="How the task ended.")
-    result: str | None = Field(default=None, description="Task output, usually JSON text.")
-    error: str | None = Field(default=None, description="Why it failed, when it did.")
-    duration_ms: int = Field(default=0, description="Time spent by the agent.")
+    task_id: str = Field(description='Id of the TaskRequested this answers.')
+    agent: str = Field(description='Agent that produced the outcome.')
+    status: TaskStatus = Field(description='How the task ended.')
+    result: str | None = Field(default=None, description='Task output, usually JSON text.')
+    error: str | None = Field(default=None, description='Why it failed, when it did.')
+    duration_ms: int = Field(default=0, description='Time spent by the agent.')
 
 
 class TaskRequested(Record):
     """A unit of work asked of an agent (or of whichever agent has the capability)."""
 
-    __avro_schema__: ClassVar[dict[str, Any]] = {
-        "type": "record",
-        "name": "TaskRequested",
-        "namespace": "streams.orchestration",
-        "doc": "A unit of work asked of an agent (or of whichever agent has the capability).",
-        "fields": [
-            {"name": "task_id", "type": "string", "doc": "Unique id of this task."},
-            {
-                "name": "capability",
-                "type": "string",
-                "doc": "What kind of agent should handle it, e.g. 'research'.",
-            },
-            {"name": "payload", "type": "string", "doc": "Task input, usually JSON text."},
-            {
-                "name": "priority",
-                "type": "int",
-                "default": 0,
-                "doc": "Higher runs first where agents honour priorities.",
-            },
-            {
-                "name": "requested_by",
-                "type": ["null", "string"],
-                "default": None,
-                "doc": "Agent or user that asked.",
-            },
-            {
-                "name": "deadline",
-                "type": ["null", {"type": "long", "logicalType": "timestamp-millis"}],
-                "default": None,
-                "doc": "After this instant the result is no longer wanted.",
-            },
-            {
-                "name": "context",
-                "type": {"type": "map", "values": "string"},
-                "default": {},
-                "doc": "Context handed over between agents.",
-            },
-        ],
-    }
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'TaskRequested',
+     'namespace': 'streams.orchestration',
+     'doc': 'A unit of work asked of an agent (or of whichever agent has the capability).',
+     'fields': [{'name': 'task_id', 'type': 'string', 'doc': 'Unique id of this task.'},
+                {'name': 'capability',
+                 'type': 'string',
+                 'doc': "What kind of agent should handle it, e.g. 'research'."},
+                {'name': 'payload', 'type': 'string', 'doc': 'Task input, usually JSON text.'},
+                {'name': 'priority',
+                 'type': 'int',
+                 'default': 0,
+                 'doc': 'Higher runs first where agents honour priorities.'},
+                {'name': 'requested_by',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'Agent or user that asked.'},
+                {'name': 'deadline',
+                 'type': ['null', {'type': 'long', 'logicalType': 'timestamp-millis'}],
+                 'default': None,
+                 'doc': 'After this instant the result is no longer wanted.'},
+                {'name': 'context',
+                 'type': {'type': 'map', 'values': 'string'},
+                 'default': {},
+                 'doc': 'Context handed over between agents.'}]}
 
-    task_id: str = Field(description="Unique id of this task.")
+    task_id: str = Field(description='Unique id of this task.')
     capability: str = Field(description="What kind of agent should handle it, e.g. 'research'.")
-    payload: str = Field(description="Task input, usually JSON text.")
+    payload: str = Field(description='Task input, usually JSON text.')
     priority: int = Field(
         default=0,
-        description="Higher runs first where agents honour priorities.",
+        description='Higher runs first where agents honour priorities.',
     )
-    requested_by: str | None = Field(default=None, description="Agent or user that asked.")
+    requested_by: str | None = Field(default=None, description='Agent or user that asked.')
     deadline: datetime | None = Field(
         default=None,
-        description="After this instant the result is no longer wanted.",
+        description='After this instant the result is no longer wanted.',
     )
     context: dict[str, str] = Field(
         default_factory=dict,
-        description="Context handed over between agents.",
+        description='Context handed over between agents.',
     )

@@ -42,9 +42,21 @@ def as_text(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str
     return {k: (v.decode("utf-8", errors="replace") if v is not None else "") for k, v in headers or ()}
 
 
-def child_headers(message_id: str | None, correlation_id: str | None) -> Headers:
+def derived_id(parent: str, agent: str, index: int) -> str:
+    """The id of the ``index``-th message ``agent`` sends while handling ``parent``.
+
+    Deterministic, so handling the same message again (a retry, a redelivery after a crash) sends the
+    same ids, and an idempotent consumer downstream recognises the repeats.
+    """
+    return uuid.uuid5(_DERIVED, f"{parent}/{agent}/{index}").hex
+
+
+_DERIVED = uuid.UUID("6f1c3a52-9d0e-4c1b-8f37-2b8e5d7a4c10")
+
+
+def child_headers(message_id: str | None, correlation_id: str | None, child_id: str | None = None) -> Headers:
     """Headers of a message caused by message ``message_id``: same correlation, causation = parent."""
-    child_id = new_id()
+    child_id = child_id or new_id()
     headers: Headers = [
         (MESSAGE_ID, child_id.encode()),
         (CORRELATION_ID, (correlation_id or message_id or child_id).encode()),
