@@ -500,8 +500,10 @@ class AgentWorker:
             self._dedup.restore(p for _, p in tps)
         self._call_in_loop(self._assigned.update, tps)
         self.stats.assignments += 1
-        if self._consumer_paused:
-            consumer.pause([TopicPartition(t, p) for t, p in tps])
+        # Set the pause state of new partitions both ways: librdkafka keeps a partition's pause flag
+        # across revocation, so one paused here before and assigned back would otherwise never resume.
+        new_partitions = [TopicPartition(t, p) for t, p in tps]
+        (consumer.pause if self._consumer_paused else consumer.resume)(new_partitions)
         log.info("agent %s assigned %s", self.agent.name, _describe(tps))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
