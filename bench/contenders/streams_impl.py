@@ -1,0 +1,88 @@
+"""Ours: the same work written with the public ``streams`` API, run by ``run_agents``.
+
+Pipeline: three agents (one consumer group each) in one process and one event loop. Handlers build
+typed records (pydantic), ``ctx.send`` them; the runtime decodes, encodes, propagates headers and
+commits after delivery (at-least-once) or in a transaction (``guarantee="exactly_once"``).
+Options from the harness: ``concurrency``, ``ordering``, ``guarantee``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from bench.contenders.common import Config, StartMarker
+from streams import App, Settings
+from streams.context import Context
+from streams.events import TaskCompleted, TaskRequested, TaskStatus
+from streams.worker.runner import run_agents
+
+
+def build(config: Config) -> App:
+    settings = Settings(kafka_bootstrap_servers=config.bootstrap, schema_registry_url=config.registry)
+    app = App(config.group, settings=settings)
+    options: dict[str, Any] = {
+        "start": "earliest",
+        "concurrency": int(config.options.get("concurrency", 1)),
+        "ordering": config.options.get("ordering", "key"),
+        "guarantee": config.options.get("guarantee", "at_least_once"),
+    }
+    marker = StartMarker()
+
+    if config.scenario == "pipeline":
+        a, b, c, d = (
+            app.topic(config.topics[0], value=TaskRequested, partitions=1),
+            app.topic(config.topics[1], value=TaskRequested, partitions=1),
+            app.topic(config.topics[2], value=TaskRequested, partitions=1),
+            app.topic(config.topics[3], value=TaskCompleted, partitions=1),
+        )
+
+        @app.agent(a, **options)
+        async def stage1(task: TaskRequested, ctx: Context) -> None:
+            marker()
+            await ctx.send(b, _relay(task, 1))
+
+        @app.agent(b, **options)
+        async def stage2(task: TaskRequested, ctx: Context) -> None:
+            await ctx.send(c, _relay(task, 2))
+
+        @app.agent(c, **options)
+        async def stage3(task: TaskRequested, ctx: Context) -> None:
+            await ctx.send(d, _complete(task))
+
+    else:
+        source = app.topic(config.topics[0], value=TaskRequested, partitions=1)
+        sink = app.topic(config.topics[1], value=TaskCompleted, partitions=1)
+        delay = config.io_delay
+
+        @app.agent(source, **options)
+        async def call_model(task: TaskRequested, ctx: Context) -> None:
+            marker()
+            await asyncio.sleep(delay)  # stands in for a model or HTTP call
+            await ctx.send(sink, _complete(task))
+
+    return app
+
+
+def _relay(task: TaskRequested, stage: int) -> TaskRequested:
+    return task.model_copy(
+        update={"capability": f"stage{stage + 1}", "context": {**task.context, f"stage{stage}": "done"}}
+    )
+
+
+def _complete(task: TaskRequested) -> TaskCompleted:
+    return TaskCompleted(
+        task_id=task.task_id, agent="stage3", status=TaskStatus.SUCCEEDED, result=task.payload
+    )
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
+    app = build(Config.load())
+    asyncio.run(run_agents(app, handle_signals=True))
+
+
+if __name__ == "__main__":
+    main()

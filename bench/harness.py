@@ -1,0 +1,401 @@
+"""Shared harness: fresh topics, a preloaded input, one contender in its own process, the measurement.
+
+For each contender run: create its topics (1 partition each), register the value schemas, preload the
+input with N Avro messages over 1,000 keys, then start the contender and time it from its first
+consumed message (it prints ``FIRST <epoch>``) until a read_committed consumer in this process has
+counted N messages on the final topic. CPU seconds are the contender process's (all threads, from
+/proc) over exactly that window; peak RSS is its high-water mark (VmHWM). Only the contender's own
+process is ever signalled. Everything created (topics, groups, subjects) carries the run id's prefix
+and is deleted by :meth:`Harness.cleanup`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from streams import headers as hdr
+from streams.events import TaskCompleted, TaskRequested
+from streams.serde.codec import AvroEncoder
+from streams.serde.registry import ConfluentRegistry, subject_for
+
+REPO = Path(__file__).resolve().parent.parent
+KEYS = 1000
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_STOP_GRACE = 30.0
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One contender in one scenario."""
+
+    scenario: str  # "pipeline" | "io"
+    contender: str  # row label, unique
+    module: str  # bench.contenders.<x>
+    python: str  # interpreter that runs it
+    messages: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    scenario: str
+    contender: str
+    messages: int
+    status: str = "ok"  # ok | timeout | failed: ... | skipped: ...
+    seconds: float | None = None
+    cpu_seconds: float | None = None
+    peak_rss_mb: float | None = None
+    outputs: int | None = None  # messages on the final topic after the contender stopped
+    stop_seconds: float | None = None  # from SIGTERM to exit
+    note: str = ""
+
+    @property
+    def rate(self) -> float | None:
+        if self.status != "ok" or not self.seconds:
+            return None
+        return self.messages / self.seconds
+
+    @property
+    def cpu_per_million(self) -> float | None:
+        if self.status != "ok" or self.cpu_seconds is None:
+            return None
+        return self.cpu_seconds / self.messages * 1_000_000
+
+
+def _payload(i: int) -> str:
+    return json.dumps({"question": f"summarise document {i}", "tokens": 512, "temperature": 0.2,
+                       "source": "s3://bench/docs/" + f"{i:08d}.txt"})
+
+
+class Harness:
+    def __init__(
+        self,
+        bootstrap: str,
+        registry_url: str,
+        timeout: float,
+        workdir: Path | None = None,
+        profile: bool = False,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.profile = profile
+        self.registry_url = registry_url
+        self.timeout = timeout
+        self.run_id = uuid.uuid4().hex[:8]
+        self.prefix = f"bench.{self.run_id}."
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.registry = ConfluentRegistry({"url": registry_url})
+        self._runs = 0
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"bench-{self.run_id}-"))
+        self._schemas = {
+            "TaskRequested": TaskRequested.avro_schema(),
+            "TaskCompleted": TaskCompleted.avro_schema(),
+        }
+
+    # ----------------------------------------------------------------- setup
+
+    def _base(self, spec: RunSpec) -> str:
+        """Names of one run's topics and groups: unique per run, so repeats start fresh too."""
+        return f"{self.prefix}{spec.contender}.{spec.scenario}.{self._runs}"
+
+    def _topics(self, spec: RunSpec) -> list[str]:
+        stages = 4 if spec.scenario == "pipeline" else 2
+        return [f"{self._base(spec)}.t{i}" for i in range(stages)]
+
+    def _create_topics(self, names: list[str]) -> None:
+        new = [NewTopic(n, num_partitions=1, replication_factor=1, config={"cleanup.policy": "delete"})
+               for n in names]
+        for future in self.admin.create_topics(new, operation_timeout=30).values():
+            future.result()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            metadata = self.admin.list_topics(timeout=10).topics
+            if all(n in metadata and not metadata[n].error and metadata[n].partitions for n in names):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"topics {names} did not appear in metadata within 30 s")
+
+    def _register(self, topics: list[str]) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        for i, name in enumerate(topics):
+            schema = self._schemas["TaskCompleted" if i == len(topics) - 1 else "TaskRequested"]
+            ids[name] = self.registry.register(subject_for(name), schema)
+        return ids
+
+    def _preload(self, topic: str, count: int) -> None:
+        encoder = AvroEncoder(self.registry, subject_for(topic), self._schemas["TaskRequested"])
+        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True,
+                             "linger.ms": 50, "compression.type": "lz4"})
+        for i in range(count):
+            value = TaskRequested(task_id=f"task-{i:07d}", capability="stage1", payload=_payload(i),
+                                  requested_by="bench", context={"origin": "bench"})
+            headers: list[tuple[str, str | bytes | None]] = list(hdr.origin_headers())
+            while True:
+                try:
+                    producer.produce(topic, encoder(value), f"key-{i % KEYS:04d}".encode(), headers=headers)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        if producer.flush(60):
+            raise RuntimeError(f"preloading {topic} did not finish")
+
+    # ----------------------------------------------------------------- one run
+
+    def run(self, spec: RunSpec) -> Result:
+        result = Result(spec.scenario, spec.contender, spec.messages)
+        self._runs += 1
+        topics = self._topics(spec)
+        self._create_topics(topics)
+        ids = self._register(topics)
+        self._preload(topics[0], spec.messages)
+        config = {
+            "scenario": spec.scenario,
+            "bootstrap": self.bootstrap,
+            "registry": self.registry_url,
+            "group": self._base(spec),
+            "topics": topics,
+            "schemas": self._schemas,
+            "schema_ids": ids,
+            "messages": spec.messages,
+            "io_delay": 0.01,
+            "options": spec.options,
+        }
+        config_path = self.workdir / f"{spec.contender}.{spec.scenario}.{self._runs}.json"
+        config_path.write_text(json.dumps(config), encoding="utf-8")
+        log_path = config_path.with_suffix(".log")
+        counter = _counter(self.bootstrap, topics[-1])
+        try:
+            self._measure(spec, config_path, log_path, counter, result)
+        finally:
+            counter.close()
+        return result
+
+    def _measure(
+        self, spec: RunSpec, config_path: Path, log_path: Path, counter: Consumer, result: Result
+    ) -> None:
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        with log_path.open("w", encoding="utf-8") as log:
+            child = subprocess.Popen(
+                [spec.python, "-m", spec.module, str(config_path)],
+                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+            )
+            profiler = self._start_profiler(child.pid, log_path.with_suffix(".pyspy.txt"))
+            first: dict[str, Any] = {}
+            reader = threading.Thread(target=_read_marker, args=(child, first), daemon=True)
+            reader.start()
+            deadline = time.monotonic() + self.timeout
+            count = 0
+            end: float | None = None
+            cpu_end = 0.0
+            try:
+                while time.monotonic() < deadline:
+                    count += _consume_count(counter)
+                    if count >= spec.messages and "wall" in first:
+                        end = time.time()
+                        cpu_end = _cpu_seconds(child.pid)
+                        _write_thread_cpu(child.pid, first, log_path.with_suffix(".threads.txt"))
+                        result.peak_rss_mb = _peak_rss_mb(child.pid)
+                        break
+                    if child.poll() is not None:
+                        result.status = f"failed: exited with {child.returncode} after {count} outputs"
+                        break
+                else:
+                    result.status = f"timeout: {count} of {spec.messages} outputs after {self.timeout:.0f} s"
+            finally:
+                stopping = time.monotonic()
+                stopped = _stop(child)
+                result.stop_seconds = time.monotonic() - stopping
+                if profiler is not None:
+                    try:
+                        profiler.wait(timeout=60)  # writes its file once the target has exited
+                    except subprocess.TimeoutExpired:
+                        profiler.kill()
+            reader.join(timeout=5)
+        if end is not None:
+            result.seconds = end - first["wall"]
+            result.cpu_seconds = cpu_end - first["cpu"]
+        if not stopped:
+            result.note = f"did not stop within {_STOP_GRACE:.0f} s of SIGTERM (killed)"
+        # What else arrived (duplicates, stragglers) once the contender has stopped.
+        settle = time.monotonic() + 1.0
+        while time.monotonic() < settle:
+            count += _consume_count(counter)
+        result.outputs = count
+        if result.status == "ok" and count != spec.messages:
+            extra = f"{count} outputs for {spec.messages} inputs"
+            result.note = f"{result.note}; {extra}".lstrip("; ")
+        if result.status != "ok":
+            result.note = f"{result.note}; log: {_tail(log_path)}".lstrip("; ")
+
+    def _start_profiler(self, pid: int, output: Path) -> subprocess.Popen[bytes] | None:
+        """py-spy sampling the contender (all threads, collapsed stacks); slows it, so numbers of a
+        profiled run are for reading the profile only."""
+        if not self.profile:
+            return None
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        return subprocess.Popen(
+            [py_spy, "record", "--pid", str(pid), "--rate", "250", "--threads", "--gil", "--nonblocking",
+             "--format", "raw", "--output", str(output)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    # ----------------------------------------------------------------- teardown
+
+    def cleanup(self) -> list[str]:
+        """Delete this run's topics, consumer groups and schema subjects; returns what went wrong."""
+        problems: list[str] = []
+        topics = [t for t in self.admin.list_topics(timeout=30).topics if t.startswith(self.prefix)]
+        if topics:
+            for name, future in self.admin.delete_topics(topics, operation_timeout=30).items():
+                try:
+                    future.result()
+                except KafkaException as exc:
+                    problems.append(f"topic {name}: {exc}")
+        problems += self._delete_groups()
+        client = SchemaRegistryClient({"url": self.registry_url})
+        try:
+            for subject in client.get_subjects():
+                if subject.startswith(self.prefix):
+                    client.delete_subject(subject)
+                    client.delete_subject(subject, permanent=True)
+        except Exception as exc:  # noqa: BLE001 - best effort; reported, never fatal
+            problems.append(f"registry subjects: {exc}")
+        finally:
+            client.close()
+        self.registry.close()
+        return problems
+
+
+    def _delete_groups(self) -> list[str]:
+        """Delete this run's consumer groups; a killed contender's group stays non-empty until its
+        session times out, so those are retried for up to a minute."""
+        failed: dict[str, str] = {}
+        try:
+            listing = self.admin.list_consumer_groups(request_timeout=30).result()
+        except KafkaException as exc:
+            return [f"listing groups: {exc}"]
+        groups = [g.group_id for g in listing.valid if g.group_id.startswith(self.prefix)]
+        deadline = time.monotonic() + 60
+        while groups:
+            failed.clear()
+            retry: list[str] = []
+            for name, future in self.admin.delete_consumer_groups(groups, request_timeout=30).items():
+                try:
+                    future.result()
+                except KafkaException as exc:
+                    failed[name] = str(exc.args[0])
+                    if exc.args[0].code() == KafkaError.NON_EMPTY_GROUP:
+                        retry.append(name)
+            if not retry or time.monotonic() > deadline:
+                break
+            groups = retry
+            time.sleep(5)
+        return [f"group {name}: {error}" for name, error in failed.items()]
+
+
+def _counter(bootstrap: str, topic: str) -> Consumer:
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"bench-counter-{uuid.uuid4().hex[:8]}",  # never commits: leaves no group behind
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+        "fetch.wait.max.ms": 10,
+    })
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    return consumer
+
+
+def _consume_count(consumer: Consumer) -> int:
+    return sum(1 for m in consumer.consume(num_messages=10_000, timeout=0.02) if m.error() is None)
+
+
+def _thread_cpu(pid: int) -> dict[str, tuple[float, float]]:
+    """User and system CPU seconds per thread name (threads of one name summed)."""
+    cpu: dict[str, tuple[float, float]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text(encoding="ascii")
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        if task.name == str(pid):
+            name += " (main thread)"
+        fields = stat[stat.rindex(")") + 2:].split()
+        user, system = cpu.get(name, (0.0, 0.0))
+        cpu[name] = (user + int(fields[11]) / _CLK_TCK, system + int(fields[12]) / _CLK_TCK)
+    return cpu
+
+
+def _write_thread_cpu(pid: int, first: dict[str, Any], path: Path) -> None:
+    """Where the contender's CPU went during the timed window, by thread name (diagnosis only)."""
+    end = _thread_cpu(pid)
+    start: dict[str, tuple[float, float]] = first.get("threads", {})
+    rows = []
+    for name, (user, system) in end.items():
+        user0, system0 = start.get(name, (0.0, 0.0))
+        rows.append((user - user0 + system - system0, user - user0, system - system0, name))
+    rows.sort(reverse=True)
+    path.write_text(
+        "   total    user  system  thread\n"
+        + "".join(f"{t:8.2f}{u:8.2f}{s:8.2f}  {name}\n" for t, u, s, name in rows),
+        encoding="utf-8",
+    )
+
+
+def _read_marker(child: subprocess.Popen[str], first: dict[str, Any]) -> None:
+    assert child.stdout is not None
+    for line in child.stdout:
+        # Not startswith: a framework may have written terminal escapes without a newline before it.
+        at = line.find("FIRST ")
+        if at >= 0 and "wall" not in first:
+            first["threads"] = _thread_cpu(child.pid)
+            first["cpu"] = _cpu_seconds(child.pid)
+            first["wall"] = float(line[at:].split()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of every thread of ``pid`` so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _stop(child: subprocess.Popen[str]) -> bool:
+    """SIGTERM our child, wait for a clean stop, SIGKILL it if it does not come. True if clean."""
+    if child.poll() is not None:
+        return True
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(timeout=_STOP_GRACE)
+        return True
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        return False
+
+
+def _tail(path: Path, lines: int = 6) -> str:
+    text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    return " | ".join(text[-lines:])

@@ -1,0 +1,254 @@
+"""Run the benchmark: ``python -m bench.run [--messages N] [--only NAME,...] [--scenarios pipeline,io]``.
+
+Scenarios (one partition, 1,000 keys, Avro in the Confluent wire format, at-least-once unless a row
+says otherwise):
+
+- ``pipeline``: 3 stages, TaskRequested -> TaskRequested -> TaskRequested -> TaskCompleted;
+- ``io``: 1 stage whose handler waits 10 ms per message (a model call) before producing its result.
+
+Every contender runs alone in its own process on fresh topics, one after another, in this one run.
+Peers (faust-streaming, quixstreams) run from bench/.venv (see bench/requirements.txt); a missing peer
+is reported on one line and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.harness import KEYS, REPO, Harness, Result, RunSpec
+
+PEER_PYTHON = REPO / "bench" / ".venv" / "bin" / "python"
+INSTALL_HINT = ".venv/bin/python -m venv bench/.venv && bench/.venv/bin/pip install -r bench/requirements.txt"
+OURS = "streams"
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    module: str
+    requires: str  # module that must import in its interpreter
+    dist: str  # distribution whose version the header line shows
+    peer: bool  # runs from bench/.venv
+    sequential: bool  # handles a partition one message at a time (io scenario: fewer messages)
+    how: str  # shown in the notes column
+    ours: bool = False  # a streams variant: takes --pipeline-concurrency / --io-concurrency
+    options: dict[str, Any] = field(default_factory=dict)
+    scenarios: tuple[str, ...] = ("pipeline", "io")
+    extra: bool = False  # not run unless named in --only or --extras given
+
+
+CONTENDERS = [
+    Contender(OURS, "bench.contenders.streams_impl", "streams", "confluent-kafka", peer=False,
+              sequential=False, ours=True, how="at-least-once"),
+    Contender("streams-eos", "bench.contenders.streams_impl", "streams", "confluent-kafka", peer=False,
+              sequential=False, ours=True, how="exactly-once (transactions)",
+              options={"guarantee": "exactly_once"}, extra=True),
+    Contender("raw-confluent", "bench.contenders.raw_confluent", "confluent_kafka", "confluent-kafka",
+              peer=False, sequential=True, how="hand-written loop, 1 thread, commit after flush"),
+    Contender("faust", "bench.contenders.faust_impl", "faust", "faust-streaming", peer=True,
+              sequential=True, how="one agent per stage (aiokafka)"),
+    Contender("quix", "bench.contenders.quix_impl", "quixstreams", "quixstreams", peer=True,
+              sequential=True, how="one StreamingDataFrame per stage"),
+]
+
+
+def _python(contender: Contender) -> str:
+    return str(PEER_PYTHON) if contender.peer else sys.executable
+
+
+def _missing(contender: Contender) -> str | None:
+    """Why this contender cannot run here, or None."""
+    python = _python(contender)
+    if contender.peer and not PEER_PYTHON.exists():
+        return f"bench/.venv does not exist; install the peers: {INSTALL_HINT}"
+    probe = subprocess.run(
+        [python, "-W", "ignore", "-c", f"import {contender.requires}"],
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
+    )
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+        return f"cannot import {contender.requires} ({last}); install the peers: {INSTALL_HINT}"
+    return None
+
+
+def _version(python: str, module: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({module!r}))"
+    probe = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    return probe.stdout.strip() or "?"
+
+
+def _revision() -> str:
+    """The commit measured, and whether streams/ had uncommitted changes (read-only git calls)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=REPO, timeout=30, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "streams"], capture_output=True,
+                               text=True, cwd=REPO, timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown revision"
+    return f"streams at {head}" + (" + uncommitted changes" if dirty else "")
+
+
+def _median(results: list[Result]) -> Result:
+    ok = [r for r in results if r.status == "ok"]
+    if not ok:
+        return results[-1]
+    ok.sort(key=lambda r: r.seconds or 0.0)
+    chosen = ok[len(ok) // 2]
+    if len(results) > 1:
+        rates = ", ".join(f"{r.rate:,.0f}" for r in ok if r.rate)
+        chosen.note = f"{chosen.note}; median of {len(ok)}/{len(results)} runs ({rates} msg/s)"
+    return chosen
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _rows(results: list[Result]) -> list[list[str]]:
+    ours = {r.scenario: r.rate for r in results if r.contender == OURS and r.rate}
+    rows = []
+    for r in results:
+        ratio = None if r.rate is None or r.scenario not in ours else ours[r.scenario] / r.rate
+        rows.append([
+            r.scenario,
+            r.contender,
+            f"{r.messages:,}",
+            _fmt(r.seconds, ".2f"),
+            _fmt(r.rate, ",.0f"),
+            "-" if ratio is None else f"{ratio:.2f}x",
+            _fmt(r.cpu_per_million, ",.0f"),
+            _fmt(r.peak_rss_mb, ".0f"),
+            r.note if r.status == "ok" else f"{r.status}: {r.note[-300:]}",
+        ])
+    return rows
+
+
+HEADERS = ["scenario", "contender", "messages", "seconds", "msg/s", "ours ÷ this", "CPU-s / 1M msgs",
+           "peak RSS MB", "notes"]
+
+
+def markdown(results: list[Result]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join(["---"] * len(HEADERS)) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in _rows(results)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=20_000, help="pipeline input messages (20,000)")
+    parser.add_argument("--io-messages", type=int, default=5_000,
+                        help="io scenario messages for concurrent contenders (5,000)")
+    parser.add_argument("--io-peer-messages", type=int, default=300,
+                        help="io scenario messages for partition-sequential contenders (300)")
+    parser.add_argument("--pipeline-concurrency", type=int, default=1000,
+                        help="streams: concurrency of each pipeline agent (1000, ordering=key)")
+    parser.add_argument("--io-concurrency", type=int, default=200,
+                        help="streams: concurrency of the io agent (200, ordering=key)")
+    parser.add_argument("--only", help="comma-separated contenders: " + ", ".join(c.name for c in CONTENDERS))
+    parser.add_argument("--extras", action="store_true", help="also run extra rows (streams-eos)")
+    parser.add_argument("--scenarios", default="pipeline,io", help="pipeline,io")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per contender; the median is shown")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per contender run (300)")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as markdown")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample each contender with py-spy into the logs directory (slows it down)")
+    parser.add_argument("--keep", action="store_true", help="keep topics, groups and subjects")
+    args = parser.parse_args(argv)
+
+    console = Console() if sys.stdout.isatty() else Console(width=170)
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(scenarios) - {"pipeline", "io"}
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    names = {n.strip() for n in args.only.split(",")} if args.only else None
+    known = {c.name for c in CONTENDERS}
+    if names and names - known:
+        parser.error(f"unknown contender(s): {', '.join(sorted(names - known))}")
+    chosen = [c for c in CONTENDERS if (c.name in names if names else (args.extras or not c.extra))]
+
+    runnable: list[Contender] = []
+    for contender in chosen:
+        why = _missing(contender)
+        if why:
+            console.print(f"[yellow]skipping {contender.name}: {why}[/]")
+        else:
+            runnable.append(contender)
+
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    registry = os.environ.get("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
+    harness = Harness(bootstrap, registry, timeout=args.timeout, profile=args.profile)
+    versions = {"confluent-kafka (ours, raw)": _version(sys.executable, "confluent-kafka")}
+    for contender in runnable:
+        if contender.peer:
+            versions[contender.dist] = _version(str(PEER_PYTHON), contender.dist)
+    console.print(
+        f"run {harness.run_id}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"broker {bootstrap}; 1 partition, {KEYS:,} keys, Avro (Confluent wire format); every peer at "
+        f"its default at-least-once; {_revision()}; " + ", ".join(f"{k} {v}" for k, v in versions.items())
+    )
+    console.print(f"logs and configs: {harness.workdir}")
+
+    results: list[Result] = []
+    try:
+        for scenario in scenarios:
+            for contender in runnable:
+                if scenario not in contender.scenarios:
+                    continue
+                if scenario == "pipeline":
+                    count = args.messages
+                else:
+                    count = args.io_peer_messages if contender.sequential else args.io_messages
+                options = dict(contender.options)
+                if contender.ours:
+                    options.setdefault("ordering", "key")
+                    options["concurrency"] = (
+                        args.pipeline_concurrency if scenario == "pipeline" else args.io_concurrency
+                    )
+                spec = RunSpec(scenario, contender.name, contender.module, _python(contender), count, options)
+                how = contender.how
+                if contender.ours:
+                    how = f"concurrency {options['concurrency']}, key order, {how}"
+                elif scenario == "io":
+                    how = f"{how}, 10 ms in sequence"
+                runs = []
+                for attempt in range(args.repeat):
+                    console.print(f"{scenario}: {contender.name} ({count:,} messages, run {attempt + 1})...",
+                                  end=" ")
+                    try:
+                        result = harness.run(spec)
+                    except Exception as exc:  # noqa: BLE001 - one broken run must not lose the others
+                        result = Result(scenario, contender.name, count, status=f"failed: {exc!r}")
+                    result.note = f"{how}; {result.note}".rstrip("; ")
+                    runs.append(result)
+                    console.print(result.status if result.status != "ok" else f"{result.rate:,.0f} msg/s")
+                results.append(_median(runs))
+    finally:
+        if not args.keep:
+            problems = harness.cleanup()
+            for problem in problems:
+                console.print(f"[yellow]cleanup: {problem}[/]")
+
+    table = Table(title="streams vs peers (ours ÷ this: >1 means ours is faster)")
+    for header in HEADERS:
+        table.add_column(header, justify="left" if header in ("scenario", "contender", "notes") else "right")
+    for row in _rows(results):
+        table.add_row(*row)
+    console.print(table)
+    if args.markdown:
+        print(markdown(results))
+    return 0 if all(r.status == "ok" for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
