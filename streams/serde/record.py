@@ -7,7 +7,6 @@ the plain values fastavro reads and writes; knows nothing of the wire format or 
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
@@ -34,21 +33,10 @@ class Record(BaseModel):
         return avro_schema.full_name(cls.avro_schema())
 
     def to_avro(self) -> dict[str, Any]:
-        """Plain values for fastavro: enums become their symbols, nested records become dicts."""
-        return _plain(self)  # type: ignore[no-any-return]
+        """Values for fastavro: nested records become dicts; enums stay ``StrEnum`` members, which
+        fastavro accepts as their symbols (they compare equal to them)."""
+        return self.model_dump()
 
     @classmethod
     def from_avro(cls, value: dict[str, Any]) -> Self:
         return cls.model_validate(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return {name: _plain(getattr(value, name)) for name in type(value).model_fields}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value

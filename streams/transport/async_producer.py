@@ -29,6 +29,9 @@ class AsyncProducer:
     ) -> None:
         self._producer = Producer(config)
         self._on_fatal = on_fatal
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Delivery reports collected during one poll() on the poll thread; swapped out, never shared.
+        self._reports: list[tuple[asyncio.Future[Message], KafkaError | None, Message]] = []
         self._closed = threading.Event()
         self._poller = threading.Thread(
             target=self._serve_delivery_reports, name="producer-poll", daemon=True
@@ -44,6 +47,7 @@ class AsyncProducer:
         while not self._closed.is_set():
             try:
                 self._producer.poll(0.05)
+                self._hand_over_reports()
             except KafkaException as exc:
                 error = TransportError(f"producer failed: {exc.args[0].str()}")
                 if self._on_fatal is not None:
@@ -58,11 +62,10 @@ class AsyncProducer:
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
     ) -> asyncio.Future[Message]:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         delivered: asyncio.Future[Message] = loop.create_future()
-
         def on_delivery(error: KafkaError | None, message: Message) -> None:
-            loop.call_soon_threadsafe(_settle, delivered, error, message)
+            self._reports.append((delivered, error, message))  # runs on the thread serving poll()
 
         kwargs: dict[str, Any] = {"key": key, "value": value, "headers": list(headers or ())}
         if partition is not None:
@@ -80,12 +83,26 @@ class AsyncProducer:
                     f"cannot produce to {topic}: {error.str()}", retriable=error.retriable()
                 ) from exc
 
+    def _hand_over_reports(self) -> None:
+        """Settle the futures of one poll's delivery reports in a single wake-up of the loop: one
+        cross-thread call per message cost more than the rest of a send."""
+        if not self._reports or self._loop is None:
+            return
+        batch, self._reports = self._reports, []
+        self._loop.call_soon_threadsafe(_settle_all, batch)
+
     def close(self, timeout: float = 30.0) -> int:
         """Flush (bounded) and stop the delivery-report thread; returns messages left undelivered."""
-        remaining = int(self._producer.flush(timeout))
         self._closed.set()
         self._poller.join()
+        remaining = int(self._producer.flush(timeout))  # serves the last reports on this thread
+        self._hand_over_reports()
         return remaining
+
+
+def _settle_all(batch: list[tuple[asyncio.Future[Message], KafkaError | None, Message]]) -> None:
+    for future, error, message in batch:
+        _settle(future, error, message)
 
 
 def _settle(future: asyncio.Future[Message], error: KafkaError | None, message: Message) -> None:

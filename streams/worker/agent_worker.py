@@ -91,7 +91,9 @@ class AgentWorker:
         self._stop_polling = threading.Event()
         self._batch_accepted = threading.Event()
         self._batch_accepted.set()
-        self._commit_lock = threading.Lock()
+        # One commit at a time, from prepare to complete: two overlapping batches would both carry
+        # the same held outputs into two transactions (duplicates downstream).
+        self._commit_gate = asyncio.Lock()
         self._commit_requests: queue.SimpleQueue[tuple[_CommitBatch, concurrent.futures.Future[None]]] = (
             queue.SimpleQueue()
         )
@@ -299,22 +301,31 @@ class AgentWorker:
 
     async def _process(self, item: WorkItem) -> None:
         try:
-            await self._handle(item)
+            deliveries = await self._handle(item)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - stop the worker; the offset stays uncommitted
             self._fail(exc)
             return
-        self._finish(item)
-
-    def _finish(self, item: WorkItem) -> None:
+        # The key's next message may start now: the idempotent producer keeps this one's outputs in
+        # order ahead of it. Only the commit waits for the broker's acknowledgement.
         self._scheduler.finished(item)
+        try:
+            for delivery in deliveries:
+                await delivery
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - an output is lost for good: stop, uncommitted
+            self._fail(exc)
+            return
         self._offsets.done(item.topic, item.partition, item.offset)
         self._backpressure.remove(item.size)
         if self._paused and self._backpressure.should_resume:
             self._set_paused(False)
 
-    async def _handle(self, item: WorkItem) -> None:
+    async def _handle(self, item: WorkItem) -> list[asyncio.Future[Any]]:
+        """Run the handler (with retries) or dead-letter the message; returns the deliveries its
+        outputs (and dedup record) still wait for. Exactly-once holds outputs instead: none."""
         agent = self.agent
         message = item.message
         try:
@@ -323,13 +334,13 @@ class AgentWorker:
         except DeserializationError as exc:
             if exc.retriable:
                 raise
-            await self._dead_letter(item, exc, attempts=0)
-            return
+            return await self._dead_letter(item, exc, attempts=0)
         headers = hdr.as_text(message.headers())
         dedup_id = headers.get(hdr.MESSAGE_ID) or f"{item.topic}/{item.partition}@{item.offset}"
         if self._dedup is not None and self._dedup.seen(item.partition, dedup_id):
             self.stats.duplicates += 1
-            return
+            return []
+        deliveries: list[asyncio.Future[Any]] = []
         attempt = 1
         while True:
             outbox = (
@@ -350,10 +361,11 @@ class AgentWorker:
             )
             try:
                 await agent.handler(value, ctx)
-                await outbox.confirm()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any handler error is retried or dead-lettered
+                if isinstance(outbox, DirectOutbox):
+                    deliveries += outbox.pending  # sent before the failure: they go out regardless
                 if agent.retry.should_retry(exc, attempt):
                     self.stats.retries += 1
                     log.debug("agent %s: retrying offset %d after %s", agent.name, item.offset, exc)
@@ -365,16 +377,20 @@ class AgentWorker:
                         f"agent {agent.name} failed on {item.topic}[{item.partition}]@{item.offset} after "
                         f"{attempt} attempt(s) and has no dead-letter topic: {type(exc).__name__}: {exc}"
                     ) from exc
-                await self._dead_letter(item, exc, attempts=attempt)
-                return
-            if isinstance(outbox, HeldOutbox) and outbox.outputs:
-                self._held[(item.topic, item.partition)][item.offset] = outbox.outputs
+                return deliveries + await self._dead_letter(item, exc, attempts=attempt)
+            if isinstance(outbox, HeldOutbox):
+                if outbox.outputs:
+                    self._held[(item.topic, item.partition)][item.offset] = outbox.outputs
+            else:
+                deliveries += outbox.pending
             if self._dedup is not None:
-                await self._dedup.record(item.partition, dedup_id)
+                deliveries.append(await self._dedup.record(item.partition, dedup_id))
             self.stats.processed += 1
-            return
+            return deliveries
 
-    async def _dead_letter(self, item: WorkItem, error: BaseException, attempts: int) -> None:
+    async def _dead_letter(
+        self, item: WorkItem, error: BaseException, attempts: int
+    ) -> list[asyncio.Future[Any]]:
         agent = self.agent
         log.warning(
             "agent %s: dead-lettering %s[%d]@%d after %d attempt(s): %s: %s",
@@ -392,14 +408,14 @@ class AgentWorker:
             item.key,
             dead_letter_headers(item.message, agent.name, error, attempts),
         )
+        self.stats.dead_lettered += 1
         if self._exactly_once:
             self._held[(item.topic, item.partition)].setdefault(item.offset, []).append(output)
-        else:
-            delivered = await self._require_producer().send(
-                output.topic, output.value, output.key, output.headers
-            )
-            await delivered
-        self.stats.dead_lettered += 1
+            return []
+        delivered = await self._require_producer().send(
+            output.topic, output.value, output.key, output.headers
+        )
+        return [delivered]
 
     def _require_producer(self) -> AsyncProducer:
         assert self._producer is not None
@@ -426,16 +442,33 @@ class AgentWorker:
 
     async def _commit(self, *, via_poll_thread: bool = False) -> None:
         assert self._loop is not None
-        batch = self._prepare_commit(None)
-        if batch is None:
-            return
-        if via_poll_thread and not self._exactly_once:
-            done: concurrent.futures.Future[None] = concurrent.futures.Future()
-            self._commit_requests.put((batch, done))
-            await asyncio.wrap_future(done)
-        else:
-            await self._loop.run_in_executor(None, self._execute_commit, batch)
-        self._complete_commit(batch)
+        async with self._commit_gate:
+            batch = self._prepare_commit(None)
+            if batch is None:
+                return
+            if via_poll_thread and not self._exactly_once:
+                done: concurrent.futures.Future[None] = concurrent.futures.Future()
+                self._commit_requests.put((batch, done))
+                await asyncio.wrap_future(done)
+            else:
+                await self._loop.run_in_executor(None, self._execute_commit, batch)
+            self._complete_commit(batch)
+
+    async def _begin_commit(self, only: set[TP]) -> _CommitBatch | None:
+        """For the revocation path: take the gate (released by :meth:`_end_commit`) and prepare."""
+        await self._commit_gate.acquire()
+        try:
+            return self._prepare_commit(only)
+        except BaseException:
+            self._commit_gate.release()
+            raise
+
+    async def _end_commit(self, committed: _CommitBatch | None) -> None:
+        try:
+            if committed is not None:
+                self._complete_commit(committed)
+        finally:
+            self._commit_gate.release()
 
     def _prepare_commit(self, only: set[TP] | None) -> _CommitBatch | None:
         """Loop: the finished positions of owned partitions (``only`` narrows them) and, for
@@ -456,15 +489,13 @@ class AgentWorker:
         return _CommitBatch(positions, outputs)
 
     def _execute_commit(self, batch: _CommitBatch) -> None:
-        """Any thread that may block. Serialised so a periodic commit cannot land after (and undo) the
-        commit made when partitions are revoked."""
+        """A thread that may block (the gate keeps commits from overlapping)."""
         assert self._consumer is not None
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.positions.items()]
-        with self._commit_lock:
-            if self._transactions is not None:
-                self._transactions.commit(batch.outputs, offsets, self._group_metadata)
-            else:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
+        if self._transactions is not None:
+            self._transactions.commit(batch.outputs, offsets, self._group_metadata)
+        else:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
 
     def _complete_commit(self, batch: _CommitBatch) -> None:
         """Loop: record the new positions and drop the outputs that are now committed."""
@@ -479,6 +510,8 @@ class AgentWorker:
         """Poll thread: execute the at-least-once commits the loop asked for."""
         while not self._commit_requests.empty():
             batch, done = self._commit_requests.get_nowait()
+            if not done.set_running_or_notify_cancel():
+                continue  # its requester gave up (shutdown): a stale batch must not move offsets back
             try:
                 self._execute_commit(batch)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting coroutine
@@ -513,13 +546,16 @@ class AgentWorker:
         self.stats.revocations += 1
         self._run_in_loop(self._release(tps, drain=True))
         self._group_metadata = consumer.consumer_group_metadata()
-        batch = self._run_in_loop(self._as_coroutine(self._prepare_commit, tps))
-        if batch is not None:
-            try:
+        batch = self._run_in_loop(self._begin_commit(tps))
+        committed = None
+        try:
+            if batch is not None:
                 self._execute_commit(batch)
-                self._run_in_loop(self._as_coroutine(self._complete_commit, batch))
-            except (KafkaException, TransportError) as exc:
-                log.warning("agent %s: commit on revocation failed: %s", self.agent.name, exc)
+                committed = batch
+        except (KafkaException, TransportError) as exc:
+            log.warning("agent %s: commit on revocation failed: %s", self.agent.name, exc)
+        finally:
+            self._run_in_loop(self._end_commit(committed))
         self._call_in_loop(self._forget, tps)
         log.info("agent %s revoked %s", self.agent.name, _describe(tps))
 
@@ -580,9 +616,18 @@ class AgentWorker:
         ]
 
     def _run_in_loop(self, coroutine: Any) -> Any:
-        """Run a coroutine on the loop from the poll thread (rebalance callbacks) and wait for it."""
+        """Run a coroutine on the loop from the poll thread (rebalance callbacks) and wait for it.
+
+        While waiting, keep executing the commits the loop asks of this thread: the coroutine may be
+        queued behind a periodic commit that needs exactly that.
+        """
         assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        while True:
+            try:
+                return future.result(timeout=0.01)
+            except concurrent.futures.TimeoutError:
+                self._serve_commit_requests()
 
     @staticmethod
     async def _as_coroutine(function: Any, *args: Any) -> Any:

@@ -9,9 +9,11 @@ that was completed; the one gap is a crash after a handler's side effect but bef
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -79,11 +81,11 @@ class DedupStore:
     def seen(self, partition: int, message_id: str) -> bool:
         return message_id in self._seen.get(partition, ())
 
-    async def record(self, partition: int, message_id: str) -> None:
-        """Make ``message_id`` durable in the changelog (waits for the broker's acknowledgement)."""
-        delivered = await self._producer.send(self.changelog, b"1", message_id.encode(), partition=partition)
-        await delivered
+    async def record(self, partition: int, message_id: str) -> asyncio.Future[Any]:
+        """Write ``message_id`` to the changelog; the returned delivery resolves once it is durable
+        (the worker commits the input only after that)."""
         self._seen.setdefault(partition, set()).add(message_id)
+        return await self._producer.send(self.changelog, b"1", message_id.encode(), partition=partition)
 
     def forget(self, partitions: Iterable[int]) -> None:
         for partition in partitions:

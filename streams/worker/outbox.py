@@ -44,23 +44,19 @@ class Output:
 
 
 class DirectOutbox:
-    """Produces each send immediately; :meth:`confirm` waits until the broker has acknowledged all."""
+    """Produces each send immediately; ``pending`` holds their deliveries, which the worker awaits
+    before it counts the input as finished."""
 
-    __slots__ = ("_encoders", "_pending", "_producer")
+    __slots__ = ("_encoders", "_producer", "pending")
 
     def __init__(self, producer: AsyncProducer, encoders: Encoders) -> None:
         self._producer = producer
         self._encoders = encoders
-        self._pending: list[asyncio.Future[Message]] = []
+        self.pending: list[asyncio.Future[Message]] = []
 
     async def put(self, topic: Topic[Any], value: Record, key: str | bytes | None, headers: Headers) -> None:
         payload = self._encoders.encode(topic, value)
-        self._pending.append(await self._producer.send(topic.name, payload, encode_key(key), headers))
-
-    async def confirm(self) -> None:
-        pending, self._pending = self._pending, []
-        for future in pending:
-            await future
+        self.pending.append(await self._producer.send(topic.name, payload, encode_key(key), headers))
 
 
 @dataclass(slots=True)
@@ -72,6 +68,3 @@ class HeldOutbox:
 
     async def put(self, topic: Topic[Any], value: Record, key: str | bytes | None, headers: Headers) -> None:
         self.outputs.append(Output(topic.name, self.encoders.encode(topic, value), encode_key(key), headers))
-
-    async def confirm(self) -> None:
-        """Nothing to wait for: delivery is the transaction's job."""
