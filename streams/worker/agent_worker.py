@@ -308,8 +308,11 @@ class AgentWorker:
             self._fail(exc)
             return
         # The key's next message may start now: the idempotent producer keeps this one's outputs in
-        # order ahead of it. Only the commit waits for the broker's acknowledgement.
-        self._scheduler.finished(item)
+        # order ahead of it, and only the commit waits for the broker's acknowledgement. Dedup agents
+        # hold the slot until the id is durable, so a crash can repeat at most `concurrency` side
+        # effects instead of everything acknowledged-but-unconfirmed.
+        if self._dedup is None:
+            self._scheduler.finished(item)
         try:
             for delivery in deliveries:
                 await delivery
@@ -318,6 +321,8 @@ class AgentWorker:
         except BaseException as exc:  # noqa: BLE001 - an output is lost for good: stop, uncommitted
             self._fail(exc)
             return
+        if self._dedup is not None:
+            self._scheduler.finished(item)
         self._offsets.done(item.topic, item.partition, item.offset)
         self._backpressure.remove(item.size)
         if self._paused and self._backpressure.should_resume:
