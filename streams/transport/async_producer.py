@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.errors import TransportError
+from streams.transport.records import produce_error, produce_kwargs
 
 _QUEUE_FULL_WAIT = 0.005
 
@@ -64,12 +65,11 @@ class AsyncProducer:
     ) -> asyncio.Future[Message]:
         loop = self._loop = asyncio.get_running_loop()
         delivered: asyncio.Future[Message] = loop.create_future()
+
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             self._reports.append((delivered, error, message))  # runs on the thread serving poll()
 
-        kwargs: dict[str, Any] = {"key": key, "value": value, "headers": list(headers or ())}
-        if partition is not None:
-            kwargs["partition"] = partition
+        kwargs = produce_kwargs(value, key, headers, partition)
         while True:
             try:
                 self._producer.produce(topic, on_delivery=on_delivery, **kwargs)
@@ -78,10 +78,7 @@ class AsyncProducer:
                 # The local queue is full: the poll thread frees room as the broker acknowledges.
                 await asyncio.sleep(_QUEUE_FULL_WAIT)
             except KafkaException as exc:
-                error = exc.args[0]
-                raise TransportError(
-                    f"cannot produce to {topic}: {error.str()}", retriable=error.retriable()
-                ) from exc
+                raise produce_error(topic, exc) from exc
 
     def _hand_over_reports(self) -> None:
         """Settle the futures of one poll's delivery reports in a single wake-up of the loop: one

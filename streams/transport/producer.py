@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import Producer as _KafkaProducer
 
 from streams.errors import TopicError, TransportError
+from streams.transport.records import produce_error, produce_kwargs
 
 
 class Producer:
@@ -39,9 +40,7 @@ class Producer:
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"key": key, "value": value, "headers": list(headers or ())}
-        if partition is not None:
-            kwargs["partition"] = partition
+        kwargs = produce_kwargs(value, key, headers, partition)
         while True:
             try:
                 self._producer.produce(topic, on_delivery=self._on_delivery, **kwargs)
@@ -50,10 +49,7 @@ class Producer:
                 # Queue full: wait for in-flight deliveries instead of dropping the message.
                 self._producer.poll(0.1)
             except KafkaException as exc:
-                error = exc.args[0]
-                raise TransportError(
-                    f"cannot produce to {topic}: {error.str()}", retriable=error.retriable()
-                ) from exc
+                raise produce_error(topic, exc) from exc
         self._producer.poll(0)
 
     def require_topic(self, topic: str, timeout: float = 15.0) -> None:

@@ -15,6 +15,7 @@ from streams.serde.record import Record
 from streams.serde.registry import SchemaRegistry, subject_for
 from streams.topics import Topic
 from streams.transport.async_producer import AsyncProducer
+from streams.transport.records import produce_kwargs
 
 
 class Encoders:
@@ -40,7 +41,7 @@ class Output:
     headers: Headers
 
     def produce_kwargs(self) -> dict[str, Any]:
-        return {"value": self.value, "key": self.key, "headers": list(self.headers)}
+        return produce_kwargs(self.value, self.key, self.headers)
 
 
 class DirectOutbox:
