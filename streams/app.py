@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from streams.agent import Agent, Handler, agent_options
 from streams.config import Settings
 from streams.errors import ConfigError
+from streams.middleware import Middleware
 from streams.serde.record import Record
 from streams.topics import Topic
 
@@ -17,13 +18,16 @@ V = TypeVar("V", bound=Record)
 class App:
     """A named set of topic declarations sharing one :class:`Settings`."""
 
-    def __init__(self, name: str, settings: Settings | None = None) -> None:
+    def __init__(
+        self, name: str, settings: Settings | None = None, middleware: Sequence[Middleware] = ()
+    ) -> None:
         if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ConfigError(f"illegal app name {name!r}: use letters, digits, '.', '_', '-'")
         self.name = name
         self.settings = settings or Settings()
         self.topics: dict[str, Topic[Any]] = {}
         self.agents: dict[str, Agent[Any]] = {}
+        self.middleware: list[Middleware] = list(middleware)
 
     def topic(self, name: str, *, value: type[V], **options: Any) -> Topic[V]:
         """Declare a typed topic; declaring the same name twice must declare the same topic."""

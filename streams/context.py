@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams import headers as hdr
+from streams.middleware import NO_MIDDLEWARE, Chain
 from streams.serde.record import Record
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class Context:
 
     __slots__ = (
         "_identity",
+        "_middleware",
         "_outbox",
         "_sent",
         "agent",
@@ -58,6 +60,7 @@ class Context:
         timestamp_ms: int,
         attempt: int,
         outbox: Outbox,
+        middleware: Chain = NO_MIDDLEWARE,
     ) -> None:
         self.agent = agent
         self.topic = topic
@@ -70,6 +73,7 @@ class Context:
         self.message_id = headers.get(hdr.MESSAGE_ID)
         self.correlation_id = headers.get(hdr.CORRELATION_ID) or self.message_id
         self._outbox = outbox
+        self._middleware = middleware
         # What derived ids hang off: the message id, or the record's position when it has none.
         self._identity = self.message_id or f"{topic}/{partition}@{offset}"
         self._sent = 0
@@ -83,4 +87,6 @@ class Context:
         child_id = hdr.derived_id(self._identity, self.agent, self._sent)
         self._sent += 1
         headers = hdr.child_headers(self.message_id, self.correlation_id or self._identity, child_id)
+        if self._middleware:
+            headers = self._middleware.on_send(self, topic.name, headers)
         await self._outbox.put(topic, value, out_key, headers)

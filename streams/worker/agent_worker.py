@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import queue
 import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +31,7 @@ from streams.agent import Agent
 from streams.config import Settings
 from streams.context import Context
 from streams.errors import ConfigError, DeserializationError, StreamsError, TransportError
+from streams.middleware import Chain, Middleware
 from streams.runtime.backpressure import Backpressure
 from streams.runtime.lanes import LaneScheduler
 from streams.runtime.offsets import OffsetTracker
@@ -73,7 +76,12 @@ class WorkerStats:
 
 class AgentWorker:
     def __init__(
-        self, agent: Agent[Any], settings: Settings, registry: SchemaRegistry, worker_id: str | None = None
+        self,
+        agent: Agent[Any],
+        settings: Settings,
+        registry: SchemaRegistry,
+        worker_id: str | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.agent = agent
         self.settings = settings
@@ -107,6 +115,7 @@ class AgentWorker:
         self._producer: AsyncProducer | None = None
         self._transactions: Transactions | None = None
         self._dedup: DedupStore | None = None
+        self._middleware = Chain(middleware)
 
     # ----------------------------------------------------------------- life cycle
 
@@ -363,9 +372,13 @@ class AgentWorker:
                 timestamp_ms=message.timestamp()[1],
                 attempt=attempt,
                 outbox=outbox,
+                middleware=self._middleware,
             )
             try:
-                await agent.handler(value, ctx)
+                if self._middleware:
+                    await self._middleware.handle(ctx, functools.partial(agent.handler, value, ctx))
+                else:
+                    await agent.handler(value, ctx)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any handler error is retried or dead-lettered

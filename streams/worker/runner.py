@@ -71,7 +71,10 @@ class AgentRunner:
         self.agents = select_agents(app, names)
         self._owned_registry = registry is None
         self.registry = registry or ConfluentRegistry(app.settings.registry_config())
-        self.workers = [AgentWorker(agent, app.settings, self.registry) for agent in self.agents]
+        self.workers = [
+            AgentWorker(agent, app.settings, self.registry, middleware=app.middleware)
+            for agent in self.agents
+        ]
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; a fatal error in one agent stops the others, then is raised."""

@@ -1,0 +1,58 @@
+"""Middleware: cross-cutting concerns (tracing, metrics) as an onion around handling and sending.
+
+A middleware sees every message an agent handles (``handle``: call ``call_next()`` exactly once to run
+the rest of the chain and the handler) and every message a handler sends (``on_send``: return the
+headers to send, usually with something added). Handlers never need to know middleware exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+from streams.headers import Headers
+
+if TYPE_CHECKING:
+    from streams.context import Context
+
+CallNext = Callable[[], Awaitable[None]]
+
+
+class Middleware:
+    """Base class; override either hook. The defaults pass everything through."""
+
+    async def handle(self, ctx: Context, call_next: CallNext) -> None:
+        await call_next()
+
+    def on_send(self, ctx: Context, topic: str, headers: Headers) -> Headers:
+        return headers
+
+
+class Chain:
+    """A fixed list of middleware, outermost first, applied around one handler call or one send."""
+
+    def __init__(self, middleware: Sequence[Middleware]) -> None:
+        self._middleware = tuple(middleware)
+
+    def __bool__(self) -> bool:
+        return bool(self._middleware)
+
+    async def handle(self, ctx: Context, handler: CallNext) -> None:
+        if not self._middleware:
+            await handler()
+            return
+        await self._call(0, ctx, handler)
+
+    async def _call(self, index: int, ctx: Context, handler: CallNext) -> None:
+        if index == len(self._middleware):
+            await handler()
+            return
+        await self._middleware[index].handle(ctx, lambda: self._call(index + 1, ctx, handler))
+
+    def on_send(self, ctx: Context, topic: str, headers: Headers) -> Headers:
+        for middleware in self._middleware:
+            headers = middleware.on_send(ctx, topic, headers)
+        return headers
+
+
+NO_MIDDLEWARE = Chain(())
