@@ -87,6 +87,7 @@ class Context:
         child_id = hdr.derived_id(self._identity, self.agent, self._sent)
         self._sent += 1
         headers = hdr.child_headers(self.message_id, self.correlation_id or self._identity, child_id)
+        headers.append((hdr.SENT_BY, self.agent.encode()))
         if self._middleware:
             headers = self._middleware.on_send(self, topic.name, headers)
         await self._outbox.put(topic, value, out_key, headers)

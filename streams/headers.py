@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 MESSAGE_ID = "message-id"
 CORRELATION_ID = "correlation-id"
 CAUSATION_ID = "causation-id"
+SENT_BY = "sent-by"  # the agent that sent a message (absent at the origin)
 
 Headers = list[tuple[str, bytes]]
 

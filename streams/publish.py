@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
 from streams import headers as hdr
 from streams.config import Settings
 from streams.errors import SchemaError
 from streams.serde.codec import AvroEncoder, encode_key
 from streams.serde.record import Record
 from streams.serde.registry import ConfluentRegistry, SchemaRegistry, subject_for
+from streams.telemetry.tracing import configure_tracing, origin_trace_headers
 from streams.topics import Topic
 from streams.transport.producer import Producer
 
@@ -28,6 +32,8 @@ class Publisher:
         self.registry = registry or ConfluentRegistry(self.settings.registry_config())
         self._producer = Producer(self.settings.producer_config())
         self._encoders: dict[str, AvroEncoder] = {}
+        configure_tracing("streams-publisher")
+        self._tracer = trace.get_tracer("streams")
 
     def encoder(self, topic: str | Topic[Any]) -> AvroEncoder:
         """The encoder of a topic: its declared model's schema, or the registry's latest for its subject."""
@@ -60,11 +66,24 @@ class Publisher:
         """Encode and queue one event; returns its message id. Raises SerializationError on bad values."""
         encoder = self.encoder(topic)
         payload = encoder(value)
-        message_headers = hdr.origin_headers(correlation_id)
-        message_headers += extra_headers or []
         name = topic if isinstance(topic, str) else topic.name
+        message_headers = hdr.origin_headers(correlation_id)
+        message_id = message_headers[0][1].decode()
+        with self._tracer.start_as_current_span(
+            f"send {name}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": name,
+                "messaging.message.id": message_id,
+                "streams.correlation_id": hdr.get(message_headers, hdr.CORRELATION_ID) or "",
+            },
+        ):
+            message_headers += origin_trace_headers()
+        message_headers += extra_headers or []
         self._producer.produce(name, payload, key=encode_key(key), headers=message_headers)
-        return message_headers[0][1].decode()
+        return message_id
 
     def flush(self, timeout: float = 30.0) -> None:
         self._producer.flush(timeout)

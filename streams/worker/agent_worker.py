@@ -37,6 +37,7 @@ from streams.runtime.lanes import LaneScheduler
 from streams.runtime.offsets import OffsetTracker
 from streams.serde.codec import RecordDecoder, decode_key
 from streams.serde.registry import SchemaRegistry
+from streams.telemetry.tracing import TracingMiddleware, configure_tracing
 from streams.transport.async_producer import AsyncProducer
 from streams.worker.deadletter import dead_letter_headers
 from streams.worker.dedup import DedupStore
@@ -115,13 +116,15 @@ class AgentWorker:
         self._producer: AsyncProducer | None = None
         self._transactions: Transactions | None = None
         self._dedup: DedupStore | None = None
-        self._middleware = Chain(middleware)
+        # Tracing is the outermost layer, so every other middleware runs inside the message's span.
+        self._middleware = Chain([TracingMiddleware(agent.name, agent.group_id), *middleware])
 
     # ----------------------------------------------------------------- life cycle
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set (then drain and commit) or a fatal error (then raise it)."""
         self._loop = asyncio.get_running_loop()
+        tracer_provider = configure_tracing(self.agent.app)
         agent = self.agent
         producer_overrides: dict[str, Any] = {}
         if self._exactly_once:
@@ -183,6 +186,8 @@ class AgentWorker:
         stopped.cancel()
         failed.cancel()
         await self._shutdown(poller, dispatcher, committer)
+        if tracer_provider is not None:
+            await self._loop.run_in_executor(None, tracer_provider.force_flush)
         if self._failure is not None:
             raise self._failure
 

@@ -104,18 +104,22 @@ def test_kill_9_three_times_with_dedup_repeats_no_completed_side_effect(
 def test_rebalance_one_to_three_to_one_worker_under_load(
     settings: Settings, registry: ConfluentRegistry, tmp_path: Path
 ) -> None:
-    pipeline = Pipeline.create(settings, registry, tmp_path)
+    # Handlers that wait 30 ms (I/O-bound, like a model call) keep the run long enough that the group
+    # changes twice while most of the work is still ahead.
+    pipeline = Pipeline.create(settings, registry, tmp_path, extra_env={"CHAOS_HANDLER_SLEEP": "0.03"})
     total = pipeline.publish(KEYS, PER_KEY)
     reader = CommittedReader(settings, registry, f"{pipeline.prefix}.out")
     started = time.monotonic()
     try:
         first = pipeline.start_worker()
-        _wait_for(reader, int(total * 0.2), pipeline, started)
+        _wait_for(reader, int(total * 0.05), pipeline, started)
         extra = [pipeline.start_worker(), pipeline.start_worker()]
         for worker in extra:
             pipeline.wait_until_assigned(worker)
-        assert reader.drain(0.1) < total * 0.55, "the scale-out must happen while work remains"
-        _wait_for(reader, int(total * 0.55), pipeline, started)
+        scaled_out_at = reader.drain(0.1)
+        assert scaled_out_at < total * 0.8, "the scale-out must happen while work remains"
+        # Scale back in halfway through what was left when the extra workers joined.
+        _wait_for(reader, scaled_out_at + (total - scaled_out_at) // 2, pipeline, started)
         for worker in extra:
             worker.send_signal(15)
         for worker in extra:

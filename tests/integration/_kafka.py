@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.config import Settings
@@ -17,14 +17,24 @@ def create_topic(settings: Settings, name: str, partitions: int = 1) -> None:
 
 
 def message_count(settings: Settings, topic: str) -> int:
+    """Messages in ``topic`` by its watermarks; retries while a new topic's leaders settle."""
     consumer = Consumer(settings.consumer_config(f"count-{uuid.uuid4().hex}"))
+    deadline = time.monotonic() + 15
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        total = 0
-        for partition in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            total += high - low
-        return total
+        while True:
+            try:
+                metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+                total = 0
+                for partition in metadata.partitions:
+                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                    total += high - low
+                return total
+            except KafkaException as exc:
+                if not exc.args[0].retriable() and exc.args[0].name() != "NOT_LEADER_FOR_PARTITION":
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         consumer.close()
 

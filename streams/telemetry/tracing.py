@@ -1,0 +1,195 @@
+"""OpenTelemetry tracing: a consumer span per handled message, a producer span per send, and W3C
+``traceparent``/``tracestate`` headers that join every stage of a run into one trace.
+
+Configuration follows the standard ``OTEL_*`` variables: ``OTEL_TRACES_EXPORTER`` (``console`` or,
+with opentelemetry-exporter-otlp installed, ``otlp``; unset or ``none`` exports nothing),
+``OTEL_TRACES_SAMPLER``/``_ARG`` and ``OTEL_SERVICE_NAME``. ``STREAMS_TRACES_FILE`` additionally
+writes finished spans as JSON lines to a file. With nothing configured no span is recorded, yet
+trace context still flows: each message carries its cause's ``traceparent`` (or a fresh one at the
+origin), so a traced stage further down still joins the same trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.propagate import extract, inject
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from streams import headers as hdr
+from streams.middleware import CallNext, Middleware
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from streams.context import Context
+
+log = logging.getLogger("streams.tracing")
+
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+_TRACER_NAME = "streams"
+_configured: TracerProvider | None = None
+_configure_lock = threading.Lock()
+
+
+def configure_tracing(service_name: str) -> TracerProvider | None:
+    """Install an SDK tracer provider when the environment asks for an exporter; idempotent.
+
+    Returns the provider (call ``shutdown()`` on it to flush at exit) or None when tracing is off.
+    """
+    global _configured
+    with _configure_lock:
+        if _configured is not None:
+            return _configured
+        exporters = _exporters()
+        if not exporters:
+            return None
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
+        )
+        for exporter in exporters:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        _configured = provider
+        return provider
+
+
+def _exporters() -> list[Any]:
+    exporters: list[Any] = []
+    names = [n.strip() for n in os.environ.get("OTEL_TRACES_EXPORTER", "none").split(",") if n.strip()]
+    for name in names:
+        if name == "none":
+            continue
+        if name == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            exporters.append(ConsoleSpanExporter())
+        elif name == "otlp":
+            try:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
+                    OTLPSpanExporter,
+                )
+            except ImportError:
+                log.warning("OTEL_TRACES_EXPORTER=otlp needs `pip install opentelemetry-exporter-otlp`")
+                continue
+            exporters.append(OTLPSpanExporter())
+        else:
+            log.warning("unsupported OTEL_TRACES_EXPORTER %r (use console, otlp or none)", name)
+    path = os.environ.get("STREAMS_TRACES_FILE")
+    if path:
+        exporters.append(JsonLinesExporter(path))
+    return exporters
+
+
+class JsonLinesExporter:
+    """Appends each finished span as one JSON object per line (cheap to read back in tests and tools)."""
+
+    def __init__(self, path: str) -> None:
+        self._file: IO[str] = Path(path).open("a", encoding="utf-8")  # noqa: SIM115 - closed in shutdown()
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        with self._lock:
+            for span in spans:
+                self._file.write(json.dumps(json.loads(span.to_json())) + "\n")
+            self._file.flush()
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._file.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def origin_trace_headers() -> hdr.Headers:
+    """``traceparent`` for a message that starts a run: the current span's, or a fresh sampled one."""
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    if TRACEPARENT not in carrier:
+        carrier[TRACEPARENT] = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return [(k, v.encode()) for k, v in carrier.items() if k in (TRACEPARENT, TRACESTATE)]
+
+
+class TracingMiddleware(Middleware):
+    """Consumer span around each handler call (child of the message's ``traceparent``), producer span
+    for each send, and the send's headers re-pointed at it."""
+
+    def __init__(self, agent: str, group_id: str) -> None:
+        self._agent = agent
+        self._group_id = group_id
+        self._tracer = trace.get_tracer(_TRACER_NAME)
+
+    async def handle(self, ctx: Context, call_next: CallNext) -> None:
+        parent = extract(ctx.headers)
+        attributes: dict[str, AttributeValue] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": ctx.topic,
+            "messaging.destination.partition.id": str(ctx.partition),
+            "messaging.kafka.offset": ctx.offset,
+            "messaging.consumer.group.name": self._group_id,
+            "messaging.message.id": ctx.message_id or "",
+            "streams.agent": self._agent,
+            "streams.correlation_id": ctx.correlation_id or "",
+            "streams.attempt": ctx.attempt,
+        }
+        with self._tracer.start_as_current_span(
+            f"process {ctx.topic}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            if ctx.attempt > 1:
+                span.add_event("retry", {"streams.attempt": ctx.attempt})
+            try:
+                await call_next()
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                raise
+
+    def on_send(self, ctx: Context, topic: str, headers: hdr.Headers) -> hdr.Headers:
+        message_id = hdr.get(headers, hdr.MESSAGE_ID) or ""
+        with self._tracer.start_as_current_span(
+            f"send {topic}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": topic,
+                "messaging.message.id": message_id,
+                "streams.agent": self._agent,
+                "streams.correlation_id": ctx.correlation_id or "",
+            },
+        ):
+            return with_trace_context(headers)
+
+
+def with_trace_context(headers: hdr.Headers) -> hdr.Headers:
+    """``headers`` with ``traceparent``/``tracestate`` pointing at the current span. Without an SDK the
+    current span is the incoming message's context, so the trace id still flows downstream."""
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    kept = [(k, v) for k, v in headers if k not in (TRACEPARENT, TRACESTATE)]
+    return kept + [(k, v.encode()) for k, v in carrier.items() if k in (TRACEPARENT, TRACESTATE)]

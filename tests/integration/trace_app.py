@@ -1,0 +1,33 @@
+"""A 3-stage pipeline for the tracing tests, run by `streams run` in separate worker processes."""
+
+from __future__ import annotations
+
+import os
+
+from streams import App, Context
+from streams.events import TaskCompleted, TaskRequested, TaskStatus
+
+PREFIX = os.environ["TRACE_PREFIX"]
+
+app = App(PREFIX.replace(".", "-"))
+tasks = app.topic(f"{PREFIX}.tasks", value=TaskRequested, partitions=2)
+planned = app.topic(f"{PREFIX}.planned", value=TaskRequested, partitions=2)
+researched = app.topic(f"{PREFIX}.researched", value=TaskRequested, partitions=2)
+done = app.topic(f"{PREFIX}.done", value=TaskCompleted, partitions=2)
+
+
+@app.agent(tasks, start="earliest")
+async def planner(task: TaskRequested, ctx: Context) -> None:
+    await ctx.send(planned, task)
+
+
+@app.agent(planned, start="earliest")
+async def researcher(task: TaskRequested, ctx: Context) -> None:
+    if task.payload == "poison":
+        raise ValueError("cannot research poison")
+    await ctx.send(researched, task)
+
+
+@app.agent(researched, start="earliest")
+async def writer(task: TaskRequested, ctx: Context) -> None:
+    await ctx.send(done, TaskCompleted(task_id=task.task_id, agent="writer", status=TaskStatus.SUCCEEDED))
