@@ -50,6 +50,7 @@ class RunSpec:
     python: str  # interpreter that runs it
     messages: int
     options: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # added to the contender's environment
 
 
 @dataclass
@@ -188,7 +189,7 @@ class Harness:
     def _measure(
         self, spec: RunSpec, config_path: Path, log_path: Path, counter: Consumer, result: Result
     ) -> None:
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **spec.env)
         with log_path.open("w", encoding="utf-8") as log:
             child = subprocess.Popen(
                 [spec.python, "-m", spec.module, str(config_path)],

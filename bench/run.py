@@ -44,6 +44,7 @@ class Contender:
     options: dict[str, Any] = field(default_factory=dict)
     scenarios: tuple[str, ...] = ("pipeline", "io")
     extra: bool = False  # not run unless named in --only or --extras given
+    env: dict[str, str] = field(default_factory=dict)  # environment of the contender's process
 
 
 CONTENDERS = [
@@ -52,6 +53,16 @@ CONTENDERS = [
     Contender("streams-eos", "bench.contenders.streams_impl", "streams", "confluent-kafka", peer=False,
               sequential=False, ours=True, how="exactly-once (transactions)",
               options={"guarantee": "exactly_once"}, extra=True),
+    # The cost of tracing, on our own pipeline: no tracing middleware at all; the default (context
+    # propagated, nothing recorded); every message sampled and every span exported (as JSON lines).
+    Contender("streams-trace-off", "bench.contenders.streams_impl", "streams", "confluent-kafka",
+              peer=False, sequential=False, ours=True, how="tracing off (STREAMS_TRACING=false)",
+              env={"STREAMS_TRACING": "false"}, scenarios=("pipeline",), extra=True),
+    Contender("streams-trace-sampled", "bench.contenders.streams_impl", "streams", "confluent-kafka",
+              peer=False, sequential=False, ours=True,
+              how="100% sampled, spans exported as JSON lines to /dev/null",
+              env={"STREAMS_TRACES_FILE": "/dev/null", "OTEL_TRACES_SAMPLER": "always_on"},
+              scenarios=("pipeline",), extra=True),
     Contender("raw-confluent", "bench.contenders.raw_confluent", "confluent_kafka", "confluent-kafka",
               peer=False, sequential=True, how="hand-written loop, 1 thread, commit after flush"),
     Contender("faust", "bench.contenders.faust_impl", "faust", "faust-streaming", peer=True,
@@ -215,7 +226,10 @@ def main(argv: list[str] | None = None) -> int:
                     options["concurrency"] = (
                         args.pipeline_concurrency if scenario == "pipeline" else args.io_concurrency
                     )
-                spec = RunSpec(scenario, contender.name, contender.module, _python(contender), count, options)
+                spec = RunSpec(
+                    scenario, contender.name, contender.module, _python(contender), count, options,
+                    env=contender.env,
+                )
                 how = contender.how
                 if contender.ours:
                     how = f"concurrency {options['concurrency']}, key order, {how}"

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     schema_registry_basic_auth: SecretStr | None = Field(
         default=None, description="user:password for the schema registry"
     )
+    streams_tracing: bool = Field(
+        default=True,
+        description="Trace agents (spans when OTEL_* configures an exporter; otherwise only W3C context "
+        "propagation). False removes the tracing middleware altogether.",
+    )
 
     def kafka_common(self) -> dict[str, Any]:
         """Settings shared by every Kafka client (producer, consumer, admin)."""

@@ -35,6 +35,7 @@ class Context:
         "_identity",
         "_middleware",
         "_outbox",
+        "_propagate_trace",
         "_sent",
         "agent",
         "attempt",
@@ -61,6 +62,7 @@ class Context:
         attempt: int,
         outbox: Outbox,
         middleware: Chain = NO_MIDDLEWARE,
+        propagate_trace: bool = True,
     ) -> None:
         self.agent = agent
         self.topic = topic
@@ -74,6 +76,7 @@ class Context:
         self.correlation_id = headers.get(hdr.CORRELATION_ID) or self.message_id
         self._outbox = outbox
         self._middleware = middleware
+        self._propagate_trace = propagate_trace
         # What derived ids hang off: the message id, or the record's position when it has none.
         self._identity = self.message_id or f"{topic}/{partition}@{offset}"
         self._sent = 0
@@ -88,6 +91,13 @@ class Context:
         self._sent += 1
         headers = hdr.child_headers(self.message_id, self.correlation_id or self._identity, child_id)
         headers.append((hdr.SENT_BY, self.agent.encode()))
+        if self._propagate_trace:
+            # W3C trace context flows from input to output; a tracing middleware replaces it with
+            # its producer span's context when spans are being recorded.
+            for name in (hdr.TRACEPARENT, hdr.TRACESTATE):
+                trace_value = self.headers.get(name)
+                if trace_value:
+                    headers.append((name, trace_value.encode()))
         if self._middleware:
             headers = self._middleware.on_send(self, topic.name, headers)
         await self._outbox.put(topic, value, out_key, headers)

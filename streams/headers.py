@@ -14,6 +14,8 @@ MESSAGE_ID = "message-id"
 CORRELATION_ID = "correlation-id"
 CAUSATION_ID = "causation-id"
 SENT_BY = "sent-by"  # the agent that sent a message (absent at the origin)
+TRACEPARENT = "traceparent"  # W3C trace context
+TRACESTATE = "tracestate"
 
 Headers = list[tuple[str, bytes]]
 

@@ -6,7 +6,8 @@ with opentelemetry-exporter-otlp installed, ``otlp``; unset or ``none`` exports 
 ``OTEL_TRACES_SAMPLER``/``_ARG`` and ``OTEL_SERVICE_NAME``. ``STREAMS_TRACES_FILE`` additionally
 writes finished spans as JSON lines to a file. With nothing configured no span is recorded, yet
 trace context still flows: each message carries its cause's ``traceparent`` (or a fresh one at the
-origin), so a traced stage further down still joins the same trace.
+origin), copied from each input to its outputs, so a traced stage further down still joins the same
+trace. ``STREAMS_TRACING=false`` turns even that off.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("streams.tracing")
 
-TRACEPARENT = "traceparent"
-TRACESTATE = "tracestate"
+TRACEPARENT = hdr.TRACEPARENT
+TRACESTATE = hdr.TRACESTATE
 _TRACER_NAME = "streams"
 _configured: TracerProvider | None = None
 _configure_lock = threading.Lock()
@@ -67,6 +68,14 @@ def configure_tracing(service_name: str) -> TracerProvider | None:
         trace.set_tracer_provider(provider)
         _configured = provider
         return provider
+
+
+def tracing_active() -> bool:
+    """Whether an SDK tracer provider is installed (by :func:`configure_tracing` or by the application),
+    so that spans are recorded and worth creating."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
 def _exporters() -> list[Any]:

@@ -37,7 +37,7 @@ from streams.runtime.lanes import LaneScheduler
 from streams.runtime.offsets import OffsetTracker
 from streams.serde.codec import RecordDecoder, decode_key
 from streams.serde.registry import SchemaRegistry
-from streams.telemetry.tracing import TracingMiddleware, configure_tracing
+from streams.telemetry.tracing import TracingMiddleware, configure_tracing, tracing_active
 from streams.transport.async_producer import AsyncProducer
 from streams.worker.deadletter import dead_letter_headers
 from streams.worker.dedup import DedupStore
@@ -116,15 +116,21 @@ class AgentWorker:
         self._producer: AsyncProducer | None = None
         self._transactions: Transactions | None = None
         self._dedup: DedupStore | None = None
-        # Tracing is the outermost layer, so every other middleware runs inside the message's span.
-        self._middleware = Chain([TracingMiddleware(agent.name, agent.group_id), *middleware])
+        self._extra_middleware = list(middleware)
+        self._middleware = Chain(self._extra_middleware)
 
     # ----------------------------------------------------------------- life cycle
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set (then drain and commit) or a fatal error (then raise it)."""
         self._loop = asyncio.get_running_loop()
-        tracer_provider = configure_tracing(self.agent.app)
+        tracer_provider = configure_tracing(self.agent.app) if self.settings.streams_tracing else None
+        if self.settings.streams_tracing and tracing_active():
+            # Spans only when something records them; otherwise Context copies the trace context from
+            # input to output, which is what "propagate-only" needs, at a fraction of the cost.
+            # Tracing is the outermost layer, so every other middleware runs inside the message's span.
+            tracing = TracingMiddleware(self.agent.name, self.agent.group_id)
+            self._middleware = Chain([tracing, *self._extra_middleware])
         agent = self.agent
         producer_overrides: dict[str, Any] = {}
         if self._exactly_once:
@@ -378,6 +384,7 @@ class AgentWorker:
                 attempt=attempt,
                 outbox=outbox,
                 middleware=self._middleware,
+                propagate_trace=self.settings.streams_tracing,
             )
             try:
                 if self._middleware:

@@ -77,3 +77,31 @@ async def test_sends_pass_through_every_middleware_in_order() -> None:
     assert names[-2:] == ["first", "second"]
     assert dict(headers)["causation-id"] == b"m1"
     assert dict(headers)["correlation-id"] == b"c1"
+
+
+@pytest.mark.parametrize("propagate", [True, False])
+async def test_trace_context_flows_to_outputs_without_any_tracer(propagate: bool) -> None:
+    """Propagate-only: with no SDK installed, outputs still carry the input's W3C trace context."""
+    outbox = ListOutbox()
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    ctx = Context(
+        agent="a",
+        topic="in",
+        partition=0,
+        offset=1,
+        key="k",
+        headers={"message-id": "m1", "traceparent": parent, "tracestate": "vendor=1"},
+        timestamp_ms=0,
+        attempt=1,
+        outbox=outbox,
+        propagate_trace=propagate,
+    )
+    await ctx.send(
+        Topic("out", value=TaskCompleted), TaskCompleted(task_id="t", agent="a", status=TaskStatus.SUCCEEDED)
+    )
+    sent = dict(outbox.sent[0][1])
+    if propagate:
+        assert sent["traceparent"] == parent.encode()
+        assert sent["tracestate"] == b"vendor=1"
+    else:
+        assert "traceparent" not in sent
