@@ -103,6 +103,7 @@ class AgentWorker:
         # One commit at a time, from prepare to complete: two overlapping batches would both carry
         # the same held outputs into two transactions (duplicates downstream).
         self._commit_gate = asyncio.Lock()
+        self._committing = True  # the periodic committer runs while this holds
         self._commit_requests: queue.SimpleQueue[tuple[_CommitBatch, concurrent.futures.Future[None]]] = (
             queue.SimpleQueue()
         )
@@ -202,10 +203,16 @@ class AgentWorker:
     ) -> None:
         assert self._loop is not None and self._consumer is not None and self._producer is not None
         log.info("agent %s draining (%d in flight)", self.agent.name, self._scheduler.in_flight)
+        # Let a commit in progress finish, never cancel it: a cancelled await leaves its transaction
+        # running on another thread with its outputs still held, and the final commit would send
+        # them a second time. It may need the poll thread, so stop that only afterwards.
+        self._committing = False
+        [outcome] = await asyncio.gather(committer, return_exceptions=True)
+        if isinstance(outcome, BaseException):
+            log.error("agent %s: committer failed: %s", self.agent.name, outcome)
         self._stop_polling.set()
         await self._loop.run_in_executor(None, poller.join)
         dispatcher.cancel()
-        committer.cancel()
         # Started handlers finish; queued ones are left uncommitted and will be redelivered.
         if self._failure is None:
             await self._wait_running(list(self._running), self.agent.drain_timeout)
@@ -460,8 +467,10 @@ class AgentWorker:
 
     async def _commit_periodically(self) -> None:
         interval = 0.1 if self._exactly_once else 0.5
-        while True:
+        while self._committing:
             await asyncio.sleep(interval)
+            if not self._committing:
+                return
             try:
                 await self._commit(via_poll_thread=True)
             except (KafkaException, TransportError) as exc:
