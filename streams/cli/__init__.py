@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from streams.cli import agents, codegen, dlq, messages, stack, topics, trace
+from streams.cli import agents, codegen, dlq, lag, messages, stack, topics, trace
 from streams.cli._common import err_console
 from streams.errors import StreamsError
 
@@ -24,6 +24,7 @@ cli.command("publish")(messages.publish)
 cli.command("tail")(messages.tail_command)
 cli.command("codegen")(codegen.codegen)
 cli.command("run")(agents.run)
+cli.command("lag")(lag.lag)
 cli.command("trace")(trace.trace)
 
 

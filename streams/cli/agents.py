@@ -8,9 +8,11 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from streams.cli._common import load_app
 from streams.errors import ConfigError
+from streams.telemetry.config import TelemetryConfig
 from streams.worker.runner import run_agents, select_agents, supervise
 
 
@@ -21,6 +23,23 @@ def run(
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes; each runs every chosen agent.")] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve /metrics, /health and /ready on 127.0.0.1:PORT (0: any free port, logged; "
+            "with --workers N, worker i gets PORT+i). Default: $STREAMS_METRICS_PORT, else off.",
+        ),
+    ] = None,
+    heartbeat_interval: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Seconds between AgentHeartbeat events (0: none). "
+            "Default: $STREAMS_HEARTBEAT_INTERVAL, else 10.",
+        ),
+    ] = None,
 ) -> None:
     """Run agents as members of their consumer groups; more workers share the partitions.
 
@@ -38,7 +57,27 @@ def run(
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     application = load_app(app_ref)
     select_agents(application, agent)  # fail fast, before any process starts
+    telemetry = _telemetry(metrics_port, heartbeat_interval)
     if workers > 1:
         argv = ["run", app_ref, "--log-level", log_level, *[f"--agent={a}" for a in agent or []]]
-        raise typer.Exit(supervise(argv, workers))
-    asyncio.run(run_agents(application, agent, handle_signals=True))
+        argv += [f"--heartbeat-interval={telemetry.heartbeat_interval}"]
+        port = telemetry.metrics_port
+        # One port per process: worker i serves on PORT+i (or each on a free port of its own).
+        extra = (
+            [[f"--metrics-port={port + i if port else 0}"] for i in range(workers)]
+            if port is not None
+            else None
+        )
+        raise typer.Exit(supervise(argv, workers, extra))
+    asyncio.run(run_agents(application, agent, handle_signals=True, telemetry=telemetry))
+
+
+def _telemetry(metrics_port: int | None, heartbeat_interval: float | None) -> TelemetryConfig:
+    """The STREAMS_* telemetry settings, with the options given on the command line on top."""
+    overrides = {"metrics_port": metrics_port, "heartbeat_interval": heartbeat_interval}
+    try:
+        # BaseSettings' own keyword parameters make mypy reject a dict of field values.
+        return TelemetryConfig(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid telemetry settings (STREAMS_* variables): {problems}") from exc

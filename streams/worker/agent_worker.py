@@ -675,6 +675,43 @@ class AgentWorker:
     def _call_in_loop(self, function: Any, *args: Any) -> None:
         self._run_in_loop(self._as_coroutine(function, *args))
 
+    # ----------------------------------------------------------------- observing
+    #
+    # Read-only views for telemetry (metrics, health, heartbeats). Call them on the worker's event
+    # loop: the sets and maps they copy belong to the loop, and copying them from another thread could
+    # catch them mid-update.
+
+    def assigned_partitions(self) -> list[TP]:
+        """The partitions this worker owns now, sorted."""
+        return sorted(self._assigned)
+
+    def in_flight(self) -> int:
+        """Messages received and not finished yet: waiting for their lane or being handled."""
+        return self._backpressure.messages
+
+    def is_paused(self) -> bool:
+        """Whether fetching is paused for backpressure (the poll thread pauses every owned partition)."""
+        return self._consumer_paused
+
+    def is_draining(self) -> bool:
+        """Whether shutdown has begun: polling stopped, started handlers finishing."""
+        return self._stop_polling.is_set()
+
+    def failure(self) -> BaseException | None:
+        """The error that stopped (or is stopping) this worker, if any."""
+        return self._failure
+
+    def committed_positions(self) -> dict[TP, int]:
+        """Per owned partition that has received messages: the position last committed (next offset
+        to read); before the first commit, the first offset received, which is where the group was."""
+        # The tracker keeps this per partition but exposes no accessor for it; read, never written.
+        tracked = self._offsets._partitions
+        return {
+            tp: committed
+            for tp in self._assigned
+            if (state := tracked.get(tp)) is not None and (committed := state.committed) is not None
+        }
+
 
 def _describe(tps: set[TP]) -> str:
     by_topic: dict[str, list[int]] = defaultdict(list)

@@ -1,7 +1,8 @@
 """Run an app's agents in this process until SIGTERM/SIGINT, or in N supervised worker processes.
 
 Start-up creates missing topics (never alters existing ones) and registers schemas, so attaching a new
-agent to a running pipeline is one command. Shutdown drains in-flight work and commits.
+agent to a running pipeline is one command. Shutdown drains in-flight work and commits. Telemetry
+(metrics endpoint, heartbeats: :mod:`streams.telemetry`) runs beside the workers as configured.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from streams.agent import Agent
 from streams.app import App
 from streams.errors import ConfigError
 from streams.serde.registry import ConfluentRegistry, SchemaRegistry
+from streams.telemetry.config import TelemetryConfig
+from streams.telemetry.process import ProcessTelemetry
+from streams.topics import Topic
 from streams.worker.agent_worker import AgentWorker
 from streams.worker.dedup import DEDUP_CHANGELOG_CONFIG
 
@@ -40,9 +44,12 @@ def select_agents(app: App, names: Sequence[str] | None) -> list[Agent[Any]]:
     return [app.agents[n] for n in names]
 
 
-def prepare_topics(app: App, agents: list[Agent[Any]], registry: SchemaRegistry) -> None:
+def prepare_topics(
+    app: App, agents: list[Agent[Any]], registry: SchemaRegistry, extra: Sequence[Topic[Any]] = ()
+) -> None:
+    """Create what the agents need: the app's topics, ``extra`` typed topics, dead letters, changelogs."""
     admin = TopicAdmin(app.settings, registry)
-    for report in admin.apply(app.topics.values()):
+    for report in admin.apply([*app.topics.values(), *extra]):
         if report.action == "created":
             log.info("created topic %s", report.topic)
         elif report.differences:
@@ -61,38 +68,56 @@ class AgentRunner:
     """The workers of the chosen agents (all by default) of one app, in this process.
 
     ``workers`` exist from construction, so callers (monitoring, tests) can read their stats while
-    :meth:`run` is going.
+    :meth:`run` is going. ``telemetry`` defaults to what ``STREAMS_*`` variables say (heartbeats every
+    10 s; no metrics endpoint unless ``STREAMS_METRICS_PORT`` is set).
     """
 
     def __init__(
-        self, app: App, names: Sequence[str] | None = None, registry: SchemaRegistry | None = None
+        self,
+        app: App,
+        names: Sequence[str] | None = None,
+        registry: SchemaRegistry | None = None,
+        *,
+        telemetry: TelemetryConfig | None = None,
     ) -> None:
         self.app = app
         self.agents = select_agents(app, names)
         self._owned_registry = registry is None
         self.registry = registry or ConfluentRegistry(app.settings.registry_config())
+        self.telemetry = ProcessTelemetry(telemetry or TelemetryConfig(), app.settings)
+        middleware = [*app.middleware, *self.telemetry.middleware]
         self.workers = [
-            AgentWorker(agent, app.settings, self.registry, middleware=app.middleware)
+            AgentWorker(self.telemetry.instrument(agent), app.settings, self.registry, middleware=middleware)
             for agent in self.agents
         ]
+        self.telemetry.watch(self.workers)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; a fatal error in one agent stops the others, then is raised."""
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, prepare_topics, self.app, self.agents, self.registry)
-            tasks = [asyncio.create_task(w.run(stop), name=f"agent-{w.agent.name}") for w in self.workers]
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            # Before anything slow, so /health answers (and /ready says why not) from the start.
+            self.telemetry.open_endpoint()
+            await loop.run_in_executor(
+                None, prepare_topics, self.app, self.agents, self.registry, self.telemetry.topics
+            )
+            await loop.run_in_executor(None, self.telemetry.prepare, self.registry)
+            tasks = {w: asyncio.create_task(w.run(stop), name=f"agent-{w.agent.name}") for w in self.workers}
+            self.telemetry.start(tasks, stop)
+            done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
             if any(t.exception() for t in done):
                 stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for task in tasks:
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            for task in tasks.values():
                 error = task.exception()
                 if error is not None:
                     raise error
         finally:
-            if self._owned_registry:
-                self.registry.close()
+            try:
+                await self.telemetry.close()
+            finally:
+                if self._owned_registry:
+                    self.registry.close()
 
 
 async def run_agents(
@@ -102,6 +127,7 @@ async def run_agents(
     stop: asyncio.Event | None = None,
     registry: SchemaRegistry | None = None,
     handle_signals: bool = False,
+    telemetry: TelemetryConfig | None = None,
 ) -> list[AgentWorker]:
     """Run the chosen agents until ``stop`` is set (or SIGTERM/SIGINT with ``handle_signals``)."""
     stop = stop or asyncio.Event()
@@ -109,7 +135,7 @@ async def run_agents(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, _on_signal, stop, sig)
-    runner = AgentRunner(app, names, registry)
+    runner = AgentRunner(app, names, registry, telemetry=telemetry)
     await runner.run(stop)
     return runner.workers
 
@@ -122,10 +148,14 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
     stop.set()
 
 
-def supervise(argv: list[str], workers: int) -> int:
-    """Run ``workers`` copies of this command with ``--workers 1``; forward SIGTERM/SIGINT to them."""
+def supervise(argv: list[str], workers: int, per_worker: Sequence[Sequence[str]] | None = None) -> int:
+    """Run ``workers`` copies of this command with ``--workers 1`` (worker i also gets the arguments
+    ``per_worker[i]``); forward SIGTERM/SIGINT to them."""
     children = [
-        subprocess.Popen([sys.executable, "-m", "streams", *argv, "--workers", "1"]) for _ in range(workers)
+        subprocess.Popen(
+            [sys.executable, "-m", "streams", *argv, *(per_worker[i] if per_worker else ()), "--workers", "1"]
+        )
+        for i in range(workers)
     ]
     log.info("started %d worker processes: %s", workers, ", ".join(str(c.pid) for c in children))
 

@@ -1,0 +1,146 @@
+"""Prometheus metrics of one worker process, registered in a registry of its own (never the global one,
+so several runners, or tests, can live in one process).
+
+Two sources: :class:`MetricsMiddleware` counts what passes through handlers as it happens (messages in
+and out, handler latency and errors); :class:`WorkerCollector` reads worker state when scraped
+(totals the worker keeps anyway, in-flight work, partitions, lag), so idle workers cost nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from streams.headers import Headers
+from streams.middleware import CallNext, Middleware
+from streams.telemetry.probe import ProbeUnavailable, WorkerProbe, WorkerSnapshot
+
+if TYPE_CHECKING:
+    from streams.context import Context
+
+log = logging.getLogger("streams.telemetry")
+
+# Agents range from microsecond transforms to model calls that take a minute.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+def error_class(error: BaseException) -> str:
+    """The label of an error: its qualified class name, as in the dead-letter headers."""
+    return f"{type(error).__module__}.{type(error).__qualname__}"
+
+
+class MetricsMiddleware(Middleware):
+    """Counts messages in (first attempts only, so retries do not inflate it), handler latency and
+    errors per attempt, and sends per destination topic.
+
+    It sits innermost, next to the handler, so latency is the handler's own. Undecodable and
+    deduplicated messages never reach handlers: :class:`WorkerCollector` counts those.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages_in = Counter(
+            "streams_messages_in",
+            "Messages that reached an agent's handler (first attempts).",
+            ["agent", "topic"],
+            registry=registry,
+        )
+        self.handler_seconds = Histogram(
+            "streams_handler_seconds",
+            "Duration of one handler call (one attempt), in seconds.",
+            ["agent"],
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.handler_errors = Counter(
+            "streams_handler_errors",
+            "Handler calls that raised, by error class (each failed attempt counts).",
+            ["agent", "error"],
+            registry=registry,
+        )
+        self.messages_out = Counter(
+            "streams_messages_out",
+            "Messages handlers sent, by destination topic (counted when queued; dead letters excluded).",
+            ["agent", "topic"],
+            registry=registry,
+        )
+
+    async def handle(self, ctx: Context, call_next: CallNext) -> None:
+        if ctx.attempt == 1:
+            self.messages_in.labels(ctx.agent, ctx.topic).inc()
+        started = time.perf_counter()
+        try:
+            await call_next()
+        except Exception as exc:
+            self.handler_seconds.labels(ctx.agent).observe(time.perf_counter() - started)
+            self.handler_errors.labels(ctx.agent, error_class(exc)).inc()
+            raise
+        # A cancelled handler (shutdown gave up on it) is neither a latency sample nor an error.
+        self.handler_seconds.labels(ctx.agent).observe(time.perf_counter() - started)
+
+    def on_send(self, ctx: Context, topic: str, headers: Headers) -> Headers:
+        self.messages_out.labels(ctx.agent, topic).inc()
+        return headers
+
+
+# name, help, what to read: the totals each worker keeps in its WorkerStats.
+_TOTALS: tuple[tuple[str, str, str], ...] = (
+    ("streams_messages_received", "Messages consumed, decodable or not.", "received"),
+    ("streams_messages_processed", "Messages handled successfully.", "processed"),
+    ("streams_retries", "Handler attempts that failed and were retried.", "retries"),
+    ("streams_dead_letters", "Messages sent to the agent's dead-letter topic.", "dead_lettered"),
+    ("streams_duplicates_skipped", "Redelivered messages a dedup agent skipped.", "duplicates"),
+)
+
+
+class WorkerCollector(Collector):
+    """Reads every worker through a :class:`WorkerProbe` at scrape time."""
+
+    def __init__(self, probe: WorkerProbe) -> None:
+        self._probe = probe
+
+    def describe(self) -> Iterable[Metric]:
+        # Without describe(), registering would call collect(), i.e. probe workers that may not run yet.
+        return self._families([])
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            snapshots = self._probe.snapshots()
+        except ProbeUnavailable as exc:
+            # The handler-side metrics are still worth serving; these series go absent meanwhile.
+            log.warning("worker metrics unavailable: %s", exc)
+            snapshots = []
+        return self._families(snapshots)
+
+    def _families(self, snapshots: list[WorkerSnapshot]) -> Iterator[Metric]:
+        for name, help_text, field in _TOTALS:
+            counter = CounterMetricFamily(name, help_text, labels=["agent"])
+            for snapshot in snapshots:
+                counter.add_metric([snapshot.agent], getattr(snapshot.stats, field))
+            yield counter
+        in_flight = GaugeMetricFamily(
+            "streams_in_flight_messages", "Messages received and not finished yet.", labels=["agent"]
+        )
+        assigned = GaugeMetricFamily(
+            "streams_assigned_partitions", "Partitions the agent's worker owns.", labels=["agent"]
+        )
+        paused = GaugeMetricFamily(
+            "streams_paused_partitions", "Owned partitions paused for backpressure.", labels=["agent"]
+        )
+        lag = GaugeMetricFamily(
+            "streams_consumer_lag",
+            "Messages between the group's committed position and the partition's end.",
+            labels=["agent", "topic", "partition"],
+        )
+        for snapshot in snapshots:
+            in_flight.add_metric([snapshot.agent], snapshot.in_flight)
+            assigned.add_metric([snapshot.agent], len(snapshot.assigned))
+            paused.add_metric([snapshot.agent], len(snapshot.assigned) if snapshot.paused else 0)
+            for (topic, partition), value in sorted(snapshot.lag.items()):
+                lag.add_metric([snapshot.agent, topic, str(partition)], value)
+        yield from (in_flight, assigned, paused, lag)
