@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from streams import headers as hdr
 from streams.config import Settings
@@ -18,7 +17,7 @@ from streams.errors import SchemaError
 from streams.serde.codec import AvroEncoder, encode_key
 from streams.serde.record import Record
 from streams.serde.registry import ConfluentRegistry, SchemaRegistry, subject_for
-from streams.telemetry.tracing import configure_tracing, origin_trace_headers
+from streams.telemetry.tracing import configure_tracing, origin_trace_headers, producer_span
 from streams.topics import Topic
 from streams.transport.producer import Producer
 
@@ -69,17 +68,7 @@ class Publisher:
         name = topic if isinstance(topic, str) else topic.name
         message_headers = hdr.origin_headers(correlation_id)
         message_id = message_headers[0][1].decode()
-        with self._tracer.start_as_current_span(
-            f"send {name}",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "send",
-                "messaging.destination.name": name,
-                "messaging.message.id": message_id,
-                "streams.correlation_id": hdr.get(message_headers, hdr.CORRELATION_ID) or "",
-            },
-        ):
+        with producer_span(self._tracer, name, message_headers):
             message_headers += origin_trace_headers()
         message_headers += extra_headers or []
         self._producer.produce(name, payload, key=encode_key(key), headers=message_headers)

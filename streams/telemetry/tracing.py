@@ -18,6 +18,7 @@ import os
 import secrets
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -179,20 +180,24 @@ class TracingMiddleware(Middleware):
                 raise
 
     def on_send(self, ctx: Context, topic: str, headers: hdr.Headers) -> hdr.Headers:
-        message_id = hdr.get(headers, hdr.MESSAGE_ID) or ""
-        with self._tracer.start_as_current_span(
-            f"send {topic}",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "send",
-                "messaging.destination.name": topic,
-                "messaging.message.id": message_id,
-                "streams.agent": self._agent,
-                "streams.correlation_id": ctx.correlation_id or "",
-            },
-        ):
+        with producer_span(self._tracer, topic, headers, agent=self._agent):
             return with_trace_context(headers)
+
+
+def producer_span(
+    tracer: trace.Tracer, topic: str, headers: hdr.Headers, agent: str | None = None
+) -> AbstractContextManager[trace.Span]:
+    """The PRODUCER span of one send (from an agent, or from a publisher at the origin)."""
+    attributes: dict[str, AttributeValue] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": topic,
+        "messaging.message.id": hdr.get(headers, hdr.MESSAGE_ID) or "",
+        "streams.correlation_id": hdr.get(headers, hdr.CORRELATION_ID) or "",
+    }
+    if agent is not None:
+        attributes["streams.agent"] = agent
+    return tracer.start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes)
 
 
 def with_trace_context(headers: hdr.Headers) -> hdr.Headers:
