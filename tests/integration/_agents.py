@@ -9,14 +9,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from streams import App
+from streams.telemetry.config import TelemetryConfig
 from streams.worker.runner import AgentRunner
 
 
 @asynccontextmanager
-async def running(app: App, names: Sequence[str] | None = None) -> AsyncIterator[AgentRunner]:
+async def running(
+    app: App, names: Sequence[str] | None = None, telemetry: TelemetryConfig | None = None
+) -> AsyncIterator[AgentRunner]:
     """Agents of ``app`` running for the body of the ``async with``; then drained and stopped."""
     stop = asyncio.Event()
-    runner = AgentRunner(app, names)
+    runner = AgentRunner(app, names, telemetry=telemetry)
     task = asyncio.create_task(runner.run(stop))
     try:
         yield runner

@@ -13,8 +13,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +28,10 @@ from streams.events import AgentHeartbeat, TaskCompleted, TaskRequested, TaskSta
 from streams.serde.registry import ConfluentRegistry
 from streams.tail import tail
 from streams.telemetry.config import TelemetryConfig
-from streams.worker.runner import AgentRunner
-from tests.integration._agents import eventually
+from tests.integration._agents import eventually, running
 from tests.integration._kafka import create_topic, message_count, produce_raw
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@asynccontextmanager
-async def running(app: App, telemetry: TelemetryConfig) -> AsyncIterator[AgentRunner]:
-    """Like ``tests.integration._agents.running``, with the telemetry the test asks for."""
-    stop = asyncio.Event()
-    runner = AgentRunner(app, telemetry=telemetry)
-    task = asyncio.create_task(runner.run(stop))
-    try:
-        yield runner
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 90)
 
 
 def _get(url: str) -> tuple[int, str]:
