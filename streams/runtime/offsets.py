@@ -95,6 +95,12 @@ class PartitionOffsets:
         """Tracked offsets whose message is not finished."""
         return len(self._unfinished)
 
+    @property
+    def redeliverable(self) -> int:
+        """Received messages at or above the position, finished or not: what a consumer starting from
+        the position would receive again."""
+        return len(self._order)
+
     def mark_committed(self, offset: int) -> None:
         """Record that ``offset`` was committed; an older (lower) commit arriving late changes nothing."""
         if self._committed is None or offset > self._committed:
@@ -166,6 +172,11 @@ class OffsetTracker:
         """Unfinished messages of one partition (0 for a partition not tracked)."""
         state = self._partitions.get((topic, partition))
         return 0 if state is None else state.pending
+
+    def redeliverable(self) -> int:
+        """Received messages, over all tracked partitions, that a restart from the current positions
+        would deliver again (the unfinished ones and every finished one above them)."""
+        return sum(state.redeliverable for state in self._partitions.values())
 
     @property
     def total_pending(self) -> int:

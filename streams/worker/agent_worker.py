@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import queue
@@ -110,6 +111,7 @@ class AgentWorker:
         self._group_metadata: Any = None
         self._failure: BaseException | None = None
         self._failed = asyncio.Event()
+        self._finished_one = asyncio.Event()  # wakes drains (shutdown, revocation) as messages finish
         self._exactly_once = agent.guarantee == "exactly_once"
         self._held: dict[TP, dict[int, list[Output]]] = defaultdict(dict)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -202,7 +204,8 @@ class AgentWorker:
         self, poller: threading.Thread, dispatcher: asyncio.Task[None], committer: asyncio.Task[None]
     ) -> None:
         assert self._loop is not None and self._consumer is not None and self._producer is not None
-        log.info("agent %s draining (%d in flight)", self.agent.name, self._scheduler.in_flight)
+        pending = self._offsets.total_pending
+        log.info("agent %s draining: finishing %d received message(s)", self.agent.name, pending)
         # Let a commit in progress finish, never cancel it: a cancelled await leaves its transaction
         # running on another thread with its outputs still held, and the final commit would send
         # them a second time. It may need the poll thread, so stop that only afterwards.
@@ -212,11 +215,26 @@ class AgentWorker:
             log.error("agent %s: committer failed: %s", self.agent.name, outcome)
         self._stop_polling.set()
         await self._loop.run_in_executor(None, poller.join)
-        dispatcher.cancel()
-        # Started handlers finish; queued ones are left uncommitted and will be redelivered.
+        # Nothing new arrives now. Finish everything already received, queued or started: lanes finish
+        # out of offset order, so stopping at the started ones would leave the commit far below work
+        # already done, and a restart would repeat it.
         if self._failure is None:
-            await self._wait_running(list(self._running), self.agent.drain_timeout)
+            await self._finish_received(self.agent.drain_timeout)
+        dispatcher.cancel()
+        unfinished = self._offsets.total_pending
+        if unfinished:
+            await self._cancel_running()
+        if self._failure is None:
             await self._commit()
+        if unfinished:
+            log.warning(
+                "agent %s: %d message(s) unfinished after drain_timeout=%.0fs; %d message(s) from the "
+                "commit position on will be redelivered",
+                self.agent.name,
+                unfinished,
+                self.agent.drain_timeout,
+                self._offsets.redeliverable(),
+            )
         # close() revokes whatever is still assigned; its callback commits what finished meanwhile.
         await self._loop.run_in_executor(None, self._consumer.close)
         undelivered = await self._loop.run_in_executor(None, self._producer.close)
@@ -231,6 +249,38 @@ class AgentWorker:
             self.stats.dead_lettered,
         )
 
+    async def _finish_received(self, seconds: float, only: set[TP] | None = None) -> int:
+        """Wait (at most ``seconds``) until every received message (of ``only``) is finished or the
+        worker failed; returns how many are still unfinished.
+
+        Wakes on :attr:`_finished_one`, which every finished message sets (cheap while set: nobody
+        clears it outside of this wait).
+        """
+        assert self._loop is not None
+        offsets = self._offsets
+
+        def unfinished() -> int:
+            if only is None:
+                return offsets.total_pending
+            return sum(offsets.pending(topic, partition) for topic, partition in only)
+
+        deadline = self._loop.time() + seconds
+        while (left := unfinished()) and not self._failed.is_set():
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                break
+            self._finished_one.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished_one.wait(), remaining)
+        return left
+
+    async def _cancel_running(self) -> None:
+        """Stop handlers still running after the drain: their messages stay uncommitted."""
+        tasks = [task for running in self._running.values() for task in running]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def _fail_from_thread(self, error: BaseException) -> None:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._fail, error)
@@ -240,6 +290,7 @@ class AgentWorker:
             self._failure = error
             log.error("agent %s failed: %s", self.agent.name, error)
         self._failed.set()
+        self._finished_one.set()  # a drain in progress stops waiting
 
     # ----------------------------------------------------------------- receiving
 
@@ -328,7 +379,7 @@ class AgentWorker:
 
     async def _process(self, item: WorkItem) -> None:
         try:
-            deliveries = await self._handle(item)
+            deliveries, handled_id = await self._handle(item)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - stop the worker; the offset stays uncommitted
@@ -343,6 +394,11 @@ class AgentWorker:
         try:
             for delivery in deliveries:
                 await delivery
+            if handled_id is not None and self._dedup is not None:
+                # Only now, with every output acknowledged: a durable id means "outputs delivered", so a
+                # redelivery it turns away has nothing left to send. Recorded any earlier, the id could
+                # reach the broker before the outputs and a crash in between would lose them for good.
+                await (await self._dedup.record(item.partition, handled_id))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - an output is lost for good: stop, uncommitted
@@ -351,13 +407,15 @@ class AgentWorker:
         if self._dedup is not None:
             self._scheduler.finished(item)
         self._offsets.done(item.topic, item.partition, item.offset)
+        self._finished_one.set()
         self._backpressure.remove(item.size)
         if self._paused and self._backpressure.should_resume:
             self._set_paused(False)
 
-    async def _handle(self, item: WorkItem) -> list[asyncio.Future[Any]]:
-        """Run the handler (with retries) or dead-letter the message; returns the deliveries its
-        outputs (and dedup record) still wait for. Exactly-once holds outputs instead: none."""
+    async def _handle(self, item: WorkItem) -> tuple[list[asyncio.Future[Any]], str | None]:
+        """Run the handler (with retries) or dead-letter the message. Returns the deliveries its outputs
+        still wait for (exactly-once holds outputs instead: none) and, when the handler succeeded on a
+        dedup agent, the id to record once they are acknowledged."""
         agent = self.agent
         message = item.message
         try:
@@ -366,12 +424,12 @@ class AgentWorker:
         except DeserializationError as exc:
             if exc.retriable:
                 raise
-            return await self._dead_letter(item, exc, attempts=0)
+            return await self._dead_letter(item, exc, attempts=0), None
         headers = hdr.as_text(message.headers())
-        dedup_id = headers.get(hdr.MESSAGE_ID) or f"{item.topic}/{item.partition}@{item.offset}"
+        dedup_id = hdr.message_identity(headers, item.topic, item.partition, item.offset)
         if self._dedup is not None and self._dedup.seen(item.partition, dedup_id):
             self.stats.duplicates += 1
-            return []
+            return [], None
         deliveries: list[asyncio.Future[Any]] = []
         attempt = 1
         while True:
@@ -414,16 +472,15 @@ class AgentWorker:
                         f"agent {agent.name} failed on {item.topic}[{item.partition}]@{item.offset} after "
                         f"{attempt} attempt(s) and has no dead-letter topic: {type(exc).__name__}: {exc}"
                     ) from exc
-                return deliveries + await self._dead_letter(item, exc, attempts=attempt)
+                # Dead letters record no id: `streams dlq replay` sends them back with their identity.
+                return deliveries + await self._dead_letter(item, exc, attempts=attempt), None
             if isinstance(outbox, HeldOutbox):
                 if outbox.outputs:
                     self._held[(item.topic, item.partition)][item.offset] = outbox.outputs
             else:
                 deliveries += outbox.pending
-            if self._dedup is not None:
-                deliveries.append(await self._dedup.record(item.partition, dedup_id))
             self.stats.processed += 1
-            return deliveries
+            return deliveries, dedup_id
 
     async def _dead_letter(
         self, item: WorkItem, error: BaseException, attempts: int
@@ -583,7 +640,8 @@ class AgentWorker:
         if not tps:
             return
         self.stats.revocations += 1
-        self._run_in_loop(self._release(tps, drain=True))
+        # At shutdown the worker has drained already (close() revokes everything): do not wait twice.
+        self._run_in_loop(self._release(tps, drain=not self._stop_polling.is_set()))
         self._group_metadata = consumer.consumer_group_metadata()
         batch = self._run_in_loop(self._begin_commit(tps))
         committed = None
@@ -606,12 +664,22 @@ class AgentWorker:
         log.warning("agent %s lost %s", self.agent.name, _describe(tps))
 
     async def _release(self, tps: set[TP], *, drain: bool) -> None:
-        """Hand back unstarted messages of ``tps`` and (``drain``) let started ones finish."""
+        """Hand back ``tps``: with ``drain``, first let their received messages (queued and started)
+        finish, bounded by ``drain_timeout``, so the new owner starts where this worker stopped; then
+        drop what has not started. Handlers still running keep going; their messages are redelivered."""
+        if drain:
+            left = await self._finish_received(self.agent.drain_timeout, tps)
+            if left:
+                log.warning(
+                    "agent %s: %d message(s) of revoked partitions unfinished after drain_timeout=%.0fs; "
+                    "they will be redelivered to the new owner",
+                    self.agent.name,
+                    left,
+                    self.agent.drain_timeout,
+                )
         for topic, partition in tps:
             for item in self._scheduler.drop_partition(topic, partition):
                 self._backpressure.remove(item.size)
-        if drain:
-            await self._wait_running(list(tps), self.agent.drain_timeout)
         if self._paused and self._backpressure.should_resume:
             self._set_paused(False)
 
@@ -622,19 +690,6 @@ class AgentWorker:
             self._assigned.discard((topic, partition))
             self._offsets.revoke(topic, partition)
             self._held.pop((topic, partition), None)
-
-    async def _wait_running(self, tps: list[TP], seconds: float) -> None:
-        tasks = {task for tp in tps for task in self._running.get(tp, ())}
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=seconds)
-        if pending:
-            log.warning(
-                "agent %s: %d handler(s) still running after %.0fs; their messages will be redelivered",
-                self.agent.name,
-                len(pending),
-                seconds,
-            )
 
     def _start_at_time(
         self, consumer: Consumer, partitions: list[TopicPartition], start: datetime

@@ -1,10 +1,11 @@
 """The idempotent consumer: ids of handled messages, kept per input partition in a compacted changelog.
 
 Changelog partition p holds the ids handled from input partition p, so a worker that is assigned p
-reads back exactly that partition before handling anything from it. An id is recorded only after its
-handler (and its outputs) succeeded, so a redelivery after a crash or rebalance skips every message
-that was completed; the one gap is a crash after a handler's side effect but before its id is durable
-(milliseconds per in-flight message), which only an idempotent or transactional sink can close.
+reads back exactly that partition before handling anything from it. An id is written only after its
+handler succeeded and the broker acknowledged every output, so a durable id proves the message's
+outputs are delivered and a redelivery it turns away has nothing left to do. The one gap is a crash
+after a handler's side effect but before its id is durable: that message runs again. The worker holds
+the key's lane until the id is durable, so at most ``concurrency`` messages are in that gap at once.
 """
 
 from __future__ import annotations

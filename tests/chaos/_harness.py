@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -51,18 +52,27 @@ class Pipeline:
         )
         return pipeline
 
-    def publish(self, keys: int, per_key: int) -> int:
-        """Publish ``per_key`` messages for each of ``keys`` keys, interleaved; payload is 'key:seq'."""
+    def publish(self, keys: int, per_key: int, *, shuffled: bool = False) -> int:
+        """Publish ``per_key`` messages for each of ``keys`` keys; payload is 'key:seq'.
+
+        Interleaved (key 0..n, then again) by default; ``shuffled`` publishes keys in a random (seeded)
+        order, as real traffic comes: a key's messages bunch up, so lanes finish far out of offset
+        order and the commit position trails finished work.
+        """
+        order = [k for _ in range(per_key) for k in range(keys)]
+        if shuffled:
+            random.Random(len(order)).shuffle(order)
         topic = Topic(f"{self.prefix}.in", value=TaskRequested, partitions=self.partitions)
+        next_seq = [0] * keys
         with Publisher(self.settings, self.registry) as publisher:
-            for seq in range(per_key):
-                for k in range(keys):
-                    key = f"key-{k}"
-                    publisher.publish(
-                        topic,
-                        TaskRequested(task_id=f"{key}:{seq}", capability="chaos", payload=f"{key}:{seq}"),
-                        key=key,
-                    )
+            for k in order:
+                key, seq = f"key-{k}", next_seq[k]
+                next_seq[k] += 1
+                publisher.publish(
+                    topic,
+                    TaskRequested(task_id=f"{key}:{seq}", capability="chaos", payload=f"{key}:{seq}"),
+                    key=key,
+                )
         return keys * per_key
 
     def start_worker(self) -> subprocess.Popen[bytes]:
@@ -103,6 +113,11 @@ class Pipeline:
     def kill_9(self, worker: subprocess.Popen[bytes]) -> None:
         worker.send_signal(signal.SIGKILL)
         worker.wait(30)
+
+    def sigterm(self, worker: subprocess.Popen[bytes], timeout: float = 90.0) -> int:
+        """Graceful stop: the worker drains what it received, commits and exits (0 expected)."""
+        worker.send_signal(signal.SIGTERM)
+        return worker.wait(timeout)
 
     def stop_all(self) -> list[int]:
         for worker in self.workers:
@@ -147,6 +162,23 @@ class CommittedReader:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+class EffectsLog:
+    """The chaos app's side effect outside Kafka: one line per handled stage-two message."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def lines(self) -> list[str]:
+        return self.path.read_text().splitlines() if self.path.exists() else []
+
+    def count(self) -> int:
+        return len(self.lines())
+
+
+def expected_ids(keys: int, per_key: int) -> set[str]:
+    return {f"key-{k}:{s}" for k in range(keys) for s in range(per_key)}
 
 
 def check_exactly_once_in_key_order(reader: CommittedReader, keys: int, per_key: int) -> None:

@@ -21,6 +21,8 @@ CONCURRENCY = int(os.environ.get("CHAOS_CONCURRENCY", "32"))
 PARTITIONS = int(os.environ.get("CHAOS_PARTITIONS", "6"))
 HANDLER_SLEEP = float(os.environ.get("CHAOS_HANDLER_SLEEP", "0"))
 DEDUP = os.environ.get("CHAOS_DEDUP") == "1"
+# Below the backlog, so a worker holds part of it in memory and the rest waits in Kafka.
+MAX_IN_FLIGHT = int(os.environ.get("CHAOS_MAX_IN_FLIGHT", "10000"))
 # Stage two's side effect outside Kafka: one line per handled message, appended to this file.
 EFFECTS = os.environ.get("CHAOS_EFFECTS_FILE")
 
@@ -29,7 +31,13 @@ inputs = app.topic(f"{PREFIX}.in", value=TaskRequested, partitions=PARTITIONS)
 middle = app.topic(f"{PREFIX}.mid", value=TaskRequested, partitions=PARTITIONS)
 outputs = app.topic(f"{PREFIX}.out", value=TaskCompleted, partitions=PARTITIONS)
 
-options = {"concurrency": CONCURRENCY, "guarantee": GUARANTEE, "start": "earliest", "dedup": DEDUP}
+options = {
+    "concurrency": CONCURRENCY,
+    "guarantee": GUARANTEE,
+    "start": "earliest",
+    "dedup": DEDUP,
+    "max_in_flight": MAX_IN_FLIGHT,
+}
 effects_fd = os.open(EFFECTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT) if EFFECTS else None
 
 

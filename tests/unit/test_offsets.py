@@ -24,6 +24,21 @@ def test_commit_stops_at_the_lowest_unfinished_offset() -> None:
     assert tracker.committable() == {(T, 0): 5}
 
 
+def test_redeliverable_counts_everything_from_the_lowest_unfinished_offset_on() -> None:
+    tracker = OffsetTracker()
+    for offset in range(10):
+        tracker.track(T, 0, offset)
+    tracker.track(T, 1, 0)
+    for offset in (0, 1, 5, 6, 7):
+        tracker.done(T, 0, offset)
+    # Partition 0 restarts at 2: 2..9 come again, though 5, 6 and 7 were finished; partition 1 at 0.
+    assert tracker.redeliverable() == 8 + 1
+    for offset in (2, 3, 4, 8, 9):
+        tracker.done(T, 0, offset)
+    tracker.done(T, 1, 0)
+    assert tracker.redeliverable() == 0
+
+
 def test_gaps_in_offsets_never_block_a_commit() -> None:
     tracker = OffsetTracker()
     for offset in (10, 13, 20):  # 11, 12, 14..19: compacted away or transaction markers
@@ -133,6 +148,7 @@ def test_matches_a_brute_force_model_under_random_interleavings(seed: int) -> No
     unfinished: dict[tuple[str, int], set[int]] = {tp: set() for tp in partitions}
     highest: dict[tuple[str, int], int] = {}
     committed: dict[tuple[str, int], int] = {}
+    received: dict[tuple[str, int], list[int]] = {tp: [] for tp in partitions}
 
     def model_position(tp: tuple[str, int]) -> int | None:
         if tp not in highest:
@@ -149,6 +165,7 @@ def test_matches_a_brute_force_model_under_random_interleavings(seed: int) -> No
             committed.setdefault(tp, offset)
             highest[tp] = offset
             unfinished[tp].add(offset)
+            received[tp].append(offset)
         elif action < 0.9 and unfinished[tp]:
             offset = rng.choice(sorted(unfinished[tp]))
             unfinished[tp].remove(offset)
@@ -167,6 +184,12 @@ def test_matches_a_brute_force_model_under_random_interleavings(seed: int) -> No
         for key, position in expected.items():
             assert all(position <= offset for offset in unfinished[key])  # never past unfinished work
         assert tracker.total_pending == sum(len(offsets) for offsets in unfinished.values())
+        received_from_position = 0
+        for key in partitions:
+            position = model_position(key)
+            if position is not None:
+                received_from_position += sum(1 for o in received[key] if o >= position)
+        assert tracker.redeliverable() == received_from_position
 
 
 def test_100k_completions_in_random_order_are_not_quadratic() -> None:
