@@ -25,7 +25,8 @@ class Agent(Generic[V]):
     """One agent: a consumer group named ``<app>.<name>`` running ``handler`` on every message of ``topic``.
 
     ``start`` applies only when the group has no committed position yet (a new agent attached to a
-    running pipeline): the newest message, the oldest, or the first at or after a timestamp.
+    running pipeline): the oldest message (``"earliest"``, the default, so nothing published before
+    the agent's first start is skipped), the newest, or the first at or after a timestamp.
     ``max_in_flight`` and ``max_bytes`` bound what a worker holds (received, not yet finished); above
     them it pauses its partitions and resumes below half; it can overshoot by one fetch (at most
     ``max_in_flight`` or 500 messages, whichever is smaller). ``consumer_config`` adds librdkafka consumer
@@ -45,7 +46,7 @@ class Agent(Generic[V]):
     guarantee: Guarantee = "at_least_once"
     retry: Retry = NO_RETRY
     dead_letter: bool = True
-    start: StartFrom = "latest"
+    start: StartFrom = "earliest"
     max_in_flight: int = 10_000
     max_bytes: int = 64 * 1024 * 1024
     drain_timeout: float = 30.0

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         default=LOCAL_REGISTRY_URL,
         description="Confluent-compatible schema registry URL (Apicurio: .../apis/ccompat/v7)",
     )
+    kafka_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds to wait for the broker on a lookup (metadata, topic checks) before failing; "
+        "lower it to fail fast when the broker may be down",
+    )
     kafka_security_protocol: str | None = None
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None

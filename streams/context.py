@@ -32,7 +32,6 @@ class Context:
     """
 
     __slots__ = (
-        "_identity",
         "_middleware",
         "_outbox",
         "_propagate_trace",
@@ -72,13 +71,13 @@ class Context:
         self.headers = headers
         self.timestamp_ms = timestamp_ms
         self.attempt = attempt
-        self.message_id = headers.get(hdr.MESSAGE_ID)
+        # Messages from other clients carry no message-id header; their position names them instead,
+        # so dedup, derived output ids and causation all hang off one stable id.
+        self.message_id = hdr.message_identity(headers, topic, partition, offset)
         self.correlation_id = headers.get(hdr.CORRELATION_ID) or self.message_id
         self._outbox = outbox
         self._middleware = middleware
         self._propagate_trace = propagate_trace
-        # What derived ids hang off: the message id, or the record's position when it has none.
-        self._identity = self.message_id or f"{topic}/{partition}@{offset}"
         self._sent = 0
 
     async def send(self, topic: Topic[V], value: V, *, key: str | bytes | None = _SAME_KEY) -> None:
@@ -87,9 +86,9 @@ class Context:
         if not isinstance(value, topic.value):
             raise TypeError(f"{topic.name} takes {topic.value.__name__}, not {type(value).__name__}")
         out_key = self.key if key is _SAME_KEY else key
-        child_id = hdr.derived_id(self._identity, self.agent, self._sent)
+        child_id = hdr.derived_id(self.message_id, self.agent, self._sent)
         self._sent += 1
-        headers = hdr.child_headers(self.message_id, self.correlation_id or self._identity, child_id)
+        headers = hdr.child_headers(self.message_id, self.correlation_id, child_id)
         headers.append((hdr.SENT_BY, self.agent.encode()))
         if self._propagate_trace:
             # W3C trace context flows from input to output; a tracing middleware replaces it with

@@ -56,6 +56,12 @@ def derived_id(parent: str, agent: str, index: int) -> str:
     return hashlib.blake2b(f"{parent}/{agent}/{index}".encode(), digest_size=16).hexdigest()
 
 
+def message_identity(headers: dict[str, str], topic: str, partition: int, offset: int) -> str:
+    """A message's stable id: its ``message-id`` header, or for messages from clients that set none,
+    its position ``topic/partition@offset`` (the same on every redelivery)."""
+    return headers.get(MESSAGE_ID) or f"{topic}/{partition}@{offset}"
+
+
 def child_headers(message_id: str | None, correlation_id: str | None, child_id: str | None = None) -> Headers:
     """Headers of a message caused by message ``message_id``: same correlation, causation = parent."""
     child_id = child_id or new_id()

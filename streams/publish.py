@@ -39,7 +39,7 @@ class Publisher:
         name = topic if isinstance(topic, str) else topic.name
         encoder = self._encoders.get(name)
         if encoder is None:
-            self._producer.require_topic(name)
+            self._producer.require_topic(name, timeout=self.settings.kafka_timeout)
             if isinstance(topic, Topic):
                 schema = topic.value.avro_schema()
             else:

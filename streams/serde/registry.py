@@ -139,10 +139,13 @@ class ConfluentRegistry:
         self._client.close()
 
     def _error(self, what: str, exc: Exception) -> SchemaError:
-        error = SchemaError(f"{what}: registry at {self._url} answered: {exc}")
-        # A registry that cannot be reached may come back; a 4xx answer will not change.
         status = getattr(exc, "http_status_code", None)
-        error.retriable = status is None or status >= 500
+        if isinstance(exc, SchemaRegistryError) and status is not None and status > 0:
+            error = SchemaError(f"{what}: registry at {self._url} answered {status}: {exc}")
+        else:  # no HTTP answer at all: refused, timed out, name not resolved
+            error = SchemaError(f"{what}: cannot reach the registry at {self._url}: {exc}")
+        # A registry that cannot be reached may come back; a 4xx answer will not change.
+        error.retriable = status is None or status <= 0 or status >= 500
         return error
 
 

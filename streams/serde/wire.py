@@ -7,7 +7,7 @@ import struct
 from streams.errors import DeserializationError
 
 MAGIC = 0
-_HEADER = struct.Struct(">bI")
+_HEADER = struct.Struct(">BI")  # unsigned: a stray first byte reads as 0-255, as a hex dump shows it
 HEADER_SIZE = _HEADER.size
 
 

@@ -157,7 +157,7 @@ class TracingMiddleware(Middleware):
             "messaging.destination.partition.id": str(ctx.partition),
             "messaging.kafka.offset": ctx.offset,
             "messaging.consumer.group.name": self._group_id,
-            "messaging.message.id": ctx.message_id or "",
+            "messaging.message.id": ctx.message_id,
             "streams.agent": self._agent,
             "streams.correlation_id": ctx.correlation_id or "",
             "streams.attempt": ctx.attempt,

@@ -228,10 +228,16 @@ async def test_new_agents_start_where_told(
     agent_for("from_earliest", "earliest")
     agent_for("from_latest", "latest")
     agent_for("from_time", boundary)
+
+    @app.agent(tasks, name="by_default")
+    async def by_default(task: TaskRequested, ctx: Context) -> None:
+        got["by_default"].append(task.task_id)
+
     async with running(app):
         await eventually(
             lambda: len(got["from_earliest"]) == 8 and len(got["from_time"]) == 3, what="replays"
         )
+        await eventually(lambda: len(got["by_default"]) == 8, what="the default start: earliest")
         await asyncio.sleep(3)  # let the latest agent settle on its position
         _publish(settings, registry, tasks, [_task("new", 0)])
         await eventually(lambda: got["from_latest"] == ["new-0"], what="latest agent sees only new messages")

@@ -42,6 +42,11 @@ def test_poison_bytes_are_deserialization_errors(data: bytes | None, reason: str
         unframe(data)
 
 
+def test_a_high_first_byte_is_named_unsigned() -> None:
+    with pytest.raises(DeserializationError, match="unknown magic byte 147:"):
+        unframe(b"\x93\x00\x00\x00\x01x")
+
+
 def test_schema_is_registered_once_and_writer_schema_fetched_once() -> None:
     registry = CountingRegistry()
     encoder = AvroEncoder(registry, "tasks-value", TaskRequested.avro_schema())

@@ -105,3 +105,28 @@ async def test_trace_context_flows_to_outputs_without_any_tracer(propagate: bool
         assert sent["tracestate"] == b"vendor=1"
     else:
         assert "traceparent" not in sent
+
+
+async def test_messages_without_a_message_id_are_named_by_their_position() -> None:
+    """Messages from other clients carry no identity header: their position is their stable id, and
+    what a handler sends names it as cause and correlation."""
+    outbox = ListOutbox()
+    ctx = Context(
+        agent="a",
+        topic="in",
+        partition=3,
+        offset=41,
+        key="k",
+        headers={},
+        timestamp_ms=0,
+        attempt=1,
+        outbox=outbox,
+    )
+    assert ctx.message_id == "in/3@41"
+    assert ctx.correlation_id == "in/3@41"
+    results = Topic("out", value=TaskCompleted)
+    await ctx.send(results, TaskCompleted(task_id="t", agent="a", status=TaskStatus.SUCCEEDED))
+    [(_, headers)] = outbox.sent
+    sent = dict(headers)
+    assert sent["causation-id"] == b"in/3@41"
+    assert sent["correlation-id"] == b"in/3@41"
