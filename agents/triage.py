@@ -6,7 +6,7 @@
 import asyncio
 import json
 
-from streams import App, Context, Retry
+from streams import App, Context, ExactlyOnce, Retry
 from streams.events import TaskCompleted, TaskRequested, TaskStatus
 
 app = App("triage")
@@ -19,7 +19,7 @@ async def ask_a_model(payload: str) -> str:
     return json.dumps({"answer": f"looked into {payload}"})
 
 
-@app.agent(tasks, concurrency=64, ordering="key", guarantee="exactly_once",
+@app.agent(tasks, concurrency=64, ordering="key", guarantee=ExactlyOnce(),
            retry=Retry(attempts=5, backoff=0.2, max_backoff=30))
 async def research(task: TaskRequested, ctx: Context) -> None:
     answer = await ask_a_model(task.payload)

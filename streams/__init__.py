@@ -20,6 +20,7 @@ from streams.errors import (
     TopicError,
     TransportError,
 )
+from streams.options import AtLeastOnce, ExactlyOnce, Limits
 from streams.publish import Publisher
 from streams.retry import Retry
 from streams.serde.record import Record
@@ -27,9 +28,12 @@ from streams.topics import Topic
 
 __all__ = [
     "App",
+    "AtLeastOnce",
     "ConfigError",
     "Context",
     "DeserializationError",
+    "ExactlyOnce",
+    "Limits",
     "Publisher",
     "Record",
     "Retry",

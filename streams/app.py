@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from streams.agent import Agent, Handler, agent_options
+from streams.agent import Agent, Handler, StartFrom
 from streams.config import Settings
 from streams.errors import ConfigError
 from streams.middleware import Middleware
+from streams.options import AtLeastOnce, Guarantee, Limits
+from streams.retry import NO_RETRY, Retry
+from streams.runtime.lanes import Ordering
 from streams.serde.record import Record
-from streams.topics import Topic
+from streams.topics import CleanupPolicy, Topic
 
 V = TypeVar("V", bound=Record)
 
@@ -29,9 +32,30 @@ class App:
         self.agents: dict[str, Agent[Any]] = {}
         self.middleware: list[Middleware] = list(middleware)
 
-    def topic(self, name: str, *, value: type[V], **options: Any) -> Topic[V]:
-        """Declare a typed topic; declaring the same name twice must declare the same topic."""
-        declared = Topic(name=name, value=value, **options)
+    def topic(
+        self,
+        name: str,
+        *,
+        value: type[V],
+        key: type[str] | type[bytes] | None = str,
+        partitions: int = 6,
+        replication: int | None = None,
+        cleanup_policy: CleanupPolicy = "delete",
+        retention_ms: int | None = None,
+        config: Mapping[str, str] | None = None,
+    ) -> Topic[V]:
+        """Declare a typed topic (see :class:`Topic`); declaring the same name twice must declare the
+        same topic."""
+        declared = Topic(
+            name=name,
+            value=value,
+            key=key,
+            partitions=partitions,
+            replication=replication,
+            cleanup_policy=cleanup_policy,
+            retention_ms=retention_ms,
+            config=dict(config or {}),
+        )
         existing = self.topics.get(name)
         if existing is not None and existing != declared:
             raise ConfigError(f"topic {name} is declared twice with different settings")
@@ -39,11 +63,27 @@ class App:
         return declared
 
     def agent(
-        self, topic: Topic[V], *, name: str | None = None, **options: Any
+        self,
+        topic: Topic[V],
+        *,
+        name: str | None = None,
+        concurrency: int = 1,
+        ordering: Ordering = "key",
+        guarantee: Guarantee = AtLeastOnce(),
+        retry: Retry = NO_RETRY,
+        dead_letter: bool = True,
+        start: StartFrom = "earliest",
+        limits: Limits = Limits(),
+        consumer_config: Mapping[str, Any] | None = None,
     ) -> Callable[[Handler[V]], Handler[V]]:
-        """Register an async handler as an agent of ``topic`` (options: see :class:`streams.agent.Agent`).
+        """Register an async handler as an agent of ``topic``, in consumer group ``<app>.<name>``.
 
-        The decorated function is returned unchanged, so it stays directly callable in unit tests.
+        ``concurrency`` handlers run at once, one at a time per key (``ordering="key"``), per partition
+        or unordered; ``guarantee`` is :class:`AtLeastOnce` (optionally ``dedup=True``) or
+        :class:`ExactlyOnce`; failures are retried per ``retry`` and then dead-lettered to
+        ``<app>.<name>.dlq`` (or stop the worker with ``dead_letter=False``). See :class:`Agent` for
+        ``start`` and :class:`Limits` for ``limits``. The decorated function is returned unchanged, so
+        it stays directly callable in unit tests.
         """
         if topic.name not in self.topics:
             raise ConfigError(f"topic {topic.name} is not declared by app {self.name}; use app.topic() first")
@@ -53,7 +93,18 @@ class App:
             if agent_name in self.agents:
                 raise ConfigError(f"app {self.name} already has an agent named {agent_name}")
             self.agents[agent_name] = Agent(
-                app=self.name, name=agent_name, topic=topic, handler=handler, **agent_options(**options)
+                app=self.name,
+                name=agent_name,
+                topic=topic,
+                handler=handler,
+                concurrency=concurrency,
+                ordering=ordering,
+                guarantee=guarantee,
+                retry=retry,
+                dead_letter=dead_letter,
+                start=start,
+                limits=limits,
+                consumer_config=dict(consumer_config or {}),
             )
             return handler
 

@@ -17,6 +17,27 @@ SENT_BY = "sent-by"  # the agent that sent a message (absent at the origin)
 TRACEPARENT = "traceparent"  # W3C trace context
 TRACESTATE = "tracestate"
 
+# Why and where a dead letter failed, added to its original headers (see streams.worker.deadletter).
+DLQ_REASON = "dlq-reason"
+DLQ_ERROR_CLASS = "dlq-error-class"
+DLQ_SOURCE_TOPIC = "dlq-source-topic"
+DLQ_SOURCE_PARTITION = "dlq-source-partition"
+DLQ_SOURCE_OFFSET = "dlq-source-offset"
+DLQ_ATTEMPTS = "dlq-attempts"
+DLQ_AGENT = "dlq-agent"
+DLQ_FAILED_AT = "dlq-failed-at"
+DLQ_REPLAYED_FROM = "dlq-replayed-from"  # set by a replay: where the letter was read from
+DLQ_HEADERS = (
+    DLQ_REASON,
+    DLQ_ERROR_CLASS,
+    DLQ_SOURCE_TOPIC,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_OFFSET,
+    DLQ_ATTEMPTS,
+    DLQ_AGENT,
+    DLQ_FAILED_AT,
+)
+
 Headers = list[tuple[str, bytes]]
 
 

@@ -2,7 +2,7 @@
 
 Pipeline: three agents (one consumer group each) in one process and one event loop. Handlers build
 typed records (pydantic), ``ctx.send`` them; the runtime decodes, encodes, propagates headers and
-commits after delivery (at-least-once) or in a transaction (``guarantee="exactly_once"``).
+commits after delivery (at-least-once) or in a transaction (``guarantee=ExactlyOnce()``).
 Options from the harness: ``concurrency``, ``ordering``, ``guarantee``.
 """
 
@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from bench.contenders.common import Config, StartMarker
-from streams import App, Settings
+from streams import App, AtLeastOnce, ExactlyOnce, Settings
 from streams.context import Context
 from streams.events import TaskCompleted, TaskRequested, TaskStatus
 from streams.worker.runner import run_agents
@@ -27,7 +27,7 @@ def build(config: Config) -> App:
         "start": "earliest",
         "concurrency": int(config.options.get("concurrency", 1)),
         "ordering": config.options.get("ordering", "key"),
-        "guarantee": config.options.get("guarantee", "at_least_once"),
+        "guarantee": ExactlyOnce() if config.options.get("guarantee") == "exactly_once" else AtLeastOnce(),
     }
     marker = StartMarker()
 

@@ -168,6 +168,11 @@ class OffsetTracker:
         self._total_pending -= state.pending
         return state.advanced
 
+    def committed_positions(self) -> dict[TopicPartition, int]:
+        """Per tracked partition: the position last committed, or before any commit the first offset
+        received (where the group's position was)."""
+        return {tp: state.committed for tp, state in self._partitions.items() if state.committed is not None}
+
     def pending(self, topic: str, partition: int) -> int:
         """Unfinished messages of one partition (0 for a partition not tracked)."""
         state = self._partitions.get((topic, partition))

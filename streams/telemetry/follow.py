@@ -18,7 +18,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from streams import headers as hdr
 from streams.config import Settings
 from streams.errors import TopicError, TransportError
-from streams.worker import deadletter
 
 
 @dataclass
@@ -79,8 +78,8 @@ def follow(
                         key=key.decode("utf-8", errors="replace") if key is not None else None,
                         message_id=hdr.get(headers, hdr.MESSAGE_ID),
                         causation_id=hdr.get(headers, hdr.CAUSATION_ID),
-                        sent_by=hdr.get(headers, hdr.SENT_BY) or hdr.get(headers, deadletter.AGENT),
-                        dead_letter_reason=hdr.get(headers, deadletter.REASON),
+                        sent_by=hdr.get(headers, hdr.SENT_BY) or hdr.get(headers, hdr.DLQ_AGENT),
+                        dead_letter_reason=hdr.get(headers, hdr.DLQ_REASON),
                     )
                 )
             if progress:

@@ -8,40 +8,43 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from streams.config import Settings
 from streams.errors import TopicError, TransportError
-from streams.headers import Headers
+from streams.headers import (
+    DLQ_AGENT,
+    DLQ_ATTEMPTS,
+    DLQ_ERROR_CLASS,
+    DLQ_FAILED_AT,
+    DLQ_HEADERS,
+    DLQ_REASON,
+    DLQ_REPLAYED_FROM,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+    Headers,
+)
+from streams.transport import clients
+from streams.worker.items import WorkItem
 
-REASON = "dlq-reason"
-ERROR_CLASS = "dlq-error-class"
-SOURCE_TOPIC = "dlq-source-topic"
-SOURCE_PARTITION = "dlq-source-partition"
-SOURCE_OFFSET = "dlq-source-offset"
-ATTEMPTS = "dlq-attempts"
-AGENT = "dlq-agent"
-FAILED_AT = "dlq-failed-at"
-REPLAYED_FROM = "dlq-replayed-from"
-
-DLQ_HEADERS = (REASON, ERROR_CLASS, SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, ATTEMPTS, AGENT, FAILED_AT)
 _MAX_REASON = 2000
 
 
-def dead_letter_headers(message: Any, agent: str, error: BaseException, attempts: int) -> Headers:
+def dead_letter_headers(item: WorkItem, agent: str, error: BaseException, attempts: int) -> Headers:
     """The original headers (identity, correlation) followed by why and where it failed."""
-    original = [(k, v) for k, v in (message.headers() or []) if k not in DLQ_HEADERS and v is not None]
+    original = [(k, v) for k, v in item.headers if k not in DLQ_HEADERS]
     reason = f"{error}" or type(error).__name__
     return [
         *original,
-        (REASON, reason[:_MAX_REASON].encode("utf-8", errors="replace")),
-        (ERROR_CLASS, f"{type(error).__module__}.{type(error).__qualname__}".encode()),
-        (SOURCE_TOPIC, message.topic().encode()),
-        (SOURCE_PARTITION, str(message.partition()).encode()),
-        (SOURCE_OFFSET, str(message.offset()).encode()),
-        (ATTEMPTS, str(attempts).encode()),
-        (AGENT, agent.encode()),
-        (FAILED_AT, str(int(time.time() * 1000)).encode()),
+        (DLQ_REASON, reason[:_MAX_REASON].encode("utf-8", errors="replace")),
+        (DLQ_ERROR_CLASS, f"{type(error).__module__}.{type(error).__qualname__}".encode()),
+        (DLQ_SOURCE_TOPIC, item.topic.encode()),
+        (DLQ_SOURCE_PARTITION, str(item.partition).encode()),
+        (DLQ_SOURCE_OFFSET, str(item.offset).encode()),
+        (DLQ_ATTEMPTS, str(attempts).encode()),
+        (DLQ_AGENT, agent.encode()),
+        (DLQ_FAILED_AT, str(int(time.time() * 1000)).encode()),
     ]
 
 
@@ -65,10 +68,10 @@ def replay(
     ``<dead_letter_topic>.replay``, so running it again replays only letters that arrived since.
     Each replayed message keeps its message and correlation ids and gains ``dlq-replayed-from``.
     """
-    consumer = Consumer(
-        settings.consumer_config(f"{dead_letter_topic}.replay", **{"auto.offset.reset": "earliest"})
+    consumer = clients.group_consumer(
+        settings, f"{dead_letter_topic}.replay", **{"auto.offset.reset": "earliest"}
     )
-    producer = Producer(settings.producer_config())
+    producer = clients.producer(settings)
     report = ReplayReport()
     try:
         metadata = consumer.list_topics(dead_letter_topic, timeout=15).topics.get(dead_letter_topic)
@@ -95,18 +98,17 @@ def replay(
             if message.error():
                 raise TopicError(f"error reading {dead_letter_topic}: {message.error().str()}")
             headers = message.headers() or []
-            target = to or _header(headers, SOURCE_TOPIC)
+            target = to or _header(headers, DLQ_SOURCE_TOPIC)
             if target is None:
                 raise TopicError(
-                    f"{dead_letter_topic}@{message.partition()}:{message.offset()} has no {SOURCE_TOPIC} "
-                    "header; pass --to TOPIC"
+                    f"{dead_letter_topic}@{message.partition()}:{message.offset()} has no "
+                    f"{DLQ_SOURCE_TOPIC} header; pass --to TOPIC"
                 )
-            kept = [(k, v) for k, v in headers if k not in DLQ_HEADERS and k != REPLAYED_FROM]
+            kept = [(k, v) for k, v in headers if k not in DLQ_HEADERS and k != DLQ_REPLAYED_FROM]
             kept.append(
-                (REPLAYED_FROM, f"{dead_letter_topic}@{message.partition()}:{message.offset()}".encode())
+                (DLQ_REPLAYED_FROM, f"{dead_letter_topic}@{message.partition()}:{message.offset()}".encode())
             )
-            producer.produce(target, value=message.value(), key=message.key(), headers=kept)
-            producer.poll(0)
+            producer.produce(target, message.value(), message.key(), kept)
             report.replayed += 1
             report.by_topic[target] = report.by_topic.get(target, 0) + 1
             positions[message.partition()] = message.offset() + 1
@@ -114,10 +116,12 @@ def replay(
                 del remaining[message.partition()]
             if progress:
                 progress(report.replayed, total)
-        if producer.flush(30):
+        try:
+            producer.flush(30)
+        except TransportError as exc:
             raise TransportError(
-                "replayed messages were not all delivered; nothing was committed", retriable=True
-            )
+                f"replayed messages were not all delivered, so nothing was committed: {exc}", retriable=True
+            ) from exc
         if positions:
             consumer.commit(
                 offsets=[TopicPartition(dead_letter_topic, p, o) for p, o in positions.items()],

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from streams.config import Settings
 from streams.errors import TransportError
-from streams.transport.async_producer import AsyncProducer
+from streams.transport import clients
+from streams.worker.outbox import Sender
 
 _RESTORE_TIMEOUT = 60.0
 
@@ -30,7 +30,7 @@ DEDUP_CHANGELOG_CONFIG = {"cleanup.policy": "compact,delete", "retention.ms": st
 
 
 class DedupStore:
-    def __init__(self, settings: Settings, changelog: str, producer: AsyncProducer) -> None:
+    def __init__(self, settings: Settings, changelog: str, producer: Sender) -> None:
         self.changelog = changelog
         self._settings = settings
         self._producer = producer
@@ -42,10 +42,8 @@ class DedupStore:
         wanted = [p for p in partitions if p not in self._seen]
         if not wanted:
             return
-        consumer = Consumer(
-            self._settings.consumer_config(
-                f"dedup-restore-{uuid.uuid4().hex[:8]}", **{"isolation.level": "read_committed"}
-            )
+        consumer = clients.scan_consumer(
+            self._settings, "dedup-restore", **{"isolation.level": "read_committed"}
         )
         try:
             ends: dict[int, int] = {}

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from streams.headers import Headers
+
 
 @dataclass(slots=True, eq=False)
 class WorkItem:
-    """A received Kafka message with what the scheduler and the offset tracker need (``LaneItem``).
+    """A received message with what the scheduler, the offset tracker and the handler need
+    (``LaneItem``). Plain data, so the in-memory twin builds the same items the broker's messages give.
 
     ``key`` is the raw key bytes: equal bytes are the same key, no decoding needed to order by it.
     """
@@ -17,11 +20,14 @@ class WorkItem:
     partition: int
     offset: int
     key: bytes | None
-    message: Any  # confluent_kafka.Message
+    value: bytes | None
+    headers: Headers
+    timestamp_ms: int
     size: int
 
     @classmethod
     def of(cls, message: Any) -> WorkItem:
+        """From a confluent-kafka ``Message``."""
         key = message.key()
         value = message.value()
         return cls(
@@ -29,6 +35,8 @@ class WorkItem:
             partition=message.partition(),
             offset=message.offset(),
             key=key,
-            message=message,
+            value=value,
+            headers=[(k, v) for k, v in (message.headers() or ()) if v is not None],
+            timestamp_ms=message.timestamp()[1],
             size=len(value or b"") + len(key or b""),
         )

@@ -1,21 +1,33 @@
-"""Where handler sends go. At-least-once sends at once and confirms delivery before the input is
-committed; exactly-once holds outputs until the transaction that also commits the input's offset."""
+"""Where handler sends go: encoded, then sent at once (at-least-once) or held for the transaction that
+also commits the input's offset (exactly-once)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from confluent_kafka import Message
+from typing import Any, Protocol
 
 from streams.headers import Headers
 from streams.serde.codec import AvroEncoder, encode_key
 from streams.serde.record import Record
 from streams.serde.registry import SchemaRegistry, subject_for
 from streams.topics import Topic
-from streams.transport.async_producer import AsyncProducer
 from streams.transport.records import produce_kwargs
+
+
+class Sender(Protocol):
+    """Two-phase send (see :class:`streams.transport.async_producer.AsyncProducer`): ``await send()``
+    queues the message and returns a future that resolves when the broker acknowledges it."""
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[Any]: ...
 
 
 class Encoders:
@@ -36,7 +48,7 @@ class Encoders:
 @dataclass(slots=True)
 class Output:
     topic: str
-    value: bytes
+    value: bytes | None
     key: bytes | None
     headers: Headers
 
@@ -45,24 +57,24 @@ class Output:
 
 
 class DirectOutbox:
-    """Produces each send immediately; ``pending`` holds their deliveries, which the worker awaits
+    """Sends each output immediately; ``pending`` holds their deliveries, which the worker awaits
     before it counts the input as finished."""
 
-    __slots__ = ("_encoders", "_producer", "pending")
+    __slots__ = ("_encoders", "_sender", "pending")
 
-    def __init__(self, producer: AsyncProducer, encoders: Encoders) -> None:
-        self._producer = producer
+    def __init__(self, sender: Sender, encoders: Encoders) -> None:
+        self._sender = sender
         self._encoders = encoders
-        self.pending: list[asyncio.Future[Message]] = []
+        self.pending: list[asyncio.Future[Any]] = []
 
     async def put(self, topic: Topic[Any], value: Record, key: str | bytes | None, headers: Headers) -> None:
         payload = self._encoders.encode(topic, value)
-        self.pending.append(await self._producer.send(topic.name, payload, encode_key(key), headers))
+        self.pending.append(await self._sender.send(topic.name, payload, encode_key(key), headers))
 
 
 @dataclass(slots=True)
 class HeldOutbox:
-    """Keeps encoded outputs in memory; the transaction loop produces them with the input's offset."""
+    """Keeps encoded outputs in memory; the transaction produces them with the input's offset."""
 
     encoders: Encoders
     outputs: list[Output] = field(default_factory=list)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 
-from streams import App
+from streams import App, AtLeastOnce, ExactlyOnce, Limits
 from streams.context import Context
 from streams.events import TaskCompleted, TaskRequested, TaskStatus
 
 PREFIX = os.environ["CHAOS_PREFIX"]
-GUARANTEE = os.environ.get("CHAOS_GUARANTEE", "exactly_once")
+EXACTLY_ONCE = os.environ.get("CHAOS_GUARANTEE", "exactly_once") == "exactly_once"
 CONCURRENCY = int(os.environ.get("CHAOS_CONCURRENCY", "32"))
 PARTITIONS = int(os.environ.get("CHAOS_PARTITIONS", "6"))
 HANDLER_SLEEP = float(os.environ.get("CHAOS_HANDLER_SLEEP", "0"))
@@ -31,24 +31,19 @@ inputs = app.topic(f"{PREFIX}.in", value=TaskRequested, partitions=PARTITIONS)
 middle = app.topic(f"{PREFIX}.mid", value=TaskRequested, partitions=PARTITIONS)
 outputs = app.topic(f"{PREFIX}.out", value=TaskCompleted, partitions=PARTITIONS)
 
-options = {
-    "concurrency": CONCURRENCY,
-    "guarantee": GUARANTEE,
-    "start": "earliest",
-    "dedup": DEDUP,
-    "max_in_flight": MAX_IN_FLIGHT,
-}
+guarantee = ExactlyOnce() if EXACTLY_ONCE else AtLeastOnce(dedup=DEDUP)
+limits = Limits(max_in_flight=MAX_IN_FLIGHT)
 effects_fd = os.open(EFFECTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT) if EFFECTS else None
 
 
-@app.agent(inputs, **options)  # type: ignore[arg-type]
+@app.agent(inputs, concurrency=CONCURRENCY, guarantee=guarantee, limits=limits)
 async def stage_one(task: TaskRequested, ctx: Context) -> None:
     if HANDLER_SLEEP:
         await asyncio.sleep(HANDLER_SLEEP)
     await ctx.send(middle, task)
 
 
-@app.agent(middle, **options)  # type: ignore[arg-type]
+@app.agent(middle, concurrency=CONCURRENCY, guarantee=guarantee, limits=limits)
 async def stage_two(task: TaskRequested, ctx: Context) -> None:
     if HANDLER_SLEEP:
         await asyncio.sleep(HANDLER_SLEEP)

@@ -7,15 +7,14 @@ import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
-from streams import App, Publisher, Settings
+from streams import App, AtLeastOnce, Limits, Publisher, Retry, Settings
+from streams import headers as hdr
 from streams.admin import TopicAdmin
-from streams.agent import Retry
 from streams.context import Context
 from streams.events import TaskCompleted, TaskRequested, TaskStatus
 from streams.headers import CAUSATION_ID, CORRELATION_ID
 from streams.serde.registry import ConfluentRegistry
 from streams.tail import tail
-from streams.worker import deadletter
 from tests.integration._agents import eventually, running
 from tests.integration._kafka import message_count, produce_raw
 
@@ -132,19 +131,19 @@ async def test_poison_and_exhausted_messages_land_in_the_dead_letter_topic_once(
     assert handled.index("a-0") < handled.index("a-2"), "key a stays in order around its dead letter"
     letters = list(tail(settings, registry, agent.dead_letter_topic, from_beginning=True, idle_timeout=3))
     assert len(letters) == 3
-    by_offset = {int(m.headers[deadletter.SOURCE_OFFSET]): m.headers for m in letters}
+    by_offset = {int(m.headers[hdr.DLQ_SOURCE_OFFSET]): m.headers for m in letters}
     assert sorted(by_offset) == [1, 2, 3]
-    assert by_offset[1][deadletter.ERROR_CLASS] == "builtins.ValueError"
-    assert by_offset[1][deadletter.REASON] == "cannot handle a-1"
-    assert by_offset[1][deadletter.ATTEMPTS] == "2"
-    assert "magic byte" in by_offset[2][deadletter.REASON]
-    assert by_offset[2][deadletter.ERROR_CLASS] == "streams.errors.DeserializationError"
-    assert by_offset[2][deadletter.ATTEMPTS] == "0"
-    assert "unknown" in by_offset[3][deadletter.REASON]
+    assert by_offset[1][hdr.DLQ_ERROR_CLASS] == "builtins.ValueError"
+    assert by_offset[1][hdr.DLQ_REASON] == "cannot handle a-1"
+    assert by_offset[1][hdr.DLQ_ATTEMPTS] == "2"
+    assert "magic byte" in by_offset[2][hdr.DLQ_REASON]
+    assert by_offset[2][hdr.DLQ_ERROR_CLASS] == "streams.errors.DeserializationError"
+    assert by_offset[2][hdr.DLQ_ATTEMPTS] == "0"
+    assert "unknown" in by_offset[3][hdr.DLQ_REASON]
     for headers in by_offset.values():
-        assert headers[deadletter.SOURCE_TOPIC] == topic_name
-        assert headers[deadletter.SOURCE_PARTITION] == "0"
-        assert headers[deadletter.AGENT] == "picky"
+        assert headers[hdr.DLQ_SOURCE_TOPIC] == topic_name
+        assert headers[hdr.DLQ_SOURCE_PARTITION] == "0"
+        assert headers[hdr.DLQ_AGENT] == "picky"
 
 
 async def test_slow_handler_stays_bounded_and_keeps_its_group_membership(
@@ -162,7 +161,7 @@ async def test_slow_handler_stays_bounded_and_keeps_its_group_membership(
         concurrency=1,
         ordering="partition",
         start="earliest",
-        max_in_flight=100,
+        limits=Limits(max_in_flight=100),
         consumer_config={
             "session.timeout.ms": 6000,
             "max.poll.interval.ms": 7000,
@@ -192,7 +191,8 @@ async def test_sigterm_drains_commits_and_a_restart_resumes_without_reprocessing
     _publish(settings, registry, tasks, [_task(f"k{i % 30}", i) for i in range(600)])
     seen: list[str] = []
 
-    @app.agent(tasks, concurrency=16, start="earliest")
+    # The worker holds at most ~100 of the 600: SIGTERM finishes those and leaves the rest in Kafka.
+    @app.agent(tasks, concurrency=16, start="earliest", limits=Limits(max_in_flight=100))
     async def count(task: TaskRequested, ctx: Context) -> None:
         await asyncio.sleep(0.05)
         seen.append(task.task_id)
@@ -267,7 +267,7 @@ async def test_dedup_skips_redelivered_and_republished_messages(
         )
     side_effects: list[str] = []
 
-    @app.agent(tasks, concurrency=8, dedup=True, start="earliest")
+    @app.agent(tasks, concurrency=8, guarantee=AtLeastOnce(dedup=True), start="earliest")
     async def effect(task: TaskRequested, ctx: Context) -> None:
         side_effects.append(task.task_id)
 
@@ -328,5 +328,5 @@ async def test_dead_letters_replay_once_after_a_fix(
     for task_id in ("k1-1", "k3-3", "k5-5"):
         headers = handled[task_id]
         assert headers["message-id"] == by_id[task_id], "a replayed message keeps its identity"
-        assert headers[deadletter.REPLAYED_FROM].startswith(agent.dead_letter_topic + "@")
-        assert deadletter.REASON not in headers
+        assert headers[hdr.DLQ_REPLAYED_FROM].startswith(agent.dead_letter_topic + "@")
+        assert hdr.DLQ_REASON not in headers

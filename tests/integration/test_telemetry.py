@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams import App, Publisher, Settings
+from streams import App, ExactlyOnce, Publisher, Settings
 from streams.admin import TopicAdmin
 from streams.context import Context
 from streams.events import AgentHeartbeat, TaskCompleted, TaskRequested, TaskStatus, WorkerState
@@ -89,7 +89,7 @@ async def test_metrics_endpoint_counts_what_two_agents_did(
 
     # Exactly-once commits go through the producer's transaction, which librdkafka's consumer
     # statistics never see: lag must still fall to 0.
-    @app.agent(results, start="earliest", guarantee="exactly_once")
+    @app.agent(results, start="earliest", guarantee=ExactlyOnce())
     async def audit(done: TaskCompleted, ctx: Context) -> None:
         await audit_gate.wait()  # held until the test has seen lag and in-flight work build up
         audited.append(done.task_id)

@@ -1,0 +1,223 @@
+"""A group consumer whose poll thread never stops polling, driven from an asyncio loop.
+
+Owns the consumer's thread: ``consume``, pause/resume, at-least-once commits, group metadata and the
+rebalance callbacks all run on it. librdkafka calls from any other thread can starve behind back-to-back
+``consume()`` calls, or deadlock against a rebalance callback that is waiting for the loop, so the loop
+only *asks* (:meth:`PollingConsumer.want_paused`, :meth:`PollingConsumer.commit`) and this thread acts.
+
+Batches go to the loop one at a time: the next fetch waits until the loop accepted the last, so the loop
+decides on backpressure after each batch and the pause is applied before the next fetch.
+Must never decode, schedule or handle messages: that is the worker's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from confluent_kafka import Consumer, TopicPartition
+
+log = logging.getLogger("streams.worker")
+
+TP = tuple[str, int]
+T = TypeVar("T")
+_POLL_TIMEOUT = 0.1
+
+
+class RebalanceListener(Protocol):
+    """What the consumer's owner does when partitions move; called on the poll thread, which is
+    blocked until the call returns (use :meth:`PollingConsumer.run_on_loop` to reach the loop)."""
+
+    def assigned(self, partitions: set[TP]) -> None: ...
+
+    def revoked(self, partitions: set[TP]) -> None: ...
+
+    def lost(self, partitions: set[TP]) -> None: ...
+
+
+class PollingConsumer:
+    """``on_batch`` (on the loop) receives each fetched batch; ``on_error`` (on the loop) a fatal error."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        batch_size: int,
+        on_batch: Callable[[list[Any]], None],
+        on_error: Callable[[BaseException], None],
+        start_at: datetime | None = None,
+        track_group_metadata: bool = False,
+    ) -> None:
+        self._consumer = consumer
+        self._loop = loop
+        self._batch_size = batch_size
+        self._on_batch = on_batch
+        self._on_error = on_error
+        self._start_at = start_at
+        self._track_group_metadata = track_group_metadata
+        self._listener: RebalanceListener | None = None
+        self._stop = threading.Event()
+        self._batch_accepted = threading.Event()
+        self._batch_accepted.set()
+        self._wanted_paused = False  # what the loop asked for
+        self._paused = False  # what this thread has applied
+        self._commits: queue.SimpleQueue[tuple[list[TopicPartition], concurrent.futures.Future[None]]] = (
+            queue.SimpleQueue()
+        )
+        self.group_metadata: Any = None
+        self._thread = threading.Thread(target=self._poll_forever, name="poll", daemon=True)
+
+    def start(self, topics: Sequence[str], listener: RebalanceListener) -> None:
+        self._listener = listener
+        if self._track_group_metadata:
+            self.group_metadata = self._consumer.consumer_group_metadata()
+        self._consumer.subscribe(
+            list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        self._thread.start()
+
+    # ------------------------------------------------------------------ asked by the loop
+
+    def want_paused(self, paused: bool) -> None:
+        """Pause (or resume) every assigned partition before the next fetch."""
+        self._wanted_paused = paused
+
+    @property
+    def paused(self) -> bool:
+        """Whether fetching is paused now (applied by the poll thread)."""
+        return self._paused
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def commit(self, offsets: list[TopicPartition]) -> None:
+        """Commit ``offsets`` synchronously on the poll thread, or here if it has stopped."""
+        if self._stop.is_set():
+            await self._loop.run_in_executor(None, self.commit_here, offsets)
+            return
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._commits.put((offsets, done))
+        await asyncio.wrap_future(done)
+
+    def commit_here(self, offsets: list[TopicPartition]) -> None:
+        """Commit on the calling thread: the poll thread (rebalance callbacks) or after it stopped."""
+        self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    async def stop(self) -> None:
+        """Stop fetching and wait for the poll thread to end; batches already fetched still arrive."""
+        self._stop.set()
+        await self._loop.run_in_executor(None, self._thread.join)
+
+    def close(self) -> None:
+        """Leave the group (blocking): revokes what is still assigned through the listener."""
+        self._consumer.close()
+
+    def run_on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """From the poll thread: run ``coroutine`` on the loop and wait for it, executing the commits
+        the loop asks for meanwhile (the coroutine may be queued behind one that needs this thread)."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        while True:
+            try:
+                return future.result(timeout=0.01)
+            except concurrent.futures.TimeoutError:
+                self._serve_commits()
+
+    # ------------------------------------------------------------------ the poll thread
+
+    def _poll_forever(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self._batch_accepted.wait(_POLL_TIMEOUT):
+                    continue
+                self._apply_pause()
+                self._serve_commits()
+                messages = self._consumer.consume(num_messages=self._batch_size, timeout=_POLL_TIMEOUT)
+                if self._track_group_metadata:
+                    self.group_metadata = self._consumer.consumer_group_metadata()
+                if messages:
+                    self._batch_accepted.clear()
+                    self._loop.call_soon_threadsafe(self._hand_over, messages)
+        except BaseException as exc:  # noqa: BLE001 - reported to the loop, which stops the worker
+            self._loop.call_soon_threadsafe(self._on_error, exc)
+
+    def _hand_over(self, messages: list[Any]) -> None:
+        try:
+            self._on_batch(messages)
+        finally:
+            self._batch_accepted.set()
+
+    def _apply_pause(self) -> None:
+        wanted = self._wanted_paused
+        if wanted == self._paused:
+            return
+        partitions = self._consumer.assignment()
+        if partitions:
+            (self._consumer.pause if wanted else self._consumer.resume)(partitions)
+        self._paused = wanted
+        log.debug("%s %d partition(s)", "paused" if wanted else "resumed", len(partitions))
+
+    def _serve_commits(self) -> None:
+        while not self._commits.empty():
+            offsets, done = self._commits.get_nowait()
+            if not done.set_running_or_notify_cancel():
+                continue  # its requester gave up (shutdown): a stale batch must not move offsets back
+            try:
+                self.commit_here(offsets)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting coroutine
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._start_at is not None:
+            partitions = _start_at_time(consumer, partitions, self._start_at)
+        consumer.incremental_assign(partitions)
+        tps = {(tp.topic, tp.partition) for tp in partitions}
+        if not tps:
+            return
+        assert self._listener is not None
+        self._listener.assigned(tps)
+        # Set the pause state of new partitions both ways: librdkafka keeps a partition's pause flag
+        # across revocation, so one paused here before and assigned back would otherwise never resume.
+        new_partitions = [TopicPartition(t, p) for t, p in tps]
+        (consumer.pause if self._paused else consumer.resume)(new_partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = {(tp.topic, tp.partition) for tp in partitions}
+        if not tps:
+            return
+        if self._track_group_metadata:
+            self.group_metadata = consumer.consumer_group_metadata()
+        assert self._listener is not None
+        self._listener.revoked(tps)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self._listener is not None
+        self._listener.lost({(tp.topic, tp.partition) for tp in partitions})
+
+
+def _start_at_time(
+    consumer: Consumer, partitions: list[TopicPartition], start: datetime
+) -> list[TopicPartition]:
+    """Partitions without a committed position start at the first message at or after ``start``."""
+    committed = consumer.committed(partitions, timeout=30)
+    fresh = [
+        TopicPartition(tp.topic, tp.partition, int(start.timestamp() * 1000))
+        for tp in committed
+        if tp.offset < 0
+    ]
+    found = {(tp.topic, tp.partition): tp.offset for tp in consumer.offsets_for_times(fresh, timeout=30)}
+    return [
+        TopicPartition(tp.topic, tp.partition, found.get((tp.topic, tp.partition), tp.offset))
+        if tp.offset < 0
+        else tp
+        for tp in committed
+    ]

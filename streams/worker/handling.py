@@ -1,0 +1,152 @@
+"""Handling one message: decode, skip a known duplicate, run the handler with retries inside the
+middleware onion, and dead-letter what cannot be handled.
+
+No Kafka, no threads: outputs go through the delivery mode, waiting goes through ``sleep`` (the in-memory
+twin passes a fake clock), so the real worker and the twin run exactly this code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from streams import headers as hdr
+from streams.agent import Agent
+from streams.context import Context
+from streams.errors import DeserializationError, StreamsError
+from streams.middleware import Chain
+from streams.serde.codec import RecordDecoder, decode_key
+from streams.worker.deadletter import dead_letter_headers
+from streams.worker.delivery import Delivery
+from streams.worker.items import WorkItem
+from streams.worker.outbox import Output
+from streams.worker.stats import WorkerStats
+
+log = logging.getLogger("streams.worker")
+
+
+class HandlerFailed(StreamsError):
+    """A handler failed for good and the agent has no dead-letter topic: the worker stops, uncommitted."""
+
+
+class SeenIds(Protocol):
+    """The idempotent consumer's memory (see :mod:`streams.worker.dedup`)."""
+
+    def seen(self, partition: int, message_id: str) -> bool: ...
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a handled message still waits for before it counts as finished."""
+
+    deliveries: list[asyncio.Future[Any]] = field(default_factory=list)
+    handled_id: str | None = None  # dedup: the id to record once every delivery is acknowledged
+
+
+class MessageHandler:
+    def __init__(
+        self,
+        agent: Agent[Any],
+        decoder: RecordDecoder[Any],
+        delivery: Delivery,
+        stats: WorkerStats,
+        *,
+        middleware: Chain,
+        dedup: SeenIds | None = None,
+        propagate_trace: bool = True,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._agent = agent
+        self._decoder = decoder
+        self._delivery = delivery
+        self._stats = stats
+        self._middleware = middleware
+        self._dedup = dedup
+        self._propagate_trace = propagate_trace
+        self._sleep = sleep
+
+    async def handle(self, item: WorkItem) -> Outcome:
+        """Run the handler (retrying as the agent's policy says) or dead-letter the message."""
+        agent = self._agent
+        try:
+            value = self._decoder(item.value)
+            key = decode_key(item.key, agent.topic.key)
+        except DeserializationError as exc:
+            if exc.retriable:
+                raise
+            return Outcome(await self._dead_letter(item, exc, attempts=0))
+        headers = hdr.as_text(item.headers)
+        message_id = hdr.message_identity(headers, item.topic, item.partition, item.offset)
+        if self._dedup is not None and self._dedup.seen(item.partition, message_id):
+            self._stats.duplicates += 1
+            return Outcome()
+        tp = (item.topic, item.partition)
+        deliveries: list[asyncio.Future[Any]] = []
+        attempt = 1
+        while True:
+            outbox = self._delivery.outbox()
+            ctx = Context(
+                agent=agent.name,
+                topic=item.topic,
+                partition=item.partition,
+                offset=item.offset,
+                key=key,
+                headers=headers,
+                timestamp_ms=item.timestamp_ms,
+                attempt=attempt,
+                outbox=outbox,
+                middleware=self._middleware,
+                propagate_trace=self._propagate_trace,
+            )
+            try:
+                if self._middleware:
+                    await self._middleware.handle(ctx, functools.partial(agent.handler, value, ctx))
+                else:
+                    await agent.handler(value, ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any handler error is retried or dead-lettered
+                deliveries += self._delivery.discard(outbox)
+                if agent.retry.should_retry(exc, attempt):
+                    self._stats.retries += 1
+                    log.debug("agent %s: retrying offset %d after %s", agent.name, item.offset, exc)
+                    await self._sleep(agent.retry.delay(attempt))
+                    attempt += 1
+                    continue
+                if not agent.dead_letter:
+                    raise HandlerFailed(
+                        f"agent {agent.name} failed on {item.topic}[{item.partition}]@{item.offset} after "
+                        f"{attempt} attempt(s) and has no dead-letter topic: {type(exc).__name__}: {exc}"
+                    ) from exc
+                # Dead letters record no id: `streams dlq replay` sends them back with their identity.
+                return Outcome(deliveries + await self._dead_letter(item, exc, attempts=attempt))
+            deliveries += self._delivery.keep(outbox, tp, item.offset)
+            self._stats.processed += 1
+            return Outcome(deliveries, message_id if self._dedup is not None else None)
+
+    async def _dead_letter(
+        self, item: WorkItem, error: BaseException, attempts: int
+    ) -> list[asyncio.Future[Any]]:
+        agent = self._agent
+        log.warning(
+            "agent %s: dead-lettering %s[%d]@%d after %d attempt(s): %s: %s",
+            agent.name,
+            item.topic,
+            item.partition,
+            item.offset,
+            attempts,
+            type(error).__name__,
+            error,
+        )
+        output = Output(
+            agent.dead_letter_topic,
+            item.value,
+            item.key,
+            dead_letter_headers(item, agent.name, error, attempts),
+        )
+        self._stats.dead_lettered += 1
+        return await self._delivery.dead_letter(output, (item.topic, item.partition), item.offset)

@@ -1,0 +1,18 @@
+"""Counters of one agent worker, read by telemetry and tests (a plain view; the worker writes them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class WorkerStats:
+    received: int = 0  # messages fetched for owned partitions
+    processed: int = 0  # handled successfully (not counting duplicates and dead letters)
+    retries: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0  # skipped by the idempotent consumer
+    pauses: int = 0  # times fetching was paused for backpressure
+    assignments: int = 0
+    revocations: int = 0
+    peak_in_flight: int = 0
