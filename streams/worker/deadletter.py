@@ -48,6 +48,23 @@ def dead_letter_headers(item: WorkItem, agent: str, error: BaseException, attemp
     ]
 
 
+def replayed_letter(
+    headers: list[tuple[str, Any]], dead_letter_topic: str, partition: int, offset: int, to: str | None = None
+) -> tuple[str, Headers]:
+    """Where a dead letter goes back to (its source topic, or ``to``) and its headers there: the
+    original ones (identity and correlation kept), no dlq headers, and where it was replayed from."""
+    target = to or _header(headers, DLQ_SOURCE_TOPIC)
+    if target is None:
+        raise TopicError(
+            f"{dead_letter_topic}@{partition}:{offset} has no {DLQ_SOURCE_TOPIC} header; pass --to TOPIC"
+        )
+    kept = [
+        (k, bytes(v)) for k, v in headers if k not in DLQ_HEADERS and k != DLQ_REPLAYED_FROM and v is not None
+    ]
+    kept.append((DLQ_REPLAYED_FROM, f"{dead_letter_topic}@{partition}:{offset}".encode()))
+    return target, kept
+
+
 @dataclass
 class ReplayReport:
     replayed: int = 0
@@ -98,15 +115,8 @@ def replay(
             if message.error():
                 raise TopicError(f"error reading {dead_letter_topic}: {message.error().str()}")
             headers = message.headers() or []
-            target = to or _header(headers, DLQ_SOURCE_TOPIC)
-            if target is None:
-                raise TopicError(
-                    f"{dead_letter_topic}@{message.partition()}:{message.offset()} has no "
-                    f"{DLQ_SOURCE_TOPIC} header; pass --to TOPIC"
-                )
-            kept = [(k, v) for k, v in headers if k not in DLQ_HEADERS and k != DLQ_REPLAYED_FROM]
-            kept.append(
-                (DLQ_REPLAYED_FROM, f"{dead_letter_topic}@{message.partition()}:{message.offset()}".encode())
+            target, kept = replayed_letter(
+                headers, dead_letter_topic, message.partition(), message.offset(), to
             )
             producer.produce(target, message.value(), message.key(), kept)
             report.replayed += 1

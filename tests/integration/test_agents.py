@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
-from streams import App, AtLeastOnce, Limits, Publisher, Retry, Settings
-from streams import headers as hdr
+from streams import App, AtLeastOnce, Limits, Publisher, Settings
 from streams.admin import TopicAdmin
 from streams.context import Context
-from streams.events import TaskCompleted, TaskRequested, TaskStatus
-from streams.headers import CAUSATION_ID, CORRELATION_ID
+from streams.events import TaskRequested
 from streams.serde.registry import ConfluentRegistry
-from streams.tail import tail
 from tests.integration._agents import eventually, running
-from tests.integration._kafka import message_count, produce_raw
 
 
 def _task(key: str, seq: int, payload: str | None = None) -> TaskRequested:
@@ -27,123 +22,6 @@ def _publish(settings: Settings, registry: ConfluentRegistry, topic, tasks: list
     TopicAdmin(settings, registry).apply([topic])
     with Publisher(settings, registry) as publisher:
         return [publisher.publish(topic, t, key=t.task_id.rsplit("-", 1)[0]) for t in tasks]
-
-
-async def test_key_order_holds_with_64_handlers_on_one_partition(
-    settings: Settings, registry: ConfluentRegistry, topic_name: str
-) -> None:
-    app = App(f"order-{topic_name[-8:]}", settings)
-    tasks = app.topic(topic_name, value=TaskRequested, partitions=1)
-    keys = [f"k{i}" for i in range(200)]
-    per_key = 15
-    # Round-robin over keys so every key's messages are spread through the partition.
-    _publish(settings, registry, tasks, [_task(k, s) for s in range(per_key) for k in keys])
-
-    seen: dict[str, list[int]] = defaultdict(list)
-    active = 0
-    peak = 0
-
-    @app.agent(tasks, concurrency=64, ordering="key", start="earliest")
-    async def record(task: TaskRequested, ctx: Context) -> None:
-        nonlocal active, peak
-        active += 1
-        peak = max(peak, active)
-        await asyncio.sleep(random.uniform(0, 0.004))
-        seen[str(ctx.key)].append(int(task.payload))
-        active -= 1
-
-    async with running(app):
-        await eventually(lambda: sum(map(len, seen.values())) >= len(keys) * per_key, what="all messages")
-    assert {k: v for k, v in seen.items() if v != list(range(per_key))} == {}
-    assert set(seen) == set(keys)
-    assert peak > 16, f"expected real concurrency within one partition, peak was {peak}"
-
-
-async def test_retries_keep_key_order_and_outputs_carry_correlation(
-    settings: Settings, registry: ConfluentRegistry, topic_name: str
-) -> None:
-    app = App(f"retry-{topic_name[-8:]}", settings)
-    tasks = app.topic(topic_name, value=TaskRequested, partitions=2)
-    results = app.topic(topic_name + ".out", value=TaskCompleted, partitions=2)
-    sent = [_task(f"k{k}", s) for s in range(10) for k in range(20)]
-    message_ids = dict(zip((t.task_id for t in sent), _publish(settings, registry, tasks, sent), strict=True))
-
-    attempts: dict[str, int] = defaultdict(int)
-    done: dict[str, list[int]] = defaultdict(list)
-
-    @app.agent(
-        tasks, concurrency=32, retry=Retry(attempts=4, backoff=0.01, max_backoff=0.05), start="earliest"
-    )
-    async def flaky(task: TaskRequested, ctx: Context) -> None:
-        attempts[task.task_id] += 1
-        if int(task.payload) % 3 == 0 and attempts[task.task_id] < 3:
-            raise ConnectionError("transient")
-        done[str(ctx.key)].append(int(task.payload))
-        await ctx.send(
-            results, TaskCompleted(task_id=task.task_id, agent="flaky", status=TaskStatus.SUCCEEDED)
-        )
-
-    async with running(app) as run:
-        await eventually(lambda: message_count(settings, results.name) >= len(sent), what="all results")
-    assert all(v == list(range(10)) for v in done.values()), dict(done)
-    assert run.workers[0].stats.retries == 2 * sum(1 for t in sent if int(t.payload) % 3 == 0)
-    assert run.workers[0].stats.dead_lettered == 0
-
-    outputs = list(
-        tail(settings, registry, results.name, from_beginning=True, limit=len(sent), idle_timeout=20)
-    )
-    assert len(outputs) == len(sent)
-    for out in outputs:
-        assert out.value is not None
-        task_id = out.value["task_id"]
-        assert out.key == task_id.rsplit("-", 1)[0], "the input's key is carried to the output"
-        assert out.headers[CAUSATION_ID] == message_ids[task_id]
-        assert out.headers[CORRELATION_ID] == message_ids[task_id], (
-            "origin's correlation id is its message id"
-        )
-
-
-async def test_poison_and_exhausted_messages_land_in_the_dead_letter_topic_once(
-    settings: Settings, registry: ConfluentRegistry, topic_name: str
-) -> None:
-    app = App(f"dlq-{topic_name[-8:]}", settings)
-    tasks = app.topic(topic_name, value=TaskRequested, partitions=1)
-    handled: list[str] = []
-
-    @app.agent(tasks, concurrency=8, retry=Retry(attempts=2, backoff=0.01), start="earliest")
-    async def picky(task: TaskRequested, ctx: Context) -> None:
-        if task.payload == "bad":
-            raise ValueError(f"cannot handle {task.task_id}")
-        handled.append(task.task_id)
-
-    agent = app.agents["picky"]
-    TopicAdmin(settings, registry).apply([tasks])
-    _publish(settings, registry, tasks, [_task("a", 0), _task("a", 1, "bad")])
-    produce_raw(settings, topic_name, b"definitely not avro", key=b"a")
-    produce_raw(settings, topic_name, b"\x00\x7f\xff\xff\x01\x02", key=b"b")  # unknown schema id
-    _publish(settings, registry, tasks, [_task("a", 2), _task("c", 0)])
-
-    async with running(app):
-        await eventually(lambda: len(handled) == 3, what="good messages handled")
-        await eventually(lambda: message_count(settings, agent.dead_letter_topic) >= 3, what="dead letters")
-        await asyncio.sleep(1.0)  # nothing more may arrive
-    assert sorted(handled) == ["a-0", "a-2", "c-0"]
-    assert handled.index("a-0") < handled.index("a-2"), "key a stays in order around its dead letter"
-    letters = list(tail(settings, registry, agent.dead_letter_topic, from_beginning=True, idle_timeout=3))
-    assert len(letters) == 3
-    by_offset = {int(m.headers[hdr.DLQ_SOURCE_OFFSET]): m.headers for m in letters}
-    assert sorted(by_offset) == [1, 2, 3]
-    assert by_offset[1][hdr.DLQ_ERROR_CLASS] == "builtins.ValueError"
-    assert by_offset[1][hdr.DLQ_REASON] == "cannot handle a-1"
-    assert by_offset[1][hdr.DLQ_ATTEMPTS] == "2"
-    assert "magic byte" in by_offset[2][hdr.DLQ_REASON]
-    assert by_offset[2][hdr.DLQ_ERROR_CLASS] == "streams.errors.DeserializationError"
-    assert by_offset[2][hdr.DLQ_ATTEMPTS] == "0"
-    assert "unknown" in by_offset[3][hdr.DLQ_REASON]
-    for headers in by_offset.values():
-        assert headers[hdr.DLQ_SOURCE_TOPIC] == topic_name
-        assert headers[hdr.DLQ_SOURCE_PARTITION] == "0"
-        assert headers[hdr.DLQ_AGENT] == "picky"
 
 
 async def test_slow_handler_stays_bounded_and_keeps_its_group_membership(
@@ -292,41 +170,3 @@ async def test_dedup_skips_redelivered_and_republished_messages(
     assert sorted(side_effects) == sorted({*side_effects}), "no side effect ran twice"
     assert len(side_effects) == 101
     assert rerun.workers[0].stats.duplicates == 102
-
-
-async def test_dead_letters_replay_once_after_a_fix(
-    cli,
-    settings: Settings,
-    registry: ConfluentRegistry,
-    topic_name: str,  # type: ignore[no-untyped-def]
-) -> None:
-    app = App(f"replay-{topic_name[-8:]}", settings)
-    tasks = app.topic(topic_name, value=TaskRequested, partitions=2)
-    sent = [_task(f"k{i}", i) for i in range(6)]
-    ids = _publish(settings, registry, tasks, sent)
-    fixed = False
-    handled: dict[str, dict[str, str]] = {}
-
-    @app.agent(tasks, start="earliest")
-    async def fragile(task: TaskRequested, ctx: Context) -> None:
-        if not fixed and int(task.payload) % 2:
-            raise RuntimeError("bug")
-        handled[task.task_id] = ctx.headers
-
-    agent = app.agents["fragile"]
-    async with running(app):
-        await eventually(lambda: message_count(settings, agent.dead_letter_topic) == 3, what="3 dead letters")
-        assert sorted(handled) == ["k0-0", "k2-2", "k4-4"]
-        fixed = True
-        replayed = cli("dlq", "replay", agent.dead_letter_topic)
-        assert replayed.returncode == 0, replayed.stderr
-        assert f"replayed 3 dead letter(s): 3 to {topic_name}" in replayed.stdout
-        await eventually(lambda: len(handled) == 6, what="replayed letters handled")
-        again = cli("dlq", "replay", agent.dead_letter_topic)
-        assert again.returncode == 0 and "nothing to replay" in again.stdout, again.stdout
-    by_id = dict(zip((t.task_id for t in sent), ids, strict=True))
-    for task_id in ("k1-1", "k3-3", "k5-5"):
-        headers = handled[task_id]
-        assert headers["message-id"] == by_id[task_id], "a replayed message keeps its identity"
-        assert headers[hdr.DLQ_REPLAYED_FROM].startswith(agent.dead_letter_topic + "@")
-        assert hdr.DLQ_REASON not in headers

@@ -1,0 +1,337 @@
+"""``TestApp``: run an app's agents on an in-memory broker and registry, through the worker's own code.
+
+Each agent gets the real :class:`~streams.worker.handling.MessageHandler` (decode, dedup, retries,
+middleware, dead letters), :class:`~streams.worker.processing.Processor` (key lanes, concurrency,
+offsets) and delivery mode; only the transport differs. Retries wait on a :class:`FakeClock` that
+advances instantly, so a test with backoffs of minutes runs in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+from streams import headers as hdr
+from streams.agent import Agent
+from streams.app import App
+from streams.errors import ConfigError
+from streams.middleware import Chain
+from streams.serde.codec import AvroEncoder, RecordDecoder, encode_key
+from streams.serde.record import Record
+from streams.serde.registry import InMemoryRegistry, subject_for
+from streams.testing.broker import BrokerSender, InMemoryBroker, InMemoryIds, StoredMessage
+from streams.topics import Topic
+from streams.worker.committer import CommitBatch, Committer
+from streams.worker.deadletter import replayed_letter
+from streams.worker.delivery import AtLeastOnceDelivery, Delivery, ExactlyOnceDelivery
+from streams.worker.handling import MessageHandler
+from streams.worker.items import WorkItem
+from streams.worker.outbox import Encoders
+from streams.worker.processing import Processor
+from streams.worker.stats import WorkerStats
+
+V = TypeVar("V", bound=Record)
+TP = tuple[str, int]
+
+
+class FakeClock:
+    """Time for the twin: ``sleep`` advances it at once (and yields), ``sleeps`` records every wait."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+    def millis(self) -> int:
+        return int(self.now * 1000)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message on a topic of the twin, value decoded; ``headers`` as text."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | bytes | None
+    value: Any
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead-lettered message: the original bytes and headers, and why it failed."""
+
+    agent: str
+    value: bytes | None
+    key: bytes | None
+    reason: str
+    error_class: str
+    attempts: int
+    source: str  # topic/partition@offset
+    headers: dict[str, str]
+
+
+class TestApp:
+    """``async with TestApp(app) as t: await t.publish(topic, value, key=...)`` then inspect
+    :meth:`sent`, :meth:`dead_letters` and :meth:`committed`. ``agents`` narrows which agents run."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    def __init__(
+        self, app: App, agents: Sequence[str] | None = None, *, clock: FakeClock | None = None
+    ) -> None:
+        unknown = [name for name in agents or () if name not in app.agents]
+        if unknown:
+            raise ConfigError(
+                f"app {app.name} has no agent {', '.join(unknown)}; agents: {', '.join(app.agents)}"
+            )
+        self.app = app
+        self.clock = clock or FakeClock()
+        self.registry = InMemoryRegistry()
+        self.broker = InMemoryBroker(self.clock.millis)
+        self._encoders: dict[str, AvroEncoder] = {}
+        for topic in app.topics.values():
+            self.broker.create_topic(topic.name, topic.partitions)
+        chosen = [app.agents[name] for name in agents] if agents else list(app.agents.values())
+        self._workers = {agent.name: _TwinWorker(agent, self) for agent in chosen}
+        self._started = False
+
+    async def __aenter__(self) -> TestApp:
+        for worker in self._workers.values():
+            worker.start()
+        self._started = True
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for worker in self._workers.values():
+            await worker.stop()
+
+    # ----------------------------------------------------------------- input
+
+    async def publish(
+        self,
+        topic: Topic[V],
+        value: V | Mapping[str, Any],
+        *,
+        key: str | bytes | None = None,
+        correlation_id: str | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        settle: bool = True,
+    ) -> str:
+        """Publish as :class:`streams.Publisher` does (validated, with identity headers); by default wait
+        until every agent has handled everything it caused. Returns the message id."""
+        origin = hdr.origin_headers(correlation_id)
+        payload = self._encoder(topic)(value)
+        self.broker.append(topic.name, payload, encode_key(key), [*origin, *headers])
+        if settle:
+            await self.settle()
+        return origin[0][1].decode()
+
+    async def publish_raw(
+        self,
+        topic: str | Topic[Any],
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        settle: bool = True,
+    ) -> None:
+        """Append bytes as they are (no schema, no headers added): for poison messages and foreign clients."""
+        name = topic if isinstance(topic, str) else topic.name
+        self.broker.append(name, value, key, headers)
+        if settle:
+            await self.settle()
+
+    async def settle(self, within: float = 30.0) -> None:
+        """Run the agents until none has anything left to handle or commit; raise an agent's failure
+        (a handler that failed for good with ``dead_letter=False``). ``within``: seconds of real time
+        each agent may take to finish what it has."""
+        if not self._started:
+            raise ConfigError("use TestApp inside `async with`")
+        while True:
+            fetched = sum(worker.fetch() for worker in self._workers.values())
+            for worker in self._workers.values():
+                await worker.finish(within)
+            if not fetched and not any(worker.fetch_pending() for worker in self._workers.values()):
+                return
+
+    # ----------------------------------------------------------------- inspection
+
+    def sent(self, topic: Topic[V]) -> list[V]:
+        """The decoded values on ``topic``, partition by partition, in offset order."""
+        return [message.value for message in self.messages(topic)]
+
+    def messages(self, topic: Topic[Any]) -> list[Sent]:
+        decode = RecordDecoder(self.registry, topic.value)
+        return [
+            Sent(
+                m.topic,
+                m.partition,
+                m.offset,
+                None if m.key is None else (m.key.decode() if topic.key is str else m.key),
+                decode(m.value),
+                hdr.as_text(m.headers),
+            )
+            for m in self.broker.messages(topic.name)
+        ]
+
+    def dead_letters(self, agent: str) -> list[DeadLetter]:
+        declared = self._agent(agent)
+        letters = []
+        for message in self.broker.messages(declared.dead_letter_topic):
+            headers = hdr.as_text(message.headers)
+            letters.append(
+                DeadLetter(
+                    agent=headers.get(hdr.DLQ_AGENT, ""),
+                    value=message.value,
+                    key=message.key,
+                    reason=headers.get(hdr.DLQ_REASON, ""),
+                    error_class=headers.get(hdr.DLQ_ERROR_CLASS, ""),
+                    attempts=int(headers.get(hdr.DLQ_ATTEMPTS, "0")),
+                    source=f"{headers.get(hdr.DLQ_SOURCE_TOPIC)}/{headers.get(hdr.DLQ_SOURCE_PARTITION)}"
+                    f"@{headers.get(hdr.DLQ_SOURCE_OFFSET)}",
+                    headers=headers,
+                )
+            )
+        return letters
+
+    async def replay_dead_letters(self, agent: str, *, to: str | None = None) -> int:
+        """As ``streams dlq replay``: send the agent's dead letters that arrived since the last replay back
+        to their source topic (or ``to``), identity kept; then settle. Returns how many."""
+        declared = self._agent(agent)
+        replay_group = f"{declared.dead_letter_topic}.replay"
+        positions = self.broker.committed(replay_group)
+        replayed = 0
+        moved: dict[TP, int] = {}
+        for partition in range(self.broker.partitions(declared.dead_letter_topic)):
+            tp = (declared.dead_letter_topic, partition)
+            for message in self.broker.read(*tp, positions.get(tp, 0)):
+                target, headers = replayed_letter(message.headers, tp[0], partition, message.offset, to)
+                self.broker.append(target, message.value, message.key, headers)
+                moved[tp] = message.offset + 1
+                replayed += 1
+        self.broker.commit(replay_group, moved)
+        await self.settle()
+        return replayed
+
+    def committed(self, agent: str) -> dict[int, int]:
+        """The agent group's committed position (next offset to read) per partition of its topic."""
+        declared = self._agent(agent)
+        return {p: o for (_, p), o in self.broker.committed(declared.group_id).items()}
+
+    def stats(self, agent: str) -> WorkerStats:
+        self._agent(agent)
+        return self._workers[agent].stats
+
+    def _agent(self, name: str) -> Agent[Any]:
+        worker = self._workers.get(name)
+        if worker is None:
+            raise ConfigError(f"no agent {name} runs in this test app; running: {', '.join(self._workers)}")
+        return worker.agent
+
+    def _encoder(self, topic: Topic[Any]) -> AvroEncoder:
+        encoder = self._encoders.get(topic.name)
+        if encoder is None:
+            encoder = AvroEncoder(self.registry, subject_for(topic.name), topic.value.avro_schema())
+            self._encoders[topic.name] = encoder
+        return encoder
+
+
+class _TwinWorker:
+    """One agent on the in-memory broker: the worker's processor, handler and committer, fed by reads."""
+
+    def __init__(self, agent: Agent[Any], test_app: TestApp) -> None:
+        self.agent = agent
+        self.stats = WorkerStats()
+        self._broker = test_app.broker
+        self._broker.create_topic(agent.dead_letter_topic, agent.topic.partitions)
+        self._failure: BaseException | None = None
+        sender = BrokerSender(self._broker)
+        encoders = Encoders(test_app.registry)
+        self._delivery: Delivery = (
+            ExactlyOnceDelivery(encoders) if agent.exactly_once else AtLeastOnceDelivery(sender, encoders)
+        )
+        ids = InMemoryIds() if agent.dedup else None
+        handler = MessageHandler(
+            agent,
+            RecordDecoder(test_app.registry, agent.topic.value),
+            self._delivery,
+            self.stats,
+            middleware=Chain(test_app.app.middleware),
+            dedup=ids,
+            sleep=test_app.clock.sleep,
+        )
+        self._processor = Processor(agent, handler, self.stats, on_fatal=self._fail, dedup=ids)
+        self._owned = {(agent.topic.name, p) for p in range(agent.topic.partitions)}
+        self._committer = Committer(self._processor.offsets, self._delivery, self._owned, self._commit)
+        self._sender = sender
+        self._positions = dict.fromkeys(self._owned, 0)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._processor.run(), name=f"twin-{self.agent.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._processor.cancel_running()
+
+    def fetch(self) -> int:
+        """Hand everything new on the agent's topic to the processor; returns how many."""
+        items: list[WorkItem] = []
+        for (topic, partition), position in self._positions.items():
+            new = self._broker.read(topic, partition, position)
+            items.extend(_item(message) for message in new)
+            self._positions[(topic, partition)] = position + len(new)
+        if items:
+            self._processor.accept(items)
+        return len(items)
+
+    def fetch_pending(self) -> bool:
+        return any(self._broker.read(t, p, position) for (t, p), position in self._positions.items())
+
+    async def finish(self, within: float) -> None:
+        left = await self._processor.finish_received(within)
+        if self._failure is not None:
+            raise self._failure
+        if left:
+            raise TimeoutError(
+                f"agent {self.agent.name}: {left} message(s) still unfinished after {within:.0f}s"
+            )
+        await self._committer.commit()
+
+    async def _commit(self, batch: CommitBatch) -> None:
+        # A transaction: held outputs appear together with the offsets that produced them.
+        for output in batch.outputs:
+            await self._sender.send(output.topic, output.value, output.key, output.headers)
+        self._broker.commit(self.agent.group_id, batch.positions)
+
+    def _fail(self, error: BaseException) -> None:
+        if self._failure is None:
+            self._failure = error
+
+
+def _item(message: StoredMessage) -> WorkItem:
+    return WorkItem(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=list(message.headers),
+        timestamp_ms=message.timestamp_ms,
+        size=len(message.value or b"") + len(message.key or b""),
+    )
