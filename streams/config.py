@@ -7,10 +7,12 @@ Nothing else in the library builds a librdkafka or registry configuration by han
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.errors import ConfigError
 
 # librdkafka's own log lines (connection refused, retries) go through Python logging under this name
 # instead of straight to stderr, so applications decide what to show. Without a handler configured
@@ -41,18 +43,48 @@ class Settings(BaseSettings):
         description="Seconds to wait for the broker on a lookup (metadata, topic checks) before failing; "
         "lower it to fail fast when the broker may be down",
     )
-    kafka_security_protocol: str | None = None
-    kafka_sasl_mechanism: str | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = Field(
+        default=None, description="How clients talk to the brokers; SSL / SASL_SSL for TLS"
+    )
+    kafka_sasl_mechanism: (
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"] | None
+    ) = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: str | None = Field(
+        default=None, description="CA certificate(s) (PEM file) to verify the brokers; system CAs if unset"
+    )
+    kafka_ssl_certificate_location: str | None = Field(default=None, description="client certificate (mTLS)")
+    kafka_ssl_key_location: str | None = Field(default=None, description="client private key (mTLS)")
+    kafka_ssl_key_password: SecretStr | None = None
     schema_registry_basic_auth: SecretStr | None = Field(
         default=None, description="user:password for the schema registry"
+    )
+    schema_registry_ssl_ca_location: str | None = Field(
+        default=None, description="CA certificate(s) to verify an https registry"
     )
     streams_tracing: bool = Field(
         default=True,
         description="Trace agents (spans when OTEL_* configures an exporter; otherwise only W3C context "
         "propagation). False removes the tracing middleware altogether.",
     )
+
+    def __init__(self, **values: Any) -> None:
+        # A bad environment variable is a user mistake: one line naming it, not a validation traceback.
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(_one_line(exc)) from exc
+
+    @model_validator(mode="after")
+    def _sasl_needs_a_secured_protocol(self) -> Settings:
+        if self.kafka_sasl_mechanism and self.kafka_security_protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
+            raise ValueError(
+                "KAFKA_SASL_MECHANISM needs KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        if bool(self.kafka_sasl_username) != bool(self.kafka_sasl_password):
+            raise ValueError("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together")
+        return self
 
     def kafka_common(self) -> dict[str, Any]:
         """Settings shared by every Kafka client (producer, consumer, admin)."""
@@ -68,6 +100,15 @@ class Settings(BaseSettings):
             conf["sasl.username"] = self.kafka_sasl_username
         if self.kafka_sasl_password:
             conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        tls = {
+            "ssl.ca.location": self.kafka_ssl_ca_location,
+            "ssl.certificate.location": self.kafka_ssl_certificate_location,
+            "ssl.key.location": self.kafka_ssl_key_location,
+            "ssl.key.password": self.kafka_ssl_key_password.get_secret_value()
+            if self.kafka_ssl_key_password
+            else None,
+        }
+        conf.update({name: value for name, value in tls.items() if value})
         return conf
 
     def producer_config(self, **overrides: Any) -> dict[str, Any]:
@@ -105,4 +146,15 @@ class Settings(BaseSettings):
         conf: dict[str, Any] = {"url": self.schema_registry_url}
         if self.schema_registry_basic_auth:
             conf["basic.auth.user.info"] = self.schema_registry_basic_auth.get_secret_value()
+        if self.schema_registry_ssl_ca_location:
+            conf["ssl.ca.location"] = self.schema_registry_ssl_ca_location
         return conf
+
+
+def _one_line(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}: {message}" if name else message)
+    return "invalid settings: " + "; ".join(problems)

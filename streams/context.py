@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams import headers as hdr
-from streams.middleware import NO_MIDDLEWARE, Chain
 from streams.serde.record import Record
 
 if TYPE_CHECKING:
@@ -24,6 +24,11 @@ class Outbox(Protocol):
     ) -> None: ...
 
 
+SendHook = Callable[["Context", str, hdr.Headers], hdr.Headers]
+"""Called on every send with the headers about to go out; returns the headers to send (middleware's
+``on_send``, bound by the worker, so this module needs nothing of middleware)."""
+
+
 class Context:
     """Metadata of the message being handled, and :meth:`send` for results.
 
@@ -32,7 +37,7 @@ class Context:
     """
 
     __slots__ = (
-        "_middleware",
+        "_on_send",
         "_outbox",
         "_propagate_trace",
         "_sent",
@@ -60,7 +65,7 @@ class Context:
         timestamp_ms: int,
         attempt: int,
         outbox: Outbox,
-        middleware: Chain = NO_MIDDLEWARE,
+        on_send: SendHook | None = None,
         propagate_trace: bool = True,
     ) -> None:
         self.agent = agent
@@ -76,7 +81,7 @@ class Context:
         self.message_id = hdr.message_identity(headers, topic, partition, offset)
         self.correlation_id = headers.get(hdr.CORRELATION_ID) or self.message_id
         self._outbox = outbox
-        self._middleware = middleware
+        self._on_send = on_send
         self._propagate_trace = propagate_trace
         self._sent = 0
 
@@ -97,6 +102,6 @@ class Context:
                 trace_value = self.headers.get(name)
                 if trace_value:
                     headers.append((name, trace_value.encode()))
-        if self._middleware:
-            headers = self._middleware.on_send(self, topic.name, headers)
+        if self._on_send is not None:
+            headers = self._on_send(self, topic.name, headers)
         await self._outbox.put(topic, value, out_key, headers)

@@ -8,12 +8,9 @@ headers to send, usually with something added). Handlers never need to know midd
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
 
+from streams.context import Context
 from streams.headers import Headers
-
-if TYPE_CHECKING:
-    from streams.context import Context
 
 CallNext = Callable[[], Awaitable[None]]
 

@@ -99,7 +99,7 @@ class MessageHandler:
                 timestamp_ms=item.timestamp_ms,
                 attempt=attempt,
                 outbox=outbox,
-                middleware=self._middleware,
+                on_send=self._middleware.on_send if self._middleware else None,
                 propagate_trace=self._propagate_trace,
             )
             try:

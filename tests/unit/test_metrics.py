@@ -50,7 +50,7 @@ def _ctx(
         timestamp_ms=0,
         attempt=attempt,
         outbox=outbox,
-        middleware=chain,
+        on_send=chain.on_send,
     )
 
 

@@ -45,7 +45,7 @@ def _ctx(chain: Chain, outbox: ListOutbox) -> Context:
         timestamp_ms=0,
         attempt=1,
         outbox=outbox,
-        middleware=chain,
+        on_send=chain.on_send,
     )
 
 
