@@ -228,6 +228,10 @@ async def test_heartbeats_report_each_worker_until_it_stops(
     assert all(b.agent == f"{app.name}.worker" and b.worker_id == worker_id for b in beats)
     assert all(b.pid == os.getpid() for b in beats)
     states = [b.state for b in beats]
+    # The first beat goes out as the worker starts, before its consumer has joined the group.
+    assert states[0] == WorkerState.STARTING and beats[0].assigned_partitions == []
+    first_running = states.index(WorkerState.RUNNING)
+    assert set(states[:first_running]) == {WorkerState.STARTING}, "STARTING until it joined, then RUNNING"
     assert states[-1] == WorkerState.STOPPED and states.count(WorkerState.STOPPED) == 1
     assert WorkerState.DRAINING in states and states.index(WorkerState.DRAINING) < len(states) - 1
     running_beats = [b for b in beats if b.state == WorkerState.RUNNING]
