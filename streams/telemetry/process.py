@@ -2,7 +2,8 @@
 start, and the endpoint and heartbeats to run beside them.
 
 Life cycle, driven by :class:`~streams.worker.runner.AgentRunner`: :meth:`instrument` each agent and
-pass :attr:`middleware` to its worker; :meth:`open_endpoint` (sockets bind, ``/health`` answers);
+pass :attr:`middleware` to its worker; :meth:`watch` the workers (tracing is set up here, so a bad
+``OTEL_*`` setting fails before anything starts); :meth:`open_endpoint` (sockets bind, ``/health`` answers);
 :meth:`start` once the topics exist and the worker tasks run; :meth:`close` after they finished
 (final STOPPED heartbeats, then the endpoint goes away).
 """
@@ -21,9 +22,10 @@ from streams.config import Settings
 from streams.middleware import Middleware
 from streams.serde.registry import SchemaRegistry
 from streams.telemetry.config import TelemetryConfig
+from streams.telemetry.export import configure_tracing, reserve_span_queue
 from streams.telemetry.health import Readiness, readiness
 from streams.telemetry.heartbeat import HeartbeatPublisher, heartbeat_topic
-from streams.telemetry.metrics import MetricsMiddleware, WorkerCollector
+from streams.telemetry.metrics import MetricsMiddleware, SpanCollector, WorkerCollector
 from streams.telemetry.probe import ProbeUnavailable, WorkerProbe
 from streams.telemetry.server import TelemetryServer
 from streams.telemetry.watermarks import Watermarks, with_statistics
@@ -39,12 +41,15 @@ class ProcessTelemetry:
         self.settings = settings
         self.registry = CollectorRegistry(auto_describe=True)
         self.metrics = MetricsMiddleware(self.registry) if config.metrics_enabled else None
+        if config.metrics_enabled:
+            self.registry.register(SpanCollector())
         self.server: TelemetryServer | None = None
         self.heartbeats: HeartbeatPublisher | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._watermarks: dict[str, Watermarks] = {}
         self._probe: WorkerProbe | None = None
         self._stop: asyncio.Event | None = None
+        self._span_reservation = 0
 
     @property
     def middleware(self) -> list[Middleware]:
@@ -65,14 +70,24 @@ class ProcessTelemetry:
         return self._probe
 
     def instrument(self, agent: Agent[Any]) -> Agent[Any]:
-        """The agent with librdkafka statistics turned on for lag, when anything reports lag."""
+        """The agent with librdkafka statistics turned on for lag, when anything reports lag.
+
+        Its ``max_in_flight`` also sizes the span exporters' queues: a burst the worker may hold at
+        once must fit there, spans and all.
+        """
+        reserve_span_queue(agent.max_in_flight)
+        self._span_reservation += agent.max_in_flight
         if not self.config.enabled:
             return agent
         instrumented, self._watermarks[agent.name] = with_statistics(agent, self.config.lag_interval)
         return instrumented
 
     def watch(self, workers: Sequence[AgentWorker]) -> None:
-        """Observe these workers (created from instrumented agents); registers the scrape-time metrics."""
+        """Observe these workers (created from instrumented agents); registers the scrape-time metrics
+        and sets tracing up as ``OTEL_*`` says (raises ConfigError if it cannot work)."""
+        if workers and self.settings.streams_tracing:
+            # The workers would do it as they start; here a mistake fails before topics are created.
+            configure_tracing(workers[0].agent.app)
         watermarks = {w: self._watermarks[w.agent.name] for w in workers if w.agent.name in self._watermarks}
         self._probe = WorkerProbe(workers, watermarks)
         if self.config.metrics_enabled:
@@ -125,6 +140,8 @@ class ProcessTelemetry:
             if self.heartbeats is not None:
                 await self.heartbeats.close()
         finally:
+            reserve_span_queue(-self._span_reservation)
+            self._span_reservation = 0
             if self.server is not None:
                 self.server.close()
                 self.server = None
