@@ -13,6 +13,7 @@ trace. ``STREAMS_TRACING=false`` turns even that off.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
@@ -38,12 +39,37 @@ _TRACER_NAME = "streams"
 
 
 def origin_trace_headers() -> hdr.Headers:
-    """``traceparent`` for a message that starts a run: the current span's, or a fresh sampled one."""
+    """``traceparent`` for a message that starts a run: the current span's, or a fresh one.
+
+    A fresh one is flagged sampled as ``OTEL_TRACES_SAMPLER`` would decide for its trace id, so that
+    ``parentbased_*`` samplers downstream keep the ratio even where the origin records no span.
+    """
     carrier: dict[str, str] = {}
     inject(carrier)
     if TRACEPARENT not in carrier:
-        carrier[TRACEPARENT] = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+        trace_id = secrets.randbits(128) or 1  # an all-zero trace id is invalid
+        flags = "01" if origin_sampled(trace_id) else "00"
+        carrier[TRACEPARENT] = f"00-{trace_id:032x}-{secrets.token_hex(8)}-{flags}"
     return [(k, v.encode()) for k, v in carrier.items() if k in (TRACEPARENT, TRACESTATE)]
+
+
+def origin_sampled(trace_id: int) -> bool:
+    """Whether ``OTEL_TRACES_SAMPLER`` samples a new trace with this id (the SDK's own rule: a ratio
+    sampler keeps the trace ids whose low 64 bits fall under ratio x 2**64)."""
+    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    if sampler in ("always_off", "parentbased_always_off"):
+        return False
+    if sampler not in ("traceidratio", "parentbased_traceidratio"):
+        return True
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    try:
+        rate = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+    except ValueError:
+        rate = 1.0  # as the SDK does with an unreadable ratio
+    if not 0.0 <= rate <= 1.0:
+        rate = 1.0
+    return trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < TraceIdRatioBased.get_bound_for_rate(rate)
 
 
 class TracingMiddleware(Middleware):

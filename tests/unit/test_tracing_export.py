@@ -1,5 +1,5 @@
-"""Span export: every span accounted for (exported, failed, dropped on a full queue), and exporters
-that cannot work refused with one line."""
+"""Span export: every span accounted for (exported, failed, dropped on a full queue), exporters that
+cannot work refused with one line, and the sampling decision at the origin."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from streams.errors import ConfigError
 from streams.telemetry import export
 from streams.telemetry.export import CountedSpanProcessor, queue_size, reserve_span_queue
+from streams.telemetry.tracing import origin_sampled, origin_trace_headers
 
 pytestmark = pytest.mark.unit
 
@@ -171,3 +172,34 @@ def test_a_cli_asked_for_otlp_without_the_package_fails_with_one_line(tmp_path: 
         )
         assert result.returncode == 1, (args, result.stderr)
         assert result.stderr.strip().splitlines() == [f"error: {export.OTLP_MISSING}"], (args, result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "ratio", "low_bits", "sampled"),
+    [
+        (None, None, 5, True),
+        ("always_off", None, 5, False),
+        ("parentbased_always_off", None, 5, False),
+        ("traceidratio", "0", 0, False),
+        ("traceidratio", "1", (1 << 64) - 1, True),
+        ("parentbased_traceidratio", "0.5", (1 << 63) - 1, True),
+        ("parentbased_traceidratio", "0.5", 1 << 63, False),
+    ],
+)
+def test_a_fresh_origin_is_sampled_as_the_sampler_would_decide(
+    monkeypatch: pytest.MonkeyPatch, sampler: str | None, ratio: str | None, low_bits: int, sampled: bool
+) -> None:
+    for name, value in (("OTEL_TRACES_SAMPLER", sampler), ("OTEL_TRACES_SAMPLER_ARG", ratio)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert origin_sampled((0xABC << 64) | low_bits) is sampled
+
+
+def test_origin_headers_carry_the_sampling_decision(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    [(name, value)] = origin_trace_headers()
+    version, trace_id, span_id, flags = value.decode().split("-")
+    assert name == "traceparent" and version == "00" and flags == "00"
+    assert len(trace_id) == 32 and len(span_id) == 16 and int(trace_id, 16) != 0
