@@ -29,10 +29,12 @@ def cli(settings: Settings) -> Callable[..., subprocess.CompletedProcess[str]]:
     # commands lay out their output then.
     env.pop("COLUMNS", None)
 
-    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, extra_env: dict[str, str] | None = None, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "streams", *args],
-            env=env,
+            env={**env, **(extra_env or {})},
             capture_output=True,
             text=True,
             timeout=120,

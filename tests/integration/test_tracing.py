@@ -228,9 +228,16 @@ def test_streams_trace_right_after_topics_apply_and_publish(cli, tmp_path: Path)
     assert applied.returncode == 0, applied.stderr
     value = json.dumps({"task_id": "t1", "capability": "c", "payload": "{}"})
     published = cli(
-        "publish", f"{prefix}.tasks", "--key", "t1", "--value", value, "--correlation-id", "case-new"
+        "publish",
+        f"{prefix}.tasks",
+        *("--key", "t1", "--value", value, "--correlation-id", "case-new"),
+        extra_env={"OTEL_TRACES_EXPORTER": "console"},
     )
     assert published.returncode == 0, published.stderr
+    # The console exporter writes spans to stderr: stdout is the command's answer alone.
+    assert published.stdout.startswith("published 1 event(s)")
+    assert len(published.stdout.strip().splitlines()) == 1, published.stdout
+    assert '"name": "send ' in published.stderr and "case-new" in published.stderr
 
     traced = cli("trace", "case-new", "--app", app_ref, cwd=tmp_path)
     assert traced.returncode == 0, traced.stderr
