@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from streams.cli._common import console, load_app, settings
+from streams.cli._common import load_app, print_table, settings
 from streams.errors import ConfigError
 from streams.telemetry.lag import LagReader, PartitionLag
 from streams.worker.runner import select_agents
@@ -29,8 +29,9 @@ def lag(
 ) -> None:
     """Committed offset, end offset and lag per partition of each agent's consumer group.
 
-    The end is the last stable offset (what read_committed agents can reach). A partition the group
-    never committed shows "-": the agent starts there where its `start` option says.
+    The end is the last stable offset (what read_committed agents can reach). Where the group never
+    committed, committed shows "-" and lag (marked *) counts from the partition's first offset. Lag
+    is 0 when only transaction commit markers lie ahead.
     """
     if app_ref is None and not group:
         raise ConfigError("name an app (MODULE:APP) or a consumer group (--group)")
@@ -43,7 +44,7 @@ def lag(
     for name in group or []:
         groups.setdefault(name, None)
     rows = LagReader(settings()).lag(groups)
-    console.print(_table(rows, groups))
+    print_table(_table(rows, groups))
 
 
 def _table(rows: list[PartitionLag], groups: dict[str, Sequence[str] | None]) -> Table:
@@ -60,8 +61,10 @@ def _table(rows: list[PartitionLag], groups: dict[str, Sequence[str] | None]) ->
                 str(row.partition),
                 "-" if row.committed is None else str(row.committed),
                 str(row.end),
-                "-" if row.lag is None else str(row.lag),
+                f"{row.lag}*" if row.from_start else str(row.lag),
             )
-        total = sum(r.lag or 0 for r in mine)
+        total = f"{sum(r.lag for r in mine)}{'*' if any(r.from_start for r in mine) else ''}"
         table.add_row(name, "[bold]total[/]", "", "", "", f"[bold]{total}[/]", end_section=True)
+    if any(r.from_start for r in rows):
+        table.caption = "* nothing committed: counted from the partition's first offset"
     return table

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from streams.admin import TopicAdmin
-from streams.cli._common import console, load_app, registry, settings
+from streams.cli._common import console, load_app, print_table, registry, settings
 
 app = typer.Typer(help="Create and check the topics an app declares.", no_args_is_help=True)
 
@@ -41,7 +41,7 @@ def apply(
             str(report.schema_id) if report.schema_id is not None else "-",
             "; ".join(report.differences) or "-",
         )
-    console.print(table)
+    print_table(table)
     if any(r.action == "differs" for r in reports):
         console.print("some topics differ from their declaration; run again with --alter to change them")
         raise typer.Exit(3)

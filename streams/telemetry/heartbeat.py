@@ -2,9 +2,10 @@
 process, published to the telemetry topic, so anyone can see which workers are alive, what they own
 and how far behind they are, from Kafka alone.
 
-Beats go out RUNNING while the workers run, DRAINING as soon as shutdown begins and, last, STOPPED for
-every worker once it has finished. Failing to publish a beat is logged and never stops an agent.
-Owns its own producer; keyed by the agent's consumer group, so one agent's beats stay in order.
+Beats go out STARTING until a worker's consumer has joined its group, RUNNING from then on, DRAINING
+as soon as shutdown begins and, last, STOPPED for every worker once it has finished. Failing to
+publish a beat is logged and never stops an agent. Owns its own producer; keyed by the agent's
+consumer group, so one agent's beats stay in order.
 """
 
 from __future__ import annotations

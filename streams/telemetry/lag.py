@@ -4,42 +4,64 @@ This is the outside view (``streams lag``), for groups whose workers may be anyw
 asks the cluster with an admin client and never joins a group. The end of a partition is its last
 stable offset (``read_committed``), the furthest a reading agent can get, so open transactions do
 not count as lag.
+
+Lag counts offsets from the group's position to the end. Where the group never committed, its
+position is the partition's first offset: the whole partition is waiting, not nothing. Offsets are
+not all messages: on a transactional topic every commit marker takes one, and a caught-up
+exactly-once group sits just before the last marker. So a partition with lag is read from its
+position up to its first readable message; lag runs from there, and is 0 when only markers remain.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.config import Settings
 from streams.errors import TopicError, TransportError
 
+TP = tuple[str, int]
+
 
 @dataclass(frozen=True)
 class PartitionLag:
-    """One partition of one group; ``committed`` is None when the group never committed there."""
+    """One partition of one group.
+
+    ``committed`` is None when the group never committed there; ``lag`` then counts from the
+    partition's first offset. ``lag`` is 0 when nothing readable lies between position and end.
+    """
 
     group: str
     topic: str
     partition: int
     committed: int | None
     end: int
+    lag: int
 
     @property
-    def lag(self) -> int | None:
-        if self.committed is None:
-            return None
-        return max(0, self.end - self.committed)
+    def from_start(self) -> bool:
+        """Whether lag counts from the partition's first offset because nothing was committed."""
+        return self.committed is None
 
 
 class LagReader:
     """Reads committed offsets and partition ends with one admin client."""
 
     def __init__(self, settings: Settings, timeout: float = 15.0) -> None:
+        self._settings = settings
         self._admin = AdminClient(settings.admin_config())
         self._timeout = timeout
 
@@ -56,14 +78,24 @@ class LagReader:
                 wanted[group] = set(committed[group])
             else:
                 wanted[group] = {(t, p) for t in topics for p in self._partitions(t)}
-        ends = self._ends({tp for tps in wanted.values() for tp in tps})
-        return [
-            PartitionLag(
-                group, topic, partition, committed[group].get((topic, partition)), ends[(topic, partition)]
-            )
-            for group in sorted(wanted)
-            for topic, partition in sorted(wanted[group])
-        ]
+        everything = {tp for tps in wanted.values() for tp in tps}
+        ends = self._offsets(everything, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        starts = self._offsets(everything, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+        # Where each group would read next: its commit, or the first offset still in the partition.
+        positions = {
+            (group, tp): max(committed[group].get(tp, starts[tp]), starts[tp])
+            for group, tps in wanted.items()
+            for tp in tps
+        }
+        behind = {(tp, position) for (_, tp), position in positions.items() if position < ends[tp]}
+        readable = self._first_readable(behind, ends)
+        rows: list[PartitionLag] = []
+        for group in sorted(wanted):
+            for tp in sorted(wanted[group]):
+                position, end = positions[(group, tp)], ends[tp]
+                first = readable.get((tp, position), end) if position < end else end
+                rows.append(PartitionLag(group, tp[0], tp[1], committed[group].get(tp), end, end - first))
+        return rows
 
     def _committed(self, group: str) -> dict[tuple[str, int], int]:
         """The group's committed positions; an unknown group simply has none."""
@@ -90,20 +122,85 @@ class LagReader:
             raise TopicError(f"topic {topic} does not exist")
         return sorted(meta.partitions)
 
-    def _ends(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]  # confluent-kafka ships no annotation
-        request: dict[Any, Any] = {TopicPartition(t, p): latest for t, p in partitions}
+    def _offsets(self, partitions: Iterable[TP], spec: Any) -> dict[TP, int]:
+        """The offset ``spec`` (earliest, latest) names in each partition, as read_committed sees it."""
+        request: dict[Any, Any] = {TopicPartition(t, p): spec for t, p in partitions}
         if not request:
             return {}
         futures = self._admin.list_offsets(
             request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=self._timeout
         )
-        ends: dict[tuple[str, int], int] = {}
+        found: dict[TP, int] = {}
         for tp, future in futures.items():
             try:
-                ends[(tp.topic, tp.partition)] = future.result(timeout=self._timeout).offset
+                found[(tp.topic, tp.partition)] = future.result(timeout=self._timeout).offset
             except KafkaException as exc:
                 raise TransportError(
-                    f"cannot read the end of {tp.topic}[{tp.partition}]: {exc.args[0]}"
+                    f"cannot read the offsets of {tp.topic}[{tp.partition}]: {exc.args[0]}"
                 ) from exc
-        return ends
+        return found
+
+    def _first_readable(self, starts: set[tuple[TP, int]], ends: dict[TP, int]) -> dict[tuple[TP, int], int]:
+        """For each (partition, position): the offset of the first message a read_committed consumer
+        receives from there, or the end if only transaction markers (or aborted records) remain.
+
+        One fetch per partition and position, from a consumer that joins no group and commits nothing.
+        A partition that does not answer in time keeps its full offset range as lag.
+        """
+        found: dict[tuple[TP, int], int] = {}
+        # Positions differ per group: a consumer's assignment holds each partition once, so one round
+        # per distinct position of a partition (commonly one).
+        for tps in _rounds(starts):
+            found.update(self._peek(tps, ends))
+        return found
+
+    def _peek(self, starts: dict[TP, int], ends: dict[TP, int]) -> dict[tuple[TP, int], int]:
+        consumer = Consumer(self._settings.consumer_config(f"streams-lag-{uuid.uuid4().hex[:8]}", **_PEEK))
+        found: dict[tuple[TP, int], int] = {}
+        try:
+            consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in starts.items()])
+            waiting = set(starts)
+            deadline = time.monotonic() + self._timeout
+            while waiting and time.monotonic() < deadline:
+                for message in consumer.consume(500, 0.5):
+                    tp: TP = (message.topic() or "", message.partition() or 0)
+                    if tp not in waiting:
+                        continue
+                    error = message.error()
+                    if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                        continue  # transient; librdkafka retries, the deadline bounds the wait
+                    # End of partition, or a message at or past the end read at the start: none readable.
+                    offset = message.offset()
+                    eof = error is not None or offset is None
+                    found[(tp, starts[tp])] = ends[tp] if eof else min(offset or 0, ends[tp])
+                    waiting.discard(tp)
+                    consumer.pause([TopicPartition(*tp)])
+        except KafkaException as exc:
+            raise TransportError(f"cannot read ahead of the committed offsets: {exc.args[0]}") from exc
+        finally:
+            consumer.close()
+        return found
+
+
+# Read as little as possible: one small fetch per partition is enough to see whether a message lies
+# ahead; librdkafka would otherwise prefetch up to a million messages per partition.
+_PEEK: dict[str, Any] = {
+    "enable.partition.eof": True,
+    "max.partition.fetch.bytes": 64 * 1024,
+    "fetch.max.bytes": 1024 * 1024,
+    "queued.min.messages": 1,
+    "queued.max.messages.kbytes": 1024,
+}
+
+
+def _rounds(starts: set[tuple[TP, int]]) -> list[dict[TP, int]]:
+    """Split (partition, position) pairs into rounds that hold each partition at most once."""
+    rounds: list[dict[TP, int]] = []
+    for tp, position in sorted(starts):
+        for round_ in rounds:
+            if tp not in round_:
+                round_[tp] = position
+                break
+        else:
+            rounds.append({tp: position})
+    return rounds

@@ -1,9 +1,10 @@
 """Prometheus metrics of one worker process, registered in a registry of its own (never the global one,
 so several runners, or tests, can live in one process).
 
-Two sources: :class:`MetricsMiddleware` counts what passes through handlers as it happens (messages in
-and out, handler latency and errors); :class:`WorkerCollector` reads worker state when scraped
-(totals the worker keeps anyway, in-flight work, partitions, lag), so idle workers cost nothing.
+Three sources: :class:`MetricsMiddleware` counts what passes through handlers as it happens (messages
+in and out, handler latency and errors); :class:`WorkerCollector` reads worker state when scraped
+(totals the worker keeps anyway, in-flight work, partitions, lag), so idle workers cost nothing;
+:class:`SpanCollector` reads what became of the process's finished spans.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from streams.headers import Headers
 from streams.middleware import CallNext, Middleware
+from streams.telemetry.export import ExportStats, export_stats
 from streams.telemetry.probe import ProbeUnavailable, WorkerProbe, WorkerSnapshot
 
 if TYPE_CHECKING:
@@ -144,3 +146,39 @@ class WorkerCollector(Collector):
             for (topic, partition), value in sorted(snapshot.lag.items()):
                 lag.add_metric([snapshot.agent, topic, str(partition)], value)
         yield from (in_flight, assigned, paused, lag)
+
+
+class SpanCollector(Collector):
+    """What became of the process's sampled spans, per exporter (no series while tracing is off)."""
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families([])
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(export_stats())
+
+    def _families(self, stats: list[ExportStats]) -> Iterator[Metric]:
+        exported = CounterMetricFamily(
+            "streams_spans_exported", "Spans the exporter accepted.", labels=["exporter"]
+        )
+        dropped = CounterMetricFamily(
+            "streams_spans_dropped",
+            "Spans that never reached the exporter's destination: its queue was full (queue_full), or "
+            "the exporter failed to send them (export_failed).",
+            labels=["exporter", "reason"],
+        )
+        queued = GaugeMetricFamily(
+            "streams_span_queue_spans", "Finished spans waiting for export.", labels=["exporter"]
+        )
+        capacity = GaugeMetricFamily(
+            "streams_span_queue_capacity",
+            "Spans the export queue holds before it drops new ones.",
+            labels=["exporter"],
+        )
+        for stat in stats:
+            exported.add_metric([stat.exporter], stat.exported)
+            dropped.add_metric([stat.exporter, "queue_full"], stat.dropped)
+            dropped.add_metric([stat.exporter, "export_failed"], stat.failed)
+            queued.add_metric([stat.exporter], stat.queued)
+            capacity.add_metric([stat.exporter], stat.capacity)
+        yield from (exported, dropped, queued, capacity)

@@ -109,7 +109,13 @@ class WorkerProbe:
             return WorkerState.STOPPED
         if binding.stop.is_set() or worker.is_draining() or worker.failure() is not None:
             return WorkerState.DRAINING
-        return WorkerState.RUNNING
+        return WorkerState.RUNNING if self._joined(worker) else WorkerState.STARTING
+
+    def _joined(self, worker: AgentWorker) -> bool:
+        """Whether the worker's consumer has joined its group: it was assigned partitions, or (for a
+        worker the group gave none) its statistics say it is a settled member."""
+        watermarks = self._watermarks.get(worker)
+        return worker.stats.assignments > 0 or (watermarks is not None and watermarks.joined)
 
     def _failure(self, worker: AgentWorker) -> str | None:
         error = worker.failure()

@@ -2,7 +2,8 @@
 start, and the endpoint and heartbeats to run beside them.
 
 Life cycle, driven by :class:`~streams.worker.runner.AgentRunner`: :meth:`instrument` each agent and
-pass :attr:`middleware` to its worker; :meth:`open_endpoint` (sockets bind, ``/health`` answers);
+give its worker :meth:`middleware_for` it; :meth:`watch` the workers (tracing is set up here, so a bad
+``OTEL_*`` setting fails before anything starts); :meth:`open_endpoint` (sockets bind, ``/health`` answers);
 :meth:`start` once the topics exist and the worker tasks run; :meth:`close` after they finished
 (final STOPPED heartbeats, then the endpoint goes away).
 """
@@ -12,20 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 from streams.agent import Agent
 from streams.config import Settings
 from streams.middleware import Middleware
 from streams.serde.registry import SchemaRegistry
 from streams.telemetry.config import TelemetryConfig
+from streams.telemetry.export import configure_tracing, reserve_span_queue, tracing_active
 from streams.telemetry.health import Readiness, readiness
 from streams.telemetry.heartbeat import HeartbeatPublisher, heartbeat_topic
-from streams.telemetry.metrics import MetricsMiddleware, WorkerCollector
+from streams.telemetry.metrics import MetricsMiddleware, SpanCollector, WorkerCollector
 from streams.telemetry.probe import ProbeUnavailable, WorkerProbe
 from streams.telemetry.server import TelemetryServer
+from streams.telemetry.tracing import TracingMiddleware
 from streams.telemetry.watermarks import Watermarks, with_statistics
 from streams.topics import Topic
 from streams.worker.agent_worker import AgentWorker
@@ -39,17 +45,32 @@ class ProcessTelemetry:
         self.settings = settings
         self.registry = CollectorRegistry(auto_describe=True)
         self.metrics = MetricsMiddleware(self.registry) if config.metrics_enabled else None
+        if config.metrics_enabled:
+            self.registry.register(SpanCollector())
         self.server: TelemetryServer | None = None
         self.heartbeats: HeartbeatPublisher | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._watermarks: dict[str, Watermarks] = {}
         self._probe: WorkerProbe | None = None
         self._stop: asyncio.Event | None = None
+        self._span_reservation = 0
+        self._tracer_provider: TracerProvider | None = None
 
-    @property
-    def middleware(self) -> list[Middleware]:
-        """What each worker adds innermost to its app's middleware."""
-        return [self.metrics] if self.metrics is not None else []
+    def middleware_for(self, agent: Agent[Any], app_middleware: Sequence[Middleware]) -> list[Middleware]:
+        """The middleware of ``agent``'s worker: tracing outermost (every other layer runs inside the
+        message's span), then the app's own, then metrics innermost.
+
+        Tracing is set up here, once per process, as ``OTEL_*`` says (a ConfigError when it cannot
+        work, before anything starts). Spans only when something records them; otherwise Context
+        copies the trace context from input to output, which is what propagate-only needs.
+        """
+        outer: list[Middleware] = []
+        if self.settings.streams_tracing:
+            self._tracer_provider = configure_tracing(agent.app) or self._tracer_provider
+            if tracing_active():
+                outer.append(TracingMiddleware(agent.name, agent.group_id))
+        inner: list[Middleware] = [self.metrics] if self.metrics is not None else []
+        return [*outer, *app_middleware, *inner]
 
     @property
     def topics(self) -> list[Topic[Any]]:
@@ -65,7 +86,13 @@ class ProcessTelemetry:
         return self._probe
 
     def instrument(self, agent: Agent[Any]) -> Agent[Any]:
-        """The agent with librdkafka statistics turned on for lag, when anything reports lag."""
+        """The agent with librdkafka statistics turned on for lag, when anything reports lag.
+
+        Its ``max_in_flight`` also sizes the span exporters' queues: a burst the worker may hold at
+        once must fit there, spans and all.
+        """
+        reserve_span_queue(agent.limits.max_in_flight)
+        self._span_reservation += agent.limits.max_in_flight
         if not self.config.enabled:
             return agent
         instrumented, self._watermarks[agent.name] = with_statistics(agent, self.config.lag_interval)
@@ -124,7 +151,12 @@ class ProcessTelemetry:
                     await task
             if self.heartbeats is not None:
                 await self.heartbeats.close()
+            if self._tracer_provider is not None:
+                # Spans of the last messages are still queued: export them before the process ends.
+                await asyncio.get_running_loop().run_in_executor(None, self._tracer_provider.force_flush)
         finally:
+            reserve_span_queue(-self._span_reservation)
+            self._span_reservation = 0
             if self.server is not None:
                 self.server.close()
                 self.server = None

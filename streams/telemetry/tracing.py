@@ -1,8 +1,8 @@
 """OpenTelemetry tracing: a consumer span per handled message, a producer span per send, and W3C
 ``traceparent``/``tracestate`` headers that join every stage of a run into one trace.
 
-Configuration follows the standard ``OTEL_*`` variables: ``OTEL_TRACES_EXPORTER`` (``console`` or,
-with opentelemetry-exporter-otlp installed, ``otlp``; unset or ``none`` exports nothing),
+Configuration follows the standard ``OTEL_*`` variables: ``OTEL_TRACES_EXPORTER`` (``console``,
+``otlp`` or ``none``; see :mod:`streams.telemetry.export` for where spans go),
 ``OTEL_TRACES_SAMPLER``/``_ARG`` and ``OTEL_SERVICE_NAME``. ``STREAMS_TRACES_FILE`` additionally
 writes finished spans as JSON lines to a file. With nothing configured no span is recorded, yet
 trace context still flows: each message carries its cause's ``traceparent`` (or a fresh one at the
@@ -12,15 +12,11 @@ trace. ``STREAMS_TRACING=false`` turns even that off.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
-import threading
-from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
@@ -29,11 +25,10 @@ from opentelemetry.util.types import AttributeValue
 
 from streams import headers as hdr
 from streams.middleware import CallNext, Middleware
+from streams.telemetry.export import configure_tracing as configure_tracing
+from streams.telemetry.export import tracing_active as tracing_active
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-    from opentelemetry.sdk.trace.export import SpanExportResult
-
     from streams.context import Context
 
 log = logging.getLogger("streams.tracing")
@@ -41,102 +36,40 @@ log = logging.getLogger("streams.tracing")
 TRACEPARENT = hdr.TRACEPARENT
 TRACESTATE = hdr.TRACESTATE
 _TRACER_NAME = "streams"
-_configured: TracerProvider | None = None
-_configure_lock = threading.Lock()
-
-
-def configure_tracing(service_name: str) -> TracerProvider | None:
-    """Install an SDK tracer provider when the environment asks for an exporter; idempotent.
-
-    Returns the provider (call ``shutdown()`` on it to flush at exit) or None when tracing is off.
-    """
-    global _configured
-    with _configure_lock:
-        if _configured is not None:
-            return _configured
-        exporters = _exporters()
-        if not exporters:
-            return None
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-        provider = TracerProvider(
-            resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
-        )
-        for exporter in exporters:
-            provider.add_span_processor(BatchSpanProcessor(exporter))
-        trace.set_tracer_provider(provider)
-        _configured = provider
-        return provider
-
-
-def tracing_active() -> bool:
-    """Whether an SDK tracer provider is installed (by :func:`configure_tracing` or by the application),
-    so that spans are recorded and worth creating."""
-    from opentelemetry.sdk.trace import TracerProvider
-
-    return isinstance(trace.get_tracer_provider(), TracerProvider)
-
-
-def _exporters() -> list[Any]:
-    exporters: list[Any] = []
-    names = [n.strip() for n in os.environ.get("OTEL_TRACES_EXPORTER", "none").split(",") if n.strip()]
-    for name in names:
-        if name == "none":
-            continue
-        if name == "console":
-            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-            exporters.append(ConsoleSpanExporter())
-        elif name == "otlp":
-            try:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
-                    OTLPSpanExporter,
-                )
-            except ImportError:
-                log.warning("OTEL_TRACES_EXPORTER=otlp needs `pip install opentelemetry-exporter-otlp`")
-                continue
-            exporters.append(OTLPSpanExporter())
-        else:
-            log.warning("unsupported OTEL_TRACES_EXPORTER %r (use console, otlp or none)", name)
-    path = os.environ.get("STREAMS_TRACES_FILE")
-    if path:
-        exporters.append(JsonLinesExporter(path))
-    return exporters
-
-
-class JsonLinesExporter:
-    """Appends each finished span as one JSON object per line (cheap to read back in tests and tools)."""
-
-    def __init__(self, path: str) -> None:
-        self._file: IO[str] = Path(path).open("a", encoding="utf-8")  # noqa: SIM115 - closed in shutdown()
-        self._lock = threading.Lock()
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        with self._lock:
-            for span in spans:
-                self._file.write(json.dumps(json.loads(span.to_json())) + "\n")
-            self._file.flush()
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._file.close()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
 
 
 def origin_trace_headers() -> hdr.Headers:
-    """``traceparent`` for a message that starts a run: the current span's, or a fresh sampled one."""
+    """``traceparent`` for a message that starts a run: the current span's, or a fresh one.
+
+    A fresh one is flagged sampled as ``OTEL_TRACES_SAMPLER`` would decide for its trace id, so that
+    ``parentbased_*`` samplers downstream keep the ratio even where the origin records no span.
+    """
     carrier: dict[str, str] = {}
     inject(carrier)
     if TRACEPARENT not in carrier:
-        carrier[TRACEPARENT] = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+        trace_id = secrets.randbits(128) or 1  # an all-zero trace id is invalid
+        flags = "01" if origin_sampled(trace_id) else "00"
+        carrier[TRACEPARENT] = f"00-{trace_id:032x}-{secrets.token_hex(8)}-{flags}"
     return [(k, v.encode()) for k, v in carrier.items() if k in (TRACEPARENT, TRACESTATE)]
+
+
+def origin_sampled(trace_id: int) -> bool:
+    """Whether ``OTEL_TRACES_SAMPLER`` samples a new trace with this id (the SDK's own rule: a ratio
+    sampler keeps the trace ids whose low 64 bits fall under ratio x 2**64)."""
+    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    if sampler in ("always_off", "parentbased_always_off"):
+        return False
+    if sampler not in ("traceidratio", "parentbased_traceidratio"):
+        return True
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    try:
+        rate = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+    except ValueError:
+        rate = 1.0  # as the SDK does with an unreadable ratio
+    if not 0.0 <= rate <= 1.0:
+        rate = 1.0
+    return trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < TraceIdRatioBased.get_bound_for_rate(rate)
 
 
 class TracingMiddleware(Middleware):

@@ -44,7 +44,11 @@ def _valid(value: Any) -> int | None:
 
 def parse_statistics(stats_json: str) -> dict[TP, ReportedOffsets]:
     """The per-partition offsets in one librdkafka statistics report (internal partitions skipped)."""
-    stats = json.loads(stats_json)
+    return partitions_of(json.loads(stats_json))
+
+
+def partitions_of(stats: Mapping[str, Any]) -> dict[TP, ReportedOffsets]:
+    """The per-partition offsets of a decoded statistics report."""
     found: dict[TP, ReportedOffsets] = {}
     for topic, topic_stats in (stats.get("topics") or {}).items():
         for partition_stats in (topic_stats.get("partitions") or {}).values():
@@ -58,6 +62,13 @@ def parse_statistics(stats_json: str) -> dict[TP, ReportedOffsets]:
                 fetch_position=_valid(partition_stats.get("next_offset")),
             )
     return found
+
+
+def group_joined(stats: Mapping[str, Any]) -> bool:
+    """Whether the report shows the consumer a settled member of its group (its assignment, possibly
+    empty, received)."""
+    group = stats.get("cgrp") or {}
+    return bool(group.get("state") == "up" and group.get("join_state") == "steady")
 
 
 def partition_lag(offsets: ReportedOffsets | None, worker_committed: int | None) -> int | None:
@@ -80,11 +91,14 @@ class Watermarks:
         self._chained = chained
         self._partitions: Mapping[TP, ReportedOffsets] = {}
         self.reports = 0
+        self.joined = False  # once the consumer has joined its group; it stays True through rebalances
 
     def on_statistics(self, stats_json: str) -> None:
         """librdkafka's ``stats_cb``."""
         try:
-            self._partitions = parse_statistics(stats_json)
+            stats = json.loads(stats_json)
+            self._partitions = partitions_of(stats)
+            self.joined = self.joined or group_joined(stats)
             self.reports += 1
         except (ValueError, AttributeError, TypeError) as exc:
             # Lag goes stale rather than the poll thread (which runs this callback) failing the worker.

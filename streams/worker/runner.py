@@ -85,9 +85,13 @@ class AgentRunner:
         self._owned_registry = registry is None
         self.registry = registry or ConfluentRegistry(app.settings.registry_config())
         self.telemetry = ProcessTelemetry(telemetry or TelemetryConfig(), app.settings)
-        middleware = [*app.middleware, *self.telemetry.middleware]
         self.workers = [
-            AgentWorker(self.telemetry.instrument(agent), app.settings, self.registry, middleware=middleware)
+            AgentWorker(
+                self.telemetry.instrument(agent),
+                app.settings,
+                self.registry,
+                middleware=self.telemetry.middleware_for(agent, app.middleware),
+            )
             for agent in self.agents
         ]
         self.telemetry.watch(self.workers)

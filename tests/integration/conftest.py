@@ -24,13 +24,17 @@ def cli(settings: Settings) -> Callable[..., subprocess.CompletedProcess[str]]:
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
-        "COLUMNS": "200",
     }
+    # Output is piped, as in a script: no terminal width from the developer's shell may mask how the
+    # commands lay out their output then.
+    env.pop("COLUMNS", None)
 
-    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, extra_env: dict[str, str] | None = None, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "streams", *args],
-            env=env,
+            env={**env, **(extra_env or {})},
             capture_output=True,
             text=True,
             timeout=120,

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams import App, ExactlyOnce, Publisher, Settings
@@ -227,6 +228,10 @@ async def test_heartbeats_report_each_worker_until_it_stops(
     assert all(b.agent == f"{app.name}.worker" and b.worker_id == worker_id for b in beats)
     assert all(b.pid == os.getpid() for b in beats)
     states = [b.state for b in beats]
+    # The first beat goes out as the worker starts, before its consumer has joined the group.
+    assert states[0] == WorkerState.STARTING and beats[0].assigned_partitions == []
+    first_running = states.index(WorkerState.RUNNING)
+    assert set(states[:first_running]) == {WorkerState.STARTING}, "STARTING until it joined, then RUNNING"
     assert states[-1] == WorkerState.STOPPED and states.count(WorkerState.STOPPED) == 1
     assert WorkerState.DRAINING in states and states.index(WorkerState.DRAINING) < len(states) - 1
     running_beats = [b for b in beats if b.state == WorkerState.RUNNING]
@@ -282,6 +287,10 @@ def test_lag_command_reports_committed_end_and_lag_per_partition(
         for i in range(count):
             producer.produce(topic_name, value=f"{i}".encode(), partition=partition)
     assert producer.flush(10) == 0
+    # Partition 1 now starts at offset 1: an uncommitted group has 3 messages to read there, not 4.
+    admin = AdminClient(settings.admin_config())
+    [deleted] = admin.delete_records([TopicPartition(topic_name, 1, 1)]).values()
+    assert deleted.result(15).low_watermark == 1
     app_name = f"lag-{topic_name[-8:]}"
     group = f"{app_name}.reader"
     committer = Consumer(settings.consumer_config(group))
@@ -292,11 +301,13 @@ def test_lag_command_reports_committed_end_and_lag_per_partition(
 
     by_app = cli("lag", f"{module}:app", "--agent", "reader", cwd=tmp_path)
     assert by_app.returncode == 0, by_app.stderr
+    # Nothing committed on partition 1: its whole backlog counts (marked *), never 0 or "-".
     assert _rows(by_app.stdout) == [
         [group, topic_name, "0", "2", "6", "4"],
-        [group, topic_name, "1", "-", "4", "-"],
-        [group, "total", "", "", "", "4"],
+        [group, topic_name, "1", "-", "4", "3*"],
+        [group, "total", "", "", "", "7*"],
     ]
+    assert "* nothing committed: counted from the partition's first offset" in by_app.stdout
 
     whole_app = cli("lag", f"{module}:app", cwd=tmp_path)
     assert whole_app.returncode == 0, whole_app.stderr

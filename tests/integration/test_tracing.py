@@ -12,6 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from streams import Publisher, Settings, Topic
 from streams.admin import TopicAdmin
 from streams.events import TaskCompleted, TaskRequested
@@ -23,13 +25,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start(
-    prefix: str, agents: list[str], spans: Path, settings: Settings, log: Path
+    prefix: str,
+    agents: list[str],
+    spans: Path,
+    settings: Settings,
+    log: Path,
+    guarantee: str = "at_least_once",
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
         "TRACE_PREFIX": prefix,
+        "TRACE_GUARANTEE": guarantee,
         "STREAMS_TRACES_FILE": str(spans),
     }
     args = [sys.executable, "-m", "streams", "run", "tests.integration.trace_app:app"]
@@ -114,19 +122,18 @@ def test_three_stages_in_two_processes_share_one_trace_and_correlation(
     assert {s["resource"]["attributes"]["service.name"] for s in mine} == {prefix.replace(".", "-")}
 
 
-def test_streams_trace_finds_the_whole_chain_including_a_dead_letter(
-    cli,
-    settings: Settings,
-    registry: ConfluentRegistry,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
-) -> None:
-    prefix = f"trace.{uuid.uuid4().hex[:8]}"
-    env_app = tmp_path / "trace_app_ref.py"
-    env_app.write_text(  # the CLI imports the app in its own process; pin the prefix there
+def _app_ref(directory: Path, prefix: str, guarantee: str = "at_least_once") -> str:
+    """A module the CLI can import (it runs in its own process) that pins the app's environment."""
+    (directory / "trace_app_ref.py").write_text(
         f"import os, sys\nsys.path.insert(0, {str(ROOT)!r})\nos.environ['TRACE_PREFIX'] = {prefix!r}\n"
+        f"os.environ['TRACE_GUARANTEE'] = {guarantee!r}\n"
         "from tests.integration.trace_app import app\n"
     )
-    topics = [
+    return "trace_app_ref:app"
+
+
+def _trace_topics(prefix: str) -> list[Topic]:  # type: ignore[type-arg]
+    return [
         Topic(f"{prefix}.{name}", value=kind, partitions=2)
         for name, kind in [
             ("tasks", TaskRequested),
@@ -135,10 +142,37 @@ def test_streams_trace_finds_the_whole_chain_including_a_dead_letter(
             ("done", TaskCompleted),
         ]
     ]
+
+
+def _rows(output: str) -> list[list[str]]:
+    """The body rows of a rich table, split into cells (the header row is drawn with ┃)."""
+    return [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in output.splitlines()
+        if line.startswith("│")
+    ]
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_streams_trace_finds_the_whole_chain_and_who_dead_lettered(
+    cli,  # type: ignore[no-untyped-def]
+    settings: Settings,
+    registry: ConfluentRegistry,
+    tmp_path: Path,
+    guarantee: str,
+) -> None:
+    prefix = f"trace.{uuid.uuid4().hex[:8]}"
+    app_ref = _app_ref(tmp_path, prefix, guarantee)
+    topics = _trace_topics(prefix)
+    dlq = f"{prefix.replace('.', '-')}.researcher.dlq"
     TopicAdmin(settings, registry).apply(topics)
-    TopicAdmin(settings, registry).ensure_untyped({f"{prefix.replace('.', '-')}.researcher.dlq": 2})
     worker = _start(
-        prefix, ["planner", "researcher", "writer"], tmp_path / "spans.jsonl", settings, tmp_path / "w.log"
+        prefix,
+        ["planner", "researcher", "writer"],
+        tmp_path / "spans.jsonl",
+        settings,
+        tmp_path / "w.log",
+        guarantee,
     )
     try:
         with Publisher(settings, registry) as publisher:
@@ -154,27 +188,62 @@ def test_streams_trace_finds_the_whole_chain_including_a_dead_letter(
                 key="bad",
                 correlation_id="case-bad",
             )
-        list(tail(settings, registry, f"{prefix}.done", from_beginning=True, limit=1, idle_timeout=60))
-        dlq = f"{prefix.replace('.', '-')}.researcher.dlq"
+        assert list(tail(settings, registry, f"{prefix}.done", from_beginning=True, limit=1, idle_timeout=60))
         assert list(tail(settings, registry, dlq, from_beginning=True, limit=1, idle_timeout=60))
     finally:
         worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
+        assert worker.wait(60) == 0, (tmp_path / "w.log").read_text()[-3000:]
 
-    good = cli("trace", "case-good", "--app", "trace_app_ref:app", cwd=tmp_path)
+    started = time.monotonic()
+    good = cli("trace", "case-good", "--app", app_ref, cwd=tmp_path)
     assert good.returncode == 0, good.stderr
-    lines = [line for line in good.stdout.splitlines() if prefix in line]
-    assert [
-        next(n for n in ("tasks", "planned", "researched", "done") if f"{prefix}.{n}" in line)
-        for line in lines
-    ] == ["tasks", "planned", "researched", "done"]
-    assert "(origin)" in lines[0] and "planner" in lines[1] and "writer" in lines[3]
-    assert all(" ms" in line for line in lines[1:]), "per-hop latency on every hop after the origin"
+    # A bounded scan ends where each partition ends, commit markers and all: no waiting for a stall.
+    assert time.monotonic() - started < 20
+    rows = _rows(good.stdout)
+    assert [row[1].strip() for row in rows] == [t.name for t in topics], good.stdout
+    assert [row[4] for row in rows] == ["(origin)", "planner", "researcher", "writer"]
+    assert all(row[5].endswith(" ms") for row in rows[1:]), "per-hop latency on every hop after the origin"
 
-    bad = cli("trace", "case-bad", "--app", "trace_app_ref:app", cwd=tmp_path)
+    bad = cli("trace", "case-bad", "--app", app_ref, cwd=tmp_path)
     assert bad.returncode == 0, bad.stderr
-    assert "dead letter: cannot research poison" in bad.stdout
-    assert f"{prefix}.done" not in bad.stdout
+    rows = _rows(bad.stdout)
+    assert [(row[1].strip(), row[4]) for row in rows] == [
+        (topics[0].name, "(origin)"),
+        (topics[1].name, "planner"),
+        # The dead letter carries the failed message's sent-by (planner); the row names the agent that
+        # dead-lettered it.
+        (dlq, "researcher"),
+    ], bad.stdout
+    assert rows[2][6] == "dead letter: cannot research poison"
 
     none = cli("trace", "case-none", "--topics", f"{prefix}.tasks")
     assert none.returncode == 1 and "no message with correlation id case-none" in none.stdout
+
+
+def test_streams_trace_right_after_topics_apply_and_publish(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Before any worker ran, the dead-letter topics do not exist: they are empty, not an error.
+    prefix = f"trace.{uuid.uuid4().hex[:8]}.with-a-long-name-so-rows-pass-eighty-columns"
+    app_ref = _app_ref(tmp_path, prefix)
+    applied = cli("topics", "apply", app_ref, cwd=tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    value = json.dumps({"task_id": "t1", "capability": "c", "payload": "{}"})
+    published = cli(
+        "publish",
+        f"{prefix}.tasks",
+        *("--key", "t1", "--value", value, "--correlation-id", "case-new"),
+        extra_env={"OTEL_TRACES_EXPORTER": "console"},
+    )
+    assert published.returncode == 0, published.stderr
+    # The console exporter writes spans to stderr: stdout is the command's answer alone.
+    assert published.stdout.startswith("published 1 event(s)")
+    assert len(published.stdout.strip().splitlines()) == 1, published.stdout
+    assert '"name": "send ' in published.stderr and "case-new" in published.stderr
+
+    traced = cli("trace", "case-new", "--app", app_ref, cwd=tmp_path)
+    assert traced.returncode == 0, traced.stderr
+    [row] = _rows(traced.stdout)
+    # Piped output keeps the table's full width: nothing cut at 80 columns.
+    assert row[1] == f"{prefix}.tasks" and row[4] == "(origin)", traced.stdout
+    assert max(len(line) for line in traced.stdout.splitlines()) > 80
+    assert "not created yet, so empty:" in traced.stderr
+    assert f"{prefix.replace('.', '-')}.planner.dlq" in traced.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,17 @@ def test_jaeger_takes_otlp_and_serves_its_ui(services: dict[str, Any]) -> None:
     ports = published(services["jaeger"])
     assert {4317, 4318, 16686} <= set(ports)
     assert env(services["jaeger"]).get("COLLECTOR_OTLP_ENABLED") == "true"
+
+
+def test_the_documented_otlp_settings_reach_jaeger_over_http(services: dict[str, Any]) -> None:
+    # The exporter streams[otlp] installs speaks OTLP over HTTP/protobuf (test_tracing_export.py):
+    # Jaeger's port 4318, so the endpoint users are told to set must be that port as published here.
+    ports = published(services["jaeger"])
+    for document in ("docker-compose.yml", "docs/telemetry.md"):
+        text = (REPO / document).read_text()
+        endpoints = set(re.findall(r"OTEL_EXPORTER_OTLP_ENDPOINT=(\S+)", text))
+        assert endpoints == {f"http://127.0.0.1:{ports[4318][1]}"}, document
+        assert "OTEL_TRACES_EXPORTER=otlp" in text, document
 
 
 def test_registry_waits_for_a_healthy_kafka(services: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from streams.telemetry.follow import Hop, causal_order
+from streams.telemetry.follow import Hop, causal_order, hop_of
 
 pytestmark = pytest.mark.unit
 
@@ -42,3 +42,52 @@ def test_unrelated_messages_are_roots_in_time_order() -> None:
     ordered = causal_order([hop("b", 2, "x", "missing"), hop("a", 1, "y", None)])
     assert [h.topic for h in ordered] == ["a", "b"]
     assert all(h.depth == 0 for h in ordered)
+
+
+class _Message:
+    """The parts of a confluent_kafka.Message the scan reads."""
+
+    def __init__(self, headers: list[tuple[str, bytes]]) -> None:
+        self._headers = headers
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self._headers
+
+    def key(self) -> bytes:
+        return b"k1"
+
+    def topic(self) -> str:
+        return "app.enrich.dlq"
+
+    def partition(self) -> int:
+        return 1
+
+    def offset(self) -> int:
+        return 7
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1234)
+
+
+def test_a_dead_letter_is_sent_by_the_agent_that_dead_lettered_it() -> None:
+    # The dead letter keeps the failed message's headers: sent-by names the stage before (plan).
+    headers = [
+        ("message-id", b"m2"),
+        ("correlation-id", b"case"),
+        ("causation-id", b"m1"),
+        ("sent-by", b"plan"),
+        ("dlq-reason", b"boom"),
+        ("dlq-agent", b"enrich"),
+    ]
+    found = hop_of(_Message(headers), "case")
+    assert found is not None
+    assert found.sent_by == "enrich"
+    assert found.dead_letter_reason == "boom"
+    assert (found.topic, found.partition, found.offset, found.key) == ("app.enrich.dlq", 1, 7, "k1")
+
+
+def test_an_ordinary_message_is_sent_by_its_sent_by_header() -> None:
+    headers = [("message-id", b"m2"), ("correlation-id", b"case"), ("sent-by", b"plan")]
+    found = hop_of(_Message(headers), "case")
+    assert found is not None and found.sent_by == "plan" and found.dead_letter_reason is None
+    assert hop_of(_Message(headers), "other-case") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from streams.serde.registry import InMemoryRegistry
 from streams.telemetry.config import TelemetryConfig
 from streams.telemetry.heartbeat import heartbeat_of, heartbeat_topic
 from streams.telemetry.probe import ProbeUnavailable, WorkerProbe, WorkerSnapshot
+from streams.telemetry.watermarks import Watermarks
 from streams.worker.agent_worker import AgentWorker, WorkerStats
 
 pytestmark = pytest.mark.unit
@@ -44,12 +46,29 @@ async def test_states_follow_the_worker_task_and_the_stop_event() -> None:
     task: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     probe.bind({worker: task}, stop)
+    assert probe.snapshots()[0].state == WorkerState.STARTING, "running, but not in its group yet"
+    worker.stats.assignments = 1
     assert probe.snapshots()[0].state == WorkerState.RUNNING
     stop.set()
     assert probe.snapshots()[0].state == WorkerState.DRAINING
     task.set_result(None)
     assert probe.snapshots()[0].state == WorkerState.STOPPED
     assert probe.snapshots()[0].failure is None
+
+
+async def test_a_worker_the_group_gave_no_partition_runs_once_its_statistics_say_it_joined() -> None:
+    worker = _worker()
+    watermarks = Watermarks()
+    probe = WorkerProbe([worker], {worker: watermarks})
+    probe.bind({worker: asyncio.get_running_loop().create_future()}, asyncio.Event())
+    joining = {"name": "c", "topics": {}, "cgrp": {"state": "up", "join_state": "wait-join"}}
+    watermarks.on_statistics(json.dumps(joining))
+    assert probe.snapshots()[0].state == WorkerState.STARTING
+    watermarks.on_statistics(json.dumps({**joining, "cgrp": {"state": "up", "join_state": "steady"}}))
+    assert probe.snapshots()[0].state == WorkerState.RUNNING
+    watermarks.on_statistics(json.dumps(joining))  # a later rebalance is not a new start
+    assert probe.snapshots()[0].state == WorkerState.RUNNING
+    assert worker.stats.assignments == 0 and probe.snapshots()[0].assigned == ()
 
 
 async def test_a_worker_that_died_before_its_loop_reports_why() -> None:
@@ -77,7 +96,7 @@ async def test_other_threads_get_snapshots_through_the_loop_and_time_out_when_it
             answers.append(exc)
 
     await asyncio.to_thread(scrape, 5.0)  # the loop is free: answered on it
-    assert isinstance(answers[0], list) and answers[0][0].state == WorkerState.RUNNING
+    assert isinstance(answers[0], list) and answers[0][0].agent == "reader"
 
     thread = threading.Thread(target=scrape, args=(0.2,))
     thread.start()
