@@ -16,4 +16,4 @@ stack-down:
 codegen:    ## regenerate streams/events.py from avro/orchestration
 	scripts/setup && .venv/bin/streams codegen avro/orchestration streams/events.py
 lint:
-	scripts/setup && .venv/bin/ruff check streams agents tests bench && .venv/bin/mypy
+	scripts/setup && .venv/bin/ruff check streams agents tests bench && .venv/bin/mypy && .venv/bin/lint-imports

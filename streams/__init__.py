@@ -3,7 +3,8 @@
 Layers, each in its own subpackage, data flowing one way: ``transport`` (the Kafka client) ->
 ``serde`` (Avro + schema registry) -> ``runtime`` bookkeeping (ordering, offsets, backpressure) ->
 agent handler, run by a ``worker`` -> ``serde`` -> ``transport``. This module only
-re-exports the public surface; importing it starts nothing.
+re-exports the public surface; importing it starts nothing. The in-memory twin for users' tests is
+:mod:`streams.testing` (``TestApp``).
 """
 
 from streams.app import App
@@ -20,9 +21,11 @@ from streams.errors import (
     TopicError,
     TransportError,
 )
+from streams.middleware import Middleware
 from streams.options import AtLeastOnce, ExactlyOnce, Limits
 from streams.publish import Publisher
 from streams.retry import Retry
+from streams.runner import run_agents
 from streams.serde.record import Record
 from streams.topics import Topic
 
@@ -34,6 +37,7 @@ __all__ = [
     "DeserializationError",
     "ExactlyOnce",
     "Limits",
+    "Middleware",
     "Publisher",
     "Record",
     "Retry",
@@ -46,4 +50,5 @@ __all__ = [
     "Topic",
     "TopicError",
     "TransportError",
+    "run_agents",
 ]

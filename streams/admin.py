@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
-    AdminClient,
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
@@ -26,6 +25,7 @@ from streams.config import Settings
 from streams.errors import TopicError
 from streams.serde.registry import SchemaRegistry
 from streams.topics import Topic
+from streams.transport import clients
 
 Action = Literal["created", "up to date", "differs", "altered", "would create"]
 
@@ -40,7 +40,7 @@ class TopicReport:
 
 class TopicAdmin:
     def __init__(self, settings: Settings, registry: SchemaRegistry | None, timeout: float = 30.0) -> None:
-        self._admin = AdminClient(settings.admin_config())
+        self._admin = clients.admin(settings)
         self._registry = registry
         self._timeout = timeout
 

@@ -19,7 +19,7 @@ from streams.serde.record import Record
 from streams.serde.registry import ConfluentRegistry, SchemaRegistry, subject_for
 from streams.telemetry.tracing import configure_tracing, origin_trace_headers, producer_span
 from streams.topics import Topic
-from streams.transport.producer import Producer
+from streams.transport import clients
 
 
 class Publisher:
@@ -29,7 +29,7 @@ class Publisher:
         self.settings = settings or Settings()
         self._owns_registry = registry is None
         self.registry = registry or ConfluentRegistry(self.settings.registry_config())
-        self._producer = Producer(self.settings.producer_config())
+        self._producer = clients.producer(self.settings)
         self._encoders: dict[str, AvroEncoder] = {}
         configure_tracing("streams-publisher")
         self._tracer = trace.get_tracer("streams")

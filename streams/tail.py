@@ -7,18 +7,18 @@ cannot disturb running agents. Messages that cannot be decoded are yielded with 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
 
 from streams.config import Settings
 from streams.errors import StreamsError, TopicError
 from streams.headers import as_text
 from streams.serde.codec import AvroDecoder
 from streams.serde.registry import SchemaRegistry
+from streams.transport import clients
 
 
 @dataclass
@@ -44,9 +44,7 @@ def tail(
     idle_timeout: float | None = None,
 ) -> Iterator[TailedMessage]:
     """Yield decoded messages until ``limit`` is reached or nothing arrives for ``idle_timeout`` seconds."""
-    consumer = Consumer(
-        settings.consumer_config(f"streams-tail-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": False})
-    )
+    consumer = clients.scan_consumer(settings, "streams-tail", **{"enable.partition.eof": False})
     decoder = AvroDecoder(registry)
     try:
         try:

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from streams.cli._common import load_app
 from streams.errors import ConfigError
+from streams.runner import run_agents, select_agents, supervise
 from streams.telemetry.config import TelemetryConfig
-from streams.worker.runner import run_agents, select_agents, supervise
 
 
 def run(

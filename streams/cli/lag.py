@@ -10,8 +10,8 @@ from rich.table import Table
 
 from streams.cli._common import load_app, print_table, settings
 from streams.errors import ConfigError
+from streams.runner import select_agents
 from streams.telemetry.lag import LagReader, PartitionLag
-from streams.worker.runner import select_agents
 
 
 def lag(

@@ -11,7 +11,6 @@ dead-letter topic no worker has created yet) is scanned as empty.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from streams import headers as hdr
 from streams.config import Settings
 from streams.errors import TopicError, TransportError
+from streams.transport import clients
 
 _STALL_SECONDS = 30.0
 
@@ -61,9 +61,7 @@ def follow(
     progress: Callable[[int, int], None] | None = None,
 ) -> Trace:
     """The messages of ``correlation_id`` found in ``topics``, in causal order."""
-    consumer = Consumer(
-        settings.consumer_config(f"streams-trace-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
-    )
+    consumer = clients.scan_consumer(settings, "streams-trace", **{"enable.partition.eof": True})
     try:
         ranges, missing = _ranges(consumer, topics)
         total = sum(high - low for low, high in ranges.values())

@@ -25,6 +25,7 @@ from streams.serde.codec import AvroEncoder
 from streams.serde.registry import SchemaRegistry, subject_for
 from streams.telemetry.probe import WorkerProbe, WorkerSnapshot
 from streams.topics import Topic
+from streams.transport import clients
 from streams.transport.async_producer import AsyncProducer
 
 log = logging.getLogger("streams.telemetry")
@@ -80,7 +81,7 @@ class HeartbeatPublisher:
         """Blocking, so off the loop: look the schema id up once (beats never wait on the registry),
         then open the producer."""
         _ = self._encoder.schema_id
-        self._producer = AsyncProducer(self._settings.producer_config(**{"client.id": "streams-heartbeats"}))
+        self._producer = clients.async_producer(self._settings, client_id="streams-heartbeats")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Beat every ``interval`` until ``stop`` is set, then once more (DRAINING)."""

@@ -15,23 +15,22 @@ position up to its first readable message; lag runs from there, and is 0 when on
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import (
-    Consumer,
     ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import OffsetSpec
 
 from streams.config import Settings
 from streams.errors import TopicError, TransportError
+from streams.transport import clients
 
 TP = tuple[str, int]
 
@@ -62,7 +61,7 @@ class LagReader:
 
     def __init__(self, settings: Settings, timeout: float = 15.0) -> None:
         self._settings = settings
-        self._admin = AdminClient(settings.admin_config())
+        self._admin = clients.admin(settings)
         self._timeout = timeout
 
     def lag(self, groups: Mapping[str, Sequence[str] | None]) -> list[PartitionLag]:
@@ -155,7 +154,7 @@ class LagReader:
         return found
 
     def _peek(self, starts: dict[TP, int], ends: dict[TP, int]) -> dict[tuple[TP, int], int]:
-        consumer = Consumer(self._settings.consumer_config(f"streams-lag-{uuid.uuid4().hex[:8]}", **_PEEK))
+        consumer = clients.scan_consumer(self._settings, "streams-lag", **_PEEK)
         found: dict[tuple[TP, int], int] = {}
         try:
             consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in starts.items()])

@@ -1,7 +1,7 @@
 """Telemetry of one worker process, as the runner sees it: what to add to agents and workers before they
 start, and the endpoint and heartbeats to run beside them.
 
-Life cycle, driven by :class:`~streams.worker.runner.AgentRunner`: :meth:`instrument` each agent and
+Life cycle, driven by :class:`~streams.runner.AgentRunner`: :meth:`instrument` each agent and
 give its worker :meth:`middleware_for` it; :meth:`watch` the workers (tracing is set up here, so a bad
 ``OTEL_*`` setting fails before anything starts); :meth:`open_endpoint` (sockets bind, ``/health`` answers);
 :meth:`start` once the topics exist and the worker tasks run; :meth:`close` after they finished

@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from streams import App
+from streams.runner import AgentRunner
 from streams.telemetry.config import TelemetryConfig
-from streams.worker.runner import AgentRunner
 
 
 @asynccontextmanager

@@ -3,8 +3,40 @@ import inspect
 import pytest
 
 import streams
+import streams.testing
 
 pytestmark = pytest.mark.unit
+
+
+EXPECTED = [
+    "App",
+    "AtLeastOnce",
+    "ConfigError",
+    "Context",
+    "DeserializationError",
+    "ExactlyOnce",
+    "Limits",
+    "Middleware",
+    "Publisher",
+    "Record",
+    "Retry",
+    "SchemaError",
+    "SchemaIncompatibleError",
+    "SerializationError",
+    "Settings",
+    "StackError",
+    "StreamsError",
+    "Topic",
+    "TopicError",
+    "TransportError",
+    "run_agents",
+]
+
+
+def test_the_public_surface_is_exactly_what_users_need() -> None:
+    """Adding or removing a public name is a decision: change this list on purpose."""
+    assert streams.__all__ == EXPECTED
+    assert streams.testing.__all__ == ["DeadLetter", "FakeClock", "Sent", "TestApp"]
 
 
 def test_all_is_sorted_and_unique() -> None:
