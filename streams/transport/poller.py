@@ -21,7 +21,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from streams.errors import TransportError
 
 log = logging.getLogger("streams.worker")
 
@@ -42,7 +44,8 @@ class RebalanceListener(Protocol):
 
 
 class PollingConsumer:
-    """``on_batch`` (on the loop) receives each fetched batch; ``on_error`` (on the loop) a fatal error."""
+    """``on_batch`` (on the loop) receives each fetched batch's messages; ``on_error`` (on the loop) a
+    fatal error of the consumer."""
 
     def __init__(
         self,
@@ -149,8 +152,19 @@ class PollingConsumer:
             self._loop.call_soon_threadsafe(self._on_error, exc)
 
     def _hand_over(self, messages: list[Any]) -> None:
+        """Loop: the batch's messages, without the errors librdkafka delivers in their place."""
         try:
-            self._on_batch(messages)
+            good = []
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    good.append(message)
+                elif error.fatal():
+                    self._on_error(TransportError(f"consumer failed: {error.str()}"))
+                    return
+                elif error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", error.str())
+            self._on_batch(good)
         finally:
             self._batch_accepted.set()
 

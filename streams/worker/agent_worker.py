@@ -15,31 +15,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
-
 from streams.agent import Agent
 from streams.config import Settings
-from streams.errors import TransportError
 from streams.middleware import Chain, Middleware
 from streams.serde.codec import RecordDecoder
 from streams.serde.registry import SchemaRegistry
 from streams.transport import clients
 from streams.transport.async_producer import AsyncProducer
 from streams.transport.poller import PollingConsumer
-from streams.worker.committer import CommitBatch, Committer
+from streams.worker.committer import Committer
 from streams.worker.dedup import DedupStore
 from streams.worker.delivery import AtLeastOnceDelivery, Delivery, ExactlyOnceDelivery
 from streams.worker.handling import HandlerFailed, MessageHandler
 from streams.worker.items import WorkItem
 from streams.worker.outbox import Encoders
+from streams.worker.ownership import Ownership
 from streams.worker.processing import Processor
 from streams.worker.stats import WorkerStats
-from streams.worker.transactions import Transactions
+from streams.worker.transactions import KafkaCommits, Transactions
 
 log = logging.getLogger("streams.worker")
 
@@ -74,7 +71,6 @@ class AgentWorker:
         self._poller: PollingConsumer | None = None
         self._processor: Processor | None = None
         self._committer: Committer | None = None
-        self._transactions: Transactions | None = None
         self._dedup: DedupStore | None = None
 
     # ----------------------------------------------------------------- life cycle
@@ -127,11 +123,22 @@ class AgentWorker:
         processor = self._processor = Processor(
             agent, handler, self.stats, on_fatal=self._fail, on_pressure=poller.want_paused, dedup=self._dedup
         )
-        self._committer = Committer(processor.offsets, delivery, self._assigned, self._execute_commit)
-        if agent.exactly_once:
-            self._transactions = Transactions(producer)
-            await loop.run_in_executor(None, self._transactions.init)
-        poller.start([agent.topic.name], self)
+        transactions = Transactions(producer) if agent.exactly_once else None
+        commits = KafkaCommits(poller, transactions)
+        self._committer = Committer(processor.offsets, delivery, self._assigned, commits.execute)
+        if transactions is not None:
+            await loop.run_in_executor(None, transactions.init)
+        ownership = Ownership(
+            agent,
+            poller,
+            processor,
+            self._committer,
+            commits.execute_here,
+            self.stats,
+            self._dedup,
+            self._assigned,
+        )
+        poller.start([agent.topic.name], ownership)
         log.info(
             "agent %s started (worker %s, group %s, %s, ordering=%s, concurrency=%d)",
             agent.name,
@@ -211,112 +218,13 @@ class AgentWorker:
             log.error("agent %s failed: %s", self.agent.name, error)
         self._failed.set()
 
-    # ----------------------------------------------------------------- receiving and committing
+    # ----------------------------------------------------------------- receiving
 
     def _accept(self, messages: list[Any]) -> None:
         """Loop: one fetched batch. Messages of partitions revoked meanwhile are left to the new owner."""
         assert self._processor is not None
-        items = []
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                if error.fatal():
-                    self._fail(TransportError(f"consumer failed: {error.str()}"))
-                    return
-                log.warning("agent %s: consumer error: %s", self.agent.name, error.str())
-                continue
-            item = WorkItem.of(message)
-            if (item.topic, item.partition) in self._assigned:
-                items.append(item)
-        self._processor.accept(items)
-
-    async def _execute_commit(self, batch: CommitBatch) -> None:
-        if self._transactions is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._commit_here, batch)
-            return
-        assert self._poller is not None
-        try:
-            await self._poller.commit(_offsets(batch))
-        except KafkaException as exc:
-            raise TransportError(f"commit failed: {exc.args[0].str()}", retriable=True) from exc
-
-    def _commit_here(self, batch: CommitBatch) -> None:
-        """On the calling thread (a rebalance callback, or an executor for transactions)."""
-        assert self._poller is not None
-        if self._transactions is not None:
-            self._transactions.commit(batch.outputs, _offsets(batch), self._poller.group_metadata)
-        else:
-            self._poller.commit_here(_offsets(batch))
-
-    # ----------------------------------------------------------------- rebalancing
-    #
-    # assigned / revoked / lost are the poll thread's rebalance callbacks (a RebalanceListener): the
-    # consumer is blocked until they return, and they reach the loop through the poller.
-
-    def assigned(self, partitions: set[TP]) -> None:
-        assert self._poller is not None
-        if self._dedup is not None:
-            # Before any message of these partitions is handled: a redelivery must already be known.
-            self._dedup.restore(p for _, p in partitions)
-        self._poller.run_on_loop(_call(self._assigned_now, partitions))
-        log.info("agent %s assigned %s", self.agent.name, _describe(partitions))
-
-    def revoked(self, partitions: set[TP]) -> None:
-        poller, committer = self._poller, self._committer
-        assert poller is not None and committer is not None
-        self.stats.revocations += 1
-        # At shutdown the worker has drained already (close() revokes everything): do not wait twice.
-        poller.run_on_loop(self._release(partitions, drain=not poller.stopping))
-        batch = poller.run_on_loop(committer.begin(partitions))
-        committed = None
-        try:
-            if batch is not None:
-                self._commit_here(batch)
-                committed = batch
-        except (KafkaException, TransportError) as exc:
-            log.warning("agent %s: commit on revocation failed: %s", self.agent.name, exc)
-        finally:
-            poller.run_on_loop(committer.end(committed))
-        poller.run_on_loop(self._forget(partitions))
-        log.info("agent %s revoked %s", self.agent.name, _describe(partitions))
-
-    def lost(self, partitions: set[TP]) -> None:
-        # Another member may already own them: committing now could overwrite its progress.
-        assert self._poller is not None
-        self._poller.run_on_loop(self._release(partitions, drain=False))
-        self._poller.run_on_loop(self._forget(partitions))
-        log.warning("agent %s lost %s", self.agent.name, _describe(partitions))
-
-    def _assigned_now(self, tps: set[TP]) -> None:
-        self._assigned.update(tps)
-        self.stats.assignments += 1
-
-    async def _release(self, tps: set[TP], *, drain: bool) -> None:
-        """Hand back ``tps``: with ``drain``, first let their received messages (queued and started)
-        finish, bounded by ``drain_timeout``, so the new owner starts where this worker stopped; then
-        drop what has not started. Handlers still running keep going; their messages are redelivered."""
-        assert self._processor is not None
-        if drain:
-            left = await self._processor.finish_received(self.agent.limits.drain_timeout, tps)
-            if left:
-                log.warning(
-                    "agent %s: %d message(s) of revoked partitions unfinished after drain_timeout=%.0fs; "
-                    "they will be redelivered to the new owner",
-                    self.agent.name,
-                    left,
-                    self.agent.limits.drain_timeout,
-                )
-        self._processor.drop(tps)
-
-    async def _forget(self, tps: set[TP]) -> None:
-        assert self._processor is not None and self._committer is not None
-        if self._dedup is not None:
-            self._dedup.forget(p for _, p in tps)
-        self._assigned.difference_update(tps)
-        self._processor.forget(tps)
-        self._committer.forget(tps)
+        items = [WorkItem.of(message) for message in messages]
+        self._processor.accept(item for item in items if (item.topic, item.partition) in self._assigned)
 
     # ----------------------------------------------------------------- observing
     #
@@ -350,18 +258,3 @@ class AgentWorker:
             return {}
         committed = self._processor.offsets.committed_positions()
         return {tp: position for tp, position in committed.items() if tp in self._assigned}
-
-
-async def _call(function: Any, *args: Any) -> None:
-    function(*args)
-
-
-def _offsets(batch: CommitBatch) -> list[TopicPartition]:
-    return [TopicPartition(t, p, o) for (t, p), o in batch.positions.items()]
-
-
-def _describe(tps: set[TP]) -> str:
-    by_topic: dict[str, list[int]] = defaultdict(list)
-    for topic, partition in sorted(tps):
-        by_topic[topic].append(partition)
-    return ", ".join(f"{t}{p}" for t, p in by_topic.items()) or "nothing"

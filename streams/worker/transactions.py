@@ -1,4 +1,4 @@
-"""Exactly-once commits: outputs and the input offsets they came from, in one Kafka transaction.
+"""Commits on Kafka. Exactly-once: outputs and the input offsets they came from, in one transaction.
 
 Only outputs of messages below the commit position are included, so a crash can never leave an
 output committed while its input is still to be processed again. A fenced producer (another worker
@@ -8,12 +8,15 @@ same outputs are tried again at the next commit.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
 from streams.errors import TransportError
 from streams.transport.async_producer import AsyncProducer
+from streams.transport.poller import PollingConsumer
+from streams.worker.committer import CommitBatch
 from streams.worker.outbox import Output
 
 _TIMEOUT = 30.0
@@ -55,3 +58,33 @@ class Transactions:
                     f"transaction commit failed, will retry: {error.str()}", retriable=True
                 ) from exc
             raise TransportError(f"transactional producer failed (fenced or fatal): {error.str()}") from exc
+
+
+class KafkaCommits:
+    """How a commit batch reaches Kafka: the consumer's synchronous commit on its poll thread
+    (at-least-once), or a transaction with the held outputs (exactly-once)."""
+
+    def __init__(self, poller: PollingConsumer, transactions: Transactions | None) -> None:
+        self._poller = poller
+        self._transactions = transactions
+
+    async def execute(self, batch: CommitBatch) -> None:
+        """On the loop: hands the blocking part to the poll thread or an executor."""
+        if self._transactions is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.execute_here, batch)
+            return
+        try:
+            await self._poller.commit(_offsets(batch))
+        except KafkaException as exc:
+            raise TransportError(f"commit failed: {exc.args[0].str()}", retriable=True) from exc
+
+    def execute_here(self, batch: CommitBatch) -> None:
+        """On the calling thread: a rebalance callback (the poll thread) or an executor."""
+        if self._transactions is not None:
+            self._transactions.commit(batch.outputs, _offsets(batch), self._poller.group_metadata)
+        else:
+            self._poller.commit_here(_offsets(batch))
+
+
+def _offsets(batch: CommitBatch) -> list[TopicPartition]:
+    return [TopicPartition(t, p, o) for (t, p), o in batch.positions.items()]
