@@ -78,6 +78,11 @@ class PartitionOffsets:
         return None if self._highest is None else self._highest + 1
 
     @property
+    def highest(self) -> int | None:
+        """The highest offset tracked so far."""
+        return self._highest
+
+    @property
     def committed(self) -> int | None:
         """The highest position recorded by :meth:`mark_committed` (initially the first tracked offset)."""
         return self._committed
@@ -127,6 +132,12 @@ class OffsetTracker:
             state = self._partitions[(topic, partition)] = PartitionOffsets()
         state.track(offset)
         self._total_pending += 1
+
+    def received(self, topic: str, partition: int, offset: int) -> bool:
+        """Whether ``offset`` is at or below the highest offset tracked for the partition: a message
+        received already (a client that refetches an earlier offset delivers it a second time)."""
+        state = self._partitions.get((topic, partition))
+        return state is not None and state.highest is not None and offset <= state.highest
 
     def done(self, topic: str, partition: int, offset: int) -> bool:
         """Mark a message fully handled; returns False, counting a stale completion, if it was not pending."""

@@ -71,6 +71,10 @@ class PollingConsumer:
         self._batch_accepted.set()
         self._wanted_paused = False  # what the loop asked for
         self._paused = False  # what this thread has applied
+        # Partitions this consumer has paused. librdkafka keeps the flag across a revocation, and
+        # resuming a partition that is not paused (or pausing one twice) can make it refetch from an
+        # earlier offset, so pause and resume are only ever called on exactly the partitions that need it.
+        self._paused_tps: set[TP] = set()
         self._commits: queue.SimpleQueue[tuple[list[TopicPartition], concurrent.futures.Future[None]]] = (
             queue.SimpleQueue()
         )
@@ -165,6 +169,8 @@ class PollingConsumer:
                 elif error.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", error.str())
             self._on_batch(good)
+        except Exception as exc:  # noqa: BLE001 - a batch must never vanish into the loop's log
+            self._on_error(exc)
         finally:
             self._batch_accepted.set()
 
@@ -172,11 +178,23 @@ class PollingConsumer:
         wanted = self._wanted_paused
         if wanted == self._paused:
             return
-        partitions = self._consumer.assignment()
-        if partitions:
-            (self._consumer.pause if wanted else self._consumer.resume)(partitions)
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        changed = self._set_paused(assigned, wanted)
         self._paused = wanted
-        log.debug("%s %d partition(s)", "paused" if wanted else "resumed", len(partitions))
+        log.debug("%s %d partition(s)", "paused" if wanted else "resumed", changed)
+
+    def _set_paused(self, tps: set[TP], paused: bool) -> int:
+        """Pause the given partitions not paused yet, or resume those that are; returns how many."""
+        change = tps - self._paused_tps if paused else tps & self._paused_tps
+        if change:
+            partitions = [TopicPartition(t, p) for t, p in sorted(change)]
+            if paused:
+                self._consumer.pause(partitions)
+                self._paused_tps |= change
+            else:
+                self._consumer.resume(partitions)
+                self._paused_tps -= change
+        return len(change)
 
     def _serve_commits(self) -> None:
         while not self._commits.empty():
@@ -199,10 +217,9 @@ class PollingConsumer:
             return
         assert self._listener is not None
         self._listener.assigned(tps)
-        # Set the pause state of new partitions both ways: librdkafka keeps a partition's pause flag
-        # across revocation, so one paused here before and assigned back would otherwise never resume.
-        new_partitions = [TopicPartition(t, p) for t, p in tps]
-        (consumer.pause if self._paused else consumer.resume)(new_partitions)
+        # New partitions follow the current pause state; one paused before a revocation and assigned
+        # back is still paused in librdkafka and would otherwise never resume.
+        self._set_paused(tps, self._paused)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = {(tp.topic, tp.partition) for tp in partitions}

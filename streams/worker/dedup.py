@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from streams.config import Settings
 from streams.errors import TransportError
@@ -23,6 +23,11 @@ from streams.transport import clients
 from streams.worker.outbox import Sender
 
 _RESTORE_TIMEOUT = 60.0
+_NOT_READY = (
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+)
 
 # Ids are unique, so compaction alone would keep every one forever: time retention bounds the store
 # (and so the window in which a redelivery is recognised) to a week.
@@ -45,17 +50,14 @@ class DedupStore:
         consumer = clients.scan_consumer(
             self._settings, "dedup-restore", **{"isolation.level": "read_committed"}
         )
+        deadline = time.monotonic() + _RESTORE_TIMEOUT
         try:
             ends: dict[int, int] = {}
             for partition in wanted:
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(self.changelog, partition), timeout=10
-                )
-                ends[partition] = high
+                ends[partition] = self._end_offset(consumer, partition, deadline)
                 self._seen[partition] = set()
             consumer.assign([TopicPartition(self.changelog, p, OFFSET_BEGINNING) for p in wanted])
             positions = {p: -1 for p in wanted}
-            deadline = time.monotonic() + _RESTORE_TIMEOUT
             while any(positions[p] + 1 < ends[p] for p in wanted):
                 if time.monotonic() > deadline:
                     raise TransportError(
@@ -76,6 +78,23 @@ class DedupStore:
                         positions[partition] = max(positions[partition], now_at - 1)
         finally:
             consumer.close()
+
+    def _end_offset(self, consumer: Any, partition: int, deadline: float) -> int:
+        """The changelog partition's end, retried until ``deadline`` while the broker says it is not
+        ready: a changelog created moments ago may not have a leader yet."""
+        while True:
+            try:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(self.changelog, partition), timeout=10
+                )
+                return int(high)
+            except KafkaException as exc:
+                error = exc.args[0]
+                if not (error.retriable() or error.code() in _NOT_READY) or time.monotonic() > deadline:
+                    raise TransportError(
+                        f"cannot read the end of {self.changelog}[{partition}]: {error.str()}", retriable=True
+                    ) from exc
+                time.sleep(0.2)
 
     def seen(self, partition: int, message_id: str) -> bool:
         return message_id in self._seen.get(partition, ())

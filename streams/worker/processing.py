@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -22,6 +23,8 @@ from streams.runtime.offsets import OffsetTracker
 from streams.worker.handling import MessageHandler
 from streams.worker.items import WorkItem
 from streams.worker.stats import WorkerStats
+
+log = logging.getLogger("streams.worker")
 
 TP = tuple[str, int]
 
@@ -65,12 +68,26 @@ class Processor:
         return self._backpressure.messages
 
     def accept(self, items: Iterable[WorkItem]) -> None:
-        """Take received items (offsets increasing per partition); pause fetching above the bounds."""
+        """Take received items; pause fetching above the bounds.
+
+        An item at or below an offset already received for its partition is a refetch (librdkafka
+        can rewind a partition's fetch position): it is in flight or finished already, so it is
+        skipped and counted, never handled twice or allowed to break the offset order.
+        """
+        refetched = 0
         for item in items:
+            if self.offsets.received(item.topic, item.partition, item.offset):
+                refetched += 1
+                continue
             self._stats.received += 1
             self.offsets.track(item.topic, item.partition, item.offset)
             self._backpressure.add(item.size)
             self._scheduler.submit(item)
+        if refetched:
+            self._stats.refetched += refetched
+            log.warning(
+                "agent %s: skipped %d message(s) received again (refetched)", self._agent.name, refetched
+            )
         self._stats.peak_in_flight = max(self._stats.peak_in_flight, self._backpressure.messages)
         if not self._paused and self._backpressure.should_pause:
             self._set_paused(True)

@@ -208,3 +208,14 @@ def test_100k_completions_in_random_order_are_not_quadratic() -> None:
     assert tracker.committable() == {(T, 0): offsets[-1] + 1}
     assert tracker.total_pending == 0
     assert elapsed < 3.0, f"{n} track+done took {elapsed:.2f}s"
+
+
+def test_received_tells_a_refetched_offset_from_a_new_one() -> None:
+    tracker = OffsetTracker()
+    assert not tracker.received(T, 0, 0)
+    for offset in (3, 5):
+        tracker.track(T, 0, offset)
+    assert tracker.received(T, 0, 4), "below the highest tracked: delivered before (or a gap)"
+    assert tracker.received(T, 0, 5)
+    assert not tracker.received(T, 0, 6)
+    assert not tracker.received(T, 1, 0)

@@ -1,0 +1,80 @@
+"""The polling consumer's pause bookkeeping, on a fake librdkafka consumer that records every call."""
+
+import asyncio
+
+import pytest
+from confluent_kafka import TopicPartition
+
+from streams.transport.poller import PollingConsumer
+
+pytestmark = pytest.mark.unit
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.assigned: list[TopicPartition] = []
+        self.calls: list[tuple[str, list[tuple[str, int]]]] = []
+
+    def assignment(self) -> list[TopicPartition]:
+        return list(self.assigned)
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned += partitions
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.calls.append(("pause", [(tp.topic, tp.partition) for tp in partitions]))
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.calls.append(("resume", [(tp.topic, tp.partition) for tp in partitions]))
+
+
+class Listener:
+    def assigned(self, partitions: set[tuple[str, int]]) -> None: ...
+
+    def revoked(self, partitions: set[tuple[str, int]]) -> None: ...
+
+    def lost(self, partitions: set[tuple[str, int]]) -> None: ...
+
+
+def _poller(consumer: FakeConsumer) -> PollingConsumer:
+    loop = asyncio.new_event_loop()
+    poller = PollingConsumer(consumer, loop, batch_size=10, on_batch=lambda m: None, on_error=lambda e: None)  # type: ignore[arg-type]
+    poller._listener = Listener()
+    loop.close()
+    return poller
+
+
+def _assign(poller: PollingConsumer, consumer: FakeConsumer, *partitions: int) -> None:
+    poller._on_assign(consumer, [TopicPartition("t", p) for p in partitions])  # type: ignore[arg-type]
+
+
+def test_partitions_are_never_resumed_unless_paused_nor_paused_twice() -> None:
+    """librdkafka can refetch from an earlier offset when a partition that is not paused is resumed."""
+    consumer = FakeConsumer()
+    poller = _poller(consumer)
+    _assign(poller, consumer, 0, 1)
+    assert consumer.calls == [], "new partitions while running: no pause, no resume"
+    poller.want_paused(True)
+    poller._apply_pause()
+    poller._apply_pause()
+    assert consumer.calls == [("pause", [("t", 0), ("t", 1)])]
+    _assign(poller, consumer, 2)
+    assert consumer.calls[-1] == ("pause", [("t", 2)]), "a partition assigned while paused pauses too"
+    poller.want_paused(False)
+    poller._apply_pause()
+    assert consumer.calls[-1] == ("resume", [("t", 0), ("t", 1), ("t", 2)])
+    assert len(consumer.calls) == 3
+
+
+def test_a_partition_paused_before_revocation_resumes_when_assigned_back() -> None:
+    consumer = FakeConsumer()
+    poller = _poller(consumer)
+    _assign(poller, consumer, 0)
+    poller.want_paused(True)
+    poller._apply_pause()
+    consumer.assigned = []  # revoked while paused: librdkafka keeps its pause flag
+    poller.want_paused(False)
+    poller._apply_pause()
+    assert consumer.calls == [("pause", [("t", 0)])], "nothing assigned to resume"
+    _assign(poller, consumer, 0)
+    assert consumer.calls[-1] == ("resume", [("t", 0)])
