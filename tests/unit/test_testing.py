@@ -1,6 +1,8 @@
 """The in-memory twin itself: the README's example, the fake clock, exactly-once visibility, speed."""
 
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,21 @@ from streams.worker.handling import HandlerFailed
 pytestmark = pytest.mark.unit
 
 
-async def test_readme_example_triage_answers_every_task() -> None:
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+async def test_the_readme_example_runs_as_written() -> None:
+    readme = README
+    section = readme.split("## Testing agents without Kafka", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # our own README's example, run as written
+    tests = [value for name, value in namespace.items() if name.startswith("test_")]
+    assert len(tests) == 1
+    await tests[0]()
+
+
+async def test_triage_answers_and_commits() -> None:
     async with TestApp(triage.app) as t:
         await t.publish(
             triage.tasks, TaskRequested(task_id="t1", capability="research", payload="q"), key="t1"
