@@ -60,13 +60,15 @@ class Publisher:
         *,
         key: str | bytes | None = None,
         correlation_id: str | None = None,
+        message_id: str | None = None,
         extra_headers: list[tuple[str, bytes]] | None = None,
     ) -> str:
-        """Encode and queue one event; returns its message id. Raises SerializationError on bad values."""
+        """Encode and queue one event; returns its message id (new, or ``message_id`` to publish the
+        same message again: idempotent consumers skip it). Raises SerializationError on bad values."""
         encoder = self.encoder(topic)
         payload = encoder(value)
         name = topic if isinstance(topic, str) else topic.name
-        message_headers = hdr.origin_headers(correlation_id)
+        message_headers = hdr.origin_headers(correlation_id, message_id)
         message_id = message_headers[0][1].decode()
         with producer_span(self._tracer, name, message_headers):
             message_headers += origin_trace_headers()

@@ -126,12 +126,14 @@ class TestApp:
         *,
         key: str | bytes | None = None,
         correlation_id: str | None = None,
+        message_id: str | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
         settle: bool = True,
     ) -> str:
-        """Publish as :class:`streams.Publisher` does (validated, with identity headers); by default wait
-        until every agent has handled everything it caused. Returns the message id."""
-        origin = hdr.origin_headers(correlation_id)
+        """Publish as :class:`streams.Publisher` does (validated, with identity headers; ``message_id``
+        to publish the same message again); by default wait until every agent has handled everything
+        it caused. Returns the message id."""
+        origin = hdr.origin_headers(correlation_id, message_id)
         payload = self._encoder(topic)(value)
         self.broker.append(topic.name, payload, encode_key(key), [*origin, *headers])
         if settle:

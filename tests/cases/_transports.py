@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from streams import App, Publisher, Settings, Topic
 from streams import headers as hdr
 from streams.admin import TopicAdmin
-from streams.serde.codec import encode_key
 from streams.serde.record import Record
 from streams.serde.registry import ConfluentRegistry
 from streams.tail import tail
@@ -81,10 +80,7 @@ class Twin:
         return [await test.publish(topic, value, key=key, settle=False) for key, value in items]
 
     async def publish_copy(self, topic: Topic[Any], key: str, value: Record, message_id: str) -> None:
-        test = self._require()
-        payload = test._encoder(topic)(value)
-        same = [(hdr.MESSAGE_ID, message_id.encode()), (hdr.CORRELATION_ID, message_id.encode())]
-        await test.publish_raw(topic, payload, key=encode_key(key), headers=same, settle=False)
+        await self._require().publish(topic, value, key=key, message_id=message_id, settle=False)
 
     async def publish_raw(self, topic: Topic[Any], value: bytes, key: bytes) -> None:
         await self._require().publish_raw(topic, value, key=key, settle=False)
@@ -142,9 +138,7 @@ class Kafka:
 
     async def publish_copy(self, topic: Topic[Any], key: str, value: Record, message_id: str) -> None:
         with Publisher(self._settings, self._registry) as publisher:
-            payload = publisher.encoder(topic)(value)
-            same = [(hdr.MESSAGE_ID, message_id.encode()), (hdr.CORRELATION_ID, message_id.encode())]
-            publisher._producer.produce(topic.name, payload, key=encode_key(key), headers=same)
+            publisher.publish(topic, value, key=key, message_id=message_id)
 
     async def publish_raw(self, topic: Topic[Any], value: bytes, key: bytes) -> None:
         produce_raw(self._settings, topic.name, value, key=key)

@@ -135,14 +135,7 @@ async def test_dedup_skips_redelivered_and_republished_messages(
     _publish(settings, registry, tasks, [_task(f"k{i % 10}", i) for i in range(100)])
     with Publisher(settings, registry) as publisher:  # a producer-side duplicate: same message id
         twice = publisher.publish(tasks, _task("k0", 999), key="k0")
-        from streams import headers as hdr
-
-        publisher._producer.produce(  # same bytes and headers, new offset
-            topic_name,
-            publisher.encoder(tasks)(_task("k0", 999)),
-            key=b"k0",
-            headers=[(hdr.MESSAGE_ID, twice.encode()), (hdr.CORRELATION_ID, twice.encode())],
-        )
+        publisher.publish(tasks, _task("k0", 999), key="k0", message_id=twice)  # same id, new offset
     side_effects: list[str] = []
 
     @app.agent(tasks, concurrency=8, guarantee=AtLeastOnce(dedup=True), start="earliest")
