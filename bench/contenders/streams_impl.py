@@ -17,7 +17,7 @@ from bench.contenders.common import Config, StartMarker
 from streams import App, AtLeastOnce, ExactlyOnce, Settings
 from streams.context import Context
 from streams.events import TaskCompleted, TaskRequested, TaskStatus
-from streams.worker.runner import run_agents
+from streams.runner import run_agents
 
 
 def build(config: Config) -> App:
