@@ -38,3 +38,26 @@ def test_layers_contract_holds() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "one-way layers KEPT" in result.stdout
+
+
+def test_mypy_rejects_a_misspelt_agent_option(tmp_path: Path) -> None:
+    user_code = tmp_path / "user_app.py"
+    user_code.write_text(
+        "from streams import App, Context, ExactlyOnce\n"
+        "from streams.events import TaskRequested\n"
+        "app = App('typo')\n"
+        "tasks = app.topic('typo.tasks', value=TaskRequested)\n"
+        "@app.agent(tasks, concurency=8, guarantee=ExactlyOnce())\n"
+        "async def handle(task: TaskRequested, ctx: Context) -> None: ...\n"
+    )
+    mypy = Path(sys.executable).parent / "mypy"
+    result = subprocess.run(
+        [str(mypy), "--strict", "--no-incremental", str(user_code)],
+        cwd=STREAMS.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout
+    assert 'Unexpected keyword argument "concurency"' in result.stdout
