@@ -27,6 +27,7 @@ from streams.publish import Publisher
 from streams.retry import Retry
 from streams.runner import run_agents
 from streams.serde.record import Record
+from streams.tables import Table
 from streams.topics import Topic
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "Settings",
     "StackError",
     "StreamsError",
+    "Table",
     "Topic",
     "TopicError",
     "TransportError",

@@ -13,6 +13,7 @@ from streams.options import AtLeastOnce, ExactlyOnce, Guarantee, Limits
 from streams.retry import NO_RETRY, Retry
 from streams.runtime.lanes import Ordering
 from streams.serde.record import Record
+from streams.tables import Table
 from streams.topics import Topic
 
 V = TypeVar("V", bound=Record)
@@ -43,6 +44,7 @@ class Agent(Generic[V]):
     start: StartFrom = "earliest"
     limits: Limits = Limits()
     consumer_config: Mapping[str, Any] = field(default_factory=dict)
+    tables: tuple[Table[Any], ...] = ()
 
     def __post_init__(self) -> None:
         if (
@@ -64,6 +66,9 @@ class Agent(Generic[V]):
             raise ConfigError(f"agent {self.name}: retry must be a Retry(...), not {self.retry!r}")
         if not isinstance(self.limits, Limits):
             raise ConfigError(f"agent {self.name}: limits must be a Limits(...), not {self.limits!r}")
+        names = [table.name for table in self.tables]
+        if len(names) != len(set(names)):
+            raise ConfigError(f"agent {self.name}: two tables named alike in {names}")
 
     @property
     def group_id(self) -> str:
@@ -85,6 +90,18 @@ class Agent(Generic[V]):
     @property
     def dedup_changelog_topic(self) -> str:
         return f"{self.group_id}.dedup-changelog"
+
+    def changelog(self, table: Table[Any]) -> Topic[Any]:
+        """The compacted topic that keeps ``table``: partitioned like the input, so partition p of the
+        table lives in partition p of its changelog, next to the input it was built from."""
+        return Topic(
+            name=f"{self.group_id}.{table.name}-changelog",
+            value=table.value,
+            key=table.key,
+            partitions=self.topic.partitions,
+            replication=self.topic.replication,
+            cleanup_policy="compact",
+        )
 
 
 __all__ = ["Agent", "Handler", "StartFrom"]

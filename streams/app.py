@@ -13,6 +13,7 @@ from streams.options import AtLeastOnce, Guarantee, Limits
 from streams.retry import NO_RETRY, Retry
 from streams.runtime.lanes import Ordering
 from streams.serde.record import Record
+from streams.tables import Table
 from streams.topics import CleanupPolicy, Topic
 
 V = TypeVar("V", bound=Record)
@@ -30,6 +31,7 @@ class App:
         self.settings = settings or Settings()
         self.topics: dict[str, Topic[Any]] = {}
         self.agents: dict[str, Agent[Any]] = {}
+        self.tables: dict[str, Table[Any]] = {}
         self.middleware: list[Middleware] = list(middleware)
 
     def topic(
@@ -62,6 +64,15 @@ class App:
         self.topics[name] = declared
         return declared
 
+    def table(self, name: str, *, value: type[V], key: type[str] | type[bytes] = str) -> Table[V]:
+        """Declare a table of ``value`` records by ``key``; give it to an agent with ``tables=[...]``."""
+        declared = Table(name=name, value=value, key=key)
+        existing = self.tables.get(name)
+        if existing is not None and existing != declared:
+            raise ConfigError(f"table {name} is declared twice with different settings")
+        self.tables[name] = declared
+        return declared
+
     def agent(
         self,
         topic: Topic[V],
@@ -75,6 +86,7 @@ class App:
         start: StartFrom = "earliest",
         limits: Limits = Limits(),
         consumer_config: Mapping[str, Any] | None = None,
+        tables: Sequence[Table[Any]] = (),
     ) -> Callable[[Handler[V]], Handler[V]]:
         """Register an async handler as an agent of ``topic``, in consumer group ``<app>.<name>``.
 
@@ -82,7 +94,8 @@ class App:
         or unordered; ``guarantee`` is :class:`AtLeastOnce` (optionally ``dedup=True``) or
         :class:`ExactlyOnce`; failures are retried per ``retry`` and then dead-lettered to
         ``<app>.<name>.dlq`` (or stop the worker with ``dead_letter=False``). See :class:`Agent` for
-        ``start`` and :class:`Limits` for ``limits``. The decorated function is returned unchanged, so
+        ``start``, :class:`Limits` for ``limits``; ``tables`` are the keyed state its handler keeps
+        (``ctx.table(t)``). The decorated function is returned unchanged, so
         it stays directly callable in unit tests.
         """
         if topic.name not in self.topics:
@@ -105,6 +118,7 @@ class App:
                 start=start,
                 limits=limits,
                 consumer_config=dict(consumer_config or {}),
+                tables=tuple(tables),
             )
             return handler
 

@@ -6,7 +6,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams import headers as hdr
+from streams.errors import ConfigError
 from streams.serde.record import Record
+from streams.state.view import TableView
+from streams.tables import Table
 
 if TYPE_CHECKING:
     from streams.topics import Topic
@@ -24,6 +27,9 @@ class Outbox(Protocol):
     ) -> None: ...
 
 
+TableOpener = Callable[[Table[Any], int], TableView[Any]]
+"""Opens one partition of a table for one handler call (bound by the worker to the agent's stores)."""
+
 SendHook = Callable[["Context", str, hdr.Headers], hdr.Headers]
 """Called on every send with the headers about to go out; returns the headers to send (middleware's
 ``on_send``, bound by the worker, so this module needs nothing of middleware)."""
@@ -38,9 +44,11 @@ class Context:
 
     __slots__ = (
         "_on_send",
+        "_open_table",
         "_outbox",
         "_propagate_trace",
         "_sent",
+        "_views",
         "agent",
         "attempt",
         "correlation_id",
@@ -66,6 +74,7 @@ class Context:
         attempt: int,
         outbox: Outbox,
         on_send: SendHook | None = None,
+        open_table: TableOpener | None = None,
         propagate_trace: bool = True,
     ) -> None:
         self.agent = agent
@@ -82,8 +91,26 @@ class Context:
         self.correlation_id = headers.get(hdr.CORRELATION_ID) or self.message_id
         self._outbox = outbox
         self._on_send = on_send
+        self._open_table = open_table
+        self._views: dict[str, TableView[Any]] = {}
         self._propagate_trace = propagate_trace
         self._sent = 0
+
+    def table(self, table: Table[V]) -> TableView[V]:
+        """This message's partition of ``table``, one of the agent's ``tables``. Writes are kept only if
+        the handler succeeds; then they reach the table and its changelog with the message's outputs."""
+        view = self._views.get(table.name)
+        if view is None:
+            if self._open_table is None:
+                raise ConfigError(
+                    f"agent {self.agent} has no table {table.name}; list it in @app.agent(tables=[...])"
+                )
+            view = self._views[table.name] = self._open_table(table, self.partition)
+        return view
+
+    def opened_tables(self) -> list[TableView[Any]]:
+        """The tables this call opened (the worker applies and logs their writes on success)."""
+        return list(self._views.values())
 
     async def send(self, topic: Topic[V], value: V, *, key: str | bytes | None = _SAME_KEY) -> None:
         """Send ``value`` to ``topic``. Returns once queued; the runtime confirms delivery before it

@@ -47,9 +47,11 @@ def select_agents(app: App, names: Sequence[str] | None) -> list[Agent[Any]]:
 def prepare_topics(
     app: App, agents: list[Agent[Any]], registry: SchemaRegistry, extra: Sequence[Topic[Any]] = ()
 ) -> None:
-    """Create what the agents need: the app's topics, ``extra`` typed topics, dead letters, changelogs."""
+    """Create what the agents need: the app's topics, ``extra`` typed topics, table changelogs (typed,
+    compacted, schemas registered), dead letters and dedup changelogs."""
     admin = TopicAdmin(app.settings, registry)
-    for report in admin.apply([*app.topics.values(), *extra]):
+    tables = [agent.changelog(table) for agent in agents for table in agent.tables]
+    for report in admin.apply([*app.topics.values(), *extra, *tables]):
         if report.action == "created":
             log.info("created topic %s", report.topic)
         elif report.differences:

@@ -23,6 +23,7 @@ from streams.middleware import Chain
 from streams.serde.codec import AvroEncoder, RecordDecoder, encode_key
 from streams.serde.record import Record
 from streams.serde.registry import InMemoryRegistry, subject_for
+from streams.tables import Table
 from streams.testing.broker import BrokerSender, InMemoryBroker, InMemoryIds, StoredMessage
 from streams.topics import Topic
 from streams.worker.committer import CommitBatch, Committer
@@ -33,6 +34,7 @@ from streams.worker.items import WorkItem
 from streams.worker.outbox import Encoders
 from streams.worker.processing import Processor
 from streams.worker.stats import WorkerStats
+from streams.worker.tables import AgentTables
 
 V = TypeVar("V", bound=Record)
 TP = tuple[str, int]
@@ -232,6 +234,11 @@ class TestApp:
         declared = self._agent(agent)
         return {p: o for (_, p), o in self.broker.committed(declared.group_id).items()}
 
+    def table(self, agent: str, table: Table[V]) -> dict[str | bytes, V]:
+        """Every key and value of one of ``agent``'s tables, as its handlers left it."""
+        self._agent(agent)
+        return self._workers[agent].tables.snapshot(table)
+
     def stats(self, agent: str) -> WorkerStats:
         self._agent(agent)
         return self._workers[agent].stats
@@ -265,6 +272,9 @@ class _TwinWorker:
             ExactlyOnceDelivery(encoders) if agent.exactly_once else AtLeastOnceDelivery(sender, encoders)
         )
         ids = InMemoryIds() if agent.dedup else None
+        self.tables = AgentTables(agent, test_app.registry, encoders)
+        for changelog in self.tables.changelogs():
+            self._broker.create_topic(changelog.name, changelog.partitions)
         handler = MessageHandler(
             agent,
             RecordDecoder(test_app.registry, agent.topic.value),
@@ -272,6 +282,7 @@ class _TwinWorker:
             self.stats,
             middleware=Chain(test_app.app.middleware),
             dedup=ids,
+            tables=self.tables,
             sleep=test_app.clock.sleep,
         )
         self._processor = Processor(agent, handler, self.stats, on_fatal=self._fail, dedup=ids)

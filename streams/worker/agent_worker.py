@@ -36,6 +36,7 @@ from streams.worker.outbox import Encoders
 from streams.worker.ownership import Ownership
 from streams.worker.processing import Processor
 from streams.worker.stats import WorkerStats
+from streams.worker.tables import AgentTables
 from streams.worker.transactions import KafkaCommits, Transactions
 
 log = logging.getLogger("streams.worker")
@@ -102,6 +103,7 @@ class AgentWorker:
         )
         if agent.dedup:
             self._dedup = DedupStore(self.settings, agent.dedup_changelog_topic, producer)
+        tables = AgentTables(agent, self._registry, encoders)
         handler = MessageHandler(
             agent,
             RecordDecoder(self._registry, agent.topic.value),
@@ -109,6 +111,7 @@ class AgentWorker:
             self.stats,
             middleware=self._middleware,
             dedup=self._dedup,
+            tables=tables,
             propagate_trace=self.settings.streams_tracing,
         )
         poller = self._poller = PollingConsumer(
@@ -137,6 +140,8 @@ class AgentWorker:
             self.stats,
             self._dedup,
             self._assigned,
+            tables,
+            self.settings,
         )
         poller.start([agent.topic.name], ownership)
         log.info(

@@ -25,6 +25,7 @@ from streams.worker.delivery import Delivery
 from streams.worker.items import WorkItem
 from streams.worker.outbox import Output
 from streams.worker.stats import WorkerStats
+from streams.worker.tables import AgentTables
 
 log = logging.getLogger("streams.worker")
 
@@ -57,6 +58,7 @@ class MessageHandler:
         *,
         middleware: Chain,
         dedup: SeenIds | None = None,
+        tables: AgentTables | None = None,
         propagate_trace: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -66,6 +68,7 @@ class MessageHandler:
         self._stats = stats
         self._middleware = middleware
         self._dedup = dedup
+        self._tables = tables if tables else None
         self._propagate_trace = propagate_trace
         self._sleep = sleep
 
@@ -100,6 +103,7 @@ class MessageHandler:
                 attempt=attempt,
                 outbox=outbox,
                 on_send=self._middleware.on_send if self._middleware else None,
+                open_table=self._tables.open if self._tables is not None else None,
                 propagate_trace=self._propagate_trace,
             )
             try:
@@ -124,6 +128,8 @@ class MessageHandler:
                     ) from exc
                 # Dead letters record no id: `streams dlq replay` sends them back with their identity.
                 return Outcome(deliveries + await self._dead_letter(item, exc, attempts=attempt))
+            if self._tables is not None:
+                await self._tables.write(ctx.opened_tables(), outbox)
             deliveries += self._delivery.keep(outbox, tp, item.offset)
             self._stats.processed += 1
             return Outcome(deliveries, message_id if self._dedup is not None else None)

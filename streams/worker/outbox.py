@@ -51,9 +51,10 @@ class Output:
     value: bytes | None
     key: bytes | None
     headers: Headers
+    partition: int | None = None  # changelogs: the input's partition; None lets the partitioner choose
 
     def produce_kwargs(self) -> dict[str, Any]:
-        return produce_kwargs(self.value, self.key, self.headers)
+        return produce_kwargs(self.value, self.key, self.headers, self.partition)
 
 
 class DirectOutbox:
@@ -71,6 +72,12 @@ class DirectOutbox:
         payload = self._encoders.encode(topic, value)
         self.pending.append(await self._sender.send(topic.name, payload, encode_key(key), headers))
 
+    async def emit(self, output: Output) -> None:
+        """Send an output encoded already (a changelog record)."""
+        self.pending.append(
+            await self._sender.send(output.topic, output.value, output.key, output.headers, output.partition)
+        )
+
 
 @dataclass(slots=True)
 class HeldOutbox:
@@ -81,3 +88,7 @@ class HeldOutbox:
 
     async def put(self, topic: Topic[Any], value: Record, key: str | bytes | None, headers: Headers) -> None:
         self.outputs.append(Output(topic.name, self.encoders.encode(topic, value), encode_key(key), headers))
+
+    async def emit(self, output: Output) -> None:
+        """Hold an output encoded already (a changelog record)."""
+        self.outputs.append(output)

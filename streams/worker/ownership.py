@@ -16,12 +16,14 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from streams.agent import Agent
+from streams.config import Settings
 from streams.errors import TransportError
 from streams.transport.poller import PollingConsumer
 from streams.worker.committer import CommitBatch, Committer
 from streams.worker.dedup import DedupStore
 from streams.worker.processing import Processor
 from streams.worker.stats import WorkerStats
+from streams.worker.tables import AgentTables
 
 log = logging.getLogger("streams.worker")
 
@@ -39,6 +41,8 @@ class Ownership:
         stats: WorkerStats,
         dedup: DedupStore | None,
         owned: set[TP],
+        tables: AgentTables | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self._agent = agent
         self._poller = poller
@@ -48,13 +52,18 @@ class Ownership:
         self._stats = stats
         self._dedup = dedup
         self.owned = owned  # shared with the committer, which commits only owned partitions
+        self._tables = tables if tables else None
+        self._settings = settings
 
     # ----------------------------------------------------------------- poll thread
 
     def assigned(self, partitions: set[TP]) -> None:
+        # Before any message of these partitions is handled: a redelivery must already be known, and
+        # a handler must see its table as the changelog left it.
         if self._dedup is not None:
-            # Before any message of these partitions is handled: a redelivery must already be known.
             self._dedup.restore(p for _, p in partitions)
+        if self._tables is not None and self._settings is not None:
+            self._tables.restore(self._settings, (p for _, p in partitions))
         self._poller.run_on_loop(self._own(partitions))
         log.info("agent %s assigned %s", self._agent.name, describe(partitions))
 
@@ -108,6 +117,8 @@ class Ownership:
     async def _forget(self, tps: set[TP]) -> None:
         if self._dedup is not None:
             self._dedup.forget(p for _, p in tps)
+        if self._tables is not None:
+            self._tables.forget(p for _, p in tps)
         self.owned.difference_update(tps)
         self._processor.forget(tps)
         self._committer.forget(tps)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
+from datetime import UTC, datetime
 
 from streams import AtLeastOnce, Context, Retry
 from streams import headers as hdr
-from streams.events import TaskCompleted, TaskRequested, TaskStatus
+from streams.events import MetricSample, TaskCompleted, TaskRequested, TaskStatus
 from tests.cases._transports import Transport
 
 
@@ -162,3 +163,38 @@ async def test_dedup_skips_a_republished_message(transport: Transport) -> None:
         await transport.until(lambda: "k0-99" in side_effects, "the message after the copy")
     assert sorted(side_effects) == sorted({*side_effects}), "no side effect ran twice"
     assert len(side_effects) == 51
+
+
+async def test_a_table_counts_per_key_and_its_changelog_gets_one_record_per_call(
+    transport: Transport,
+) -> None:
+    app = transport.app("table")
+    tasks = app.topic(transport.topic_name("table"), value=TaskRequested, partitions=3)
+    counted = app.topic(transport.topic_name("table.out"), value=TaskCompleted, partitions=3)
+    counts = app.table("counts", value=MetricSample)
+
+    def plus_one(old: MetricSample | None) -> MetricSample:
+        return MetricSample(
+            name="count", value=(old.value if old else 0) + 1, observed_at=datetime(2026, 1, 1, tzinfo=UTC)
+        )
+
+    @app.agent(tasks, concurrency=16, tables=[counts])
+    async def count(task: TaskRequested, ctx: Context) -> None:
+        seen = ctx.table(counts).update(str(ctx.key), plus_one)
+        assert seen is not None
+        await ctx.send(
+            counted,
+            TaskCompleted(
+                task_id=task.task_id, agent="count", status=TaskStatus.SUCCEEDED, result=str(int(seen.value))
+            ),
+        )
+
+    async with transport.run(app):
+        await transport.publish(tasks, [_task(f"k{k}", s) for s in range(4) for k in range(10)])
+        outputs = await transport.read(counted.name, 40)
+        changelog = await transport.read(app.agents["count"].changelog(counts).name, 40)
+    by_key: dict[str, list[str]] = defaultdict(list)
+    for out in outputs:
+        by_key[str(out.key)].append(out.value["result"])
+    assert by_key == {f"k{k}": ["1", "2", "3", "4"] for k in range(10)}
+    assert len(changelog) == 40

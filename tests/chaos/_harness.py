@@ -34,6 +34,8 @@ class Pipeline:
     partitions: int = 6
     concurrency: int = 32
     extra_env: dict[str, str] = field(default_factory=dict)
+    app_ref: str = "tests.chaos.pipeline_app:app"
+    agents: tuple[str, ...] = ("stage_one", "stage_two")
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     started: int = 0
 
@@ -89,7 +91,7 @@ class Pipeline:
         self.started += 1
         with (self.log_dir / f"worker-{self.started}.log").open("wb") as log:  # the child keeps its copy
             worker = subprocess.Popen(
-                [sys.executable, "-m", "streams", "run", "tests.chaos.pipeline_app:app"],
+                [sys.executable, "-m", "streams", "run", self.app_ref],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -104,7 +106,7 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = log.read_text(errors="replace")
-            if "agent stage_one assigned" in text and "agent stage_two assigned" in text:
+            if all(f"agent {name} assigned" in text for name in self.agents):
                 return
             assert worker.poll() is None, f"worker exited with {worker.returncode}:\n{text}"
             time.sleep(0.2)
@@ -148,6 +150,7 @@ class CommittedReader:
         self._consumer.subscribe([topic])
         self._decode = RecordDecoder(registry, TaskCompleted)
         self.by_partition: dict[int, list[str]] = defaultdict(list)
+        self.results: list[tuple[str, str | None]] = []
         self.count = 0
 
     def drain(self, seconds: float = 1.0) -> int:
@@ -156,7 +159,9 @@ class CommittedReader:
             for message in self._consumer.consume(1000, 0.2):
                 if message.error():
                     continue
-                self.by_partition[message.partition()].append(self._decode(message.value()).task_id)
+                value = self._decode(message.value())
+                self.by_partition[message.partition()].append(value.task_id)
+                self.results.append((value.task_id, value.result))
                 self.count += 1
         return self.count
 

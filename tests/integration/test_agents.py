@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from streams import App, AtLeastOnce, Limits, Publisher, Settings
 from streams.admin import TopicAdmin
 from streams.context import Context
-from streams.events import TaskRequested
+from streams.events import MetricSample, TaskRequested
 from streams.serde.registry import ConfluentRegistry
 from tests.integration._agents import eventually, running
 
@@ -163,3 +163,34 @@ async def test_dedup_skips_redelivered_and_republished_messages(
     assert sorted(side_effects) == sorted({*side_effects}), "no side effect ran twice"
     assert len(side_effects) == 101
     assert rerun.workers[0].stats.duplicates == 102
+
+
+async def test_a_table_is_restored_from_its_changelog_after_a_restart(
+    settings: Settings, registry: ConfluentRegistry, topic_name: str
+) -> None:
+    app = App(f"table-{topic_name[-8:]}", settings)
+    tasks = app.topic(topic_name, value=TaskRequested, partitions=2)
+    counts = app.table("counts", value=MetricSample)
+    seen: list[tuple[str, int]] = []
+
+    def plus_one(old: MetricSample | None) -> MetricSample:
+        return MetricSample(
+            name="n", value=(old.value if old else 0) + 1, observed_at=datetime(2026, 1, 1, tzinfo=UTC)
+        )
+
+    @app.agent(tasks, concurrency=8, tables=[counts])
+    async def count(task: TaskRequested, ctx: Context) -> None:
+        now = ctx.table(counts).update(str(ctx.key), plus_one)
+        assert now is not None
+        seen.append((str(ctx.key), int(now.value)))
+
+    _publish(settings, registry, tasks, [_task(f"k{i % 5}", i) for i in range(20)])
+    async with running(app):
+        await eventually(lambda: len(seen) == 20, what="the first run")
+    _publish(settings, registry, tasks, [_task(f"k{i % 5}", 20 + i) for i in range(10)])
+    async with running(app):  # a new worker: the table comes back from the changelog
+        await eventually(lambda: len(seen) == 30, what="the second run")
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for key, value in seen:
+        by_key[key].append(value)
+    assert by_key == {f"k{k}": [1, 2, 3, 4, 5, 6] for k in range(5)}

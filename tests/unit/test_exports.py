@@ -26,6 +26,7 @@ EXPECTED = [
     "Settings",
     "StackError",
     "StreamsError",
+    "Table",
     "Topic",
     "TopicError",
     "TransportError",

@@ -1,0 +1,80 @@
+"""Reading a changelog back: every record of some partitions, from the start to their end as of the call.
+
+Used to restore state on assignment (dedup ids, tables). read_committed, so records of aborted
+transactions never come back. Transaction markers and compaction leave gaps in the offsets; the
+consumer's position, not ``offset + 1`` arithmetic, says when a partition is done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+
+from streams.config import Settings
+from streams.errors import TransportError
+from streams.transport import clients
+
+# A changelog created moments ago may not have a leader yet: these pass, so they are waited out.
+_NOT_READY = (
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangelogRecord:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None  # None: a tombstone (the key was deleted)
+
+
+def read_changelog(
+    settings: Settings, topic: str, partitions: Iterable[int], *, timeout: float = 60.0
+) -> Iterator[ChangelogRecord]:
+    """Yield every record of ``partitions`` of ``topic`` in offset order per partition, up to each
+    partition's end when the call started. Raises TransportError after ``timeout`` seconds."""
+    wanted = sorted(set(partitions))
+    if not wanted:
+        return
+    deadline = time.monotonic() + timeout
+    consumer = clients.scan_consumer(settings, "changelog-restore", **{"isolation.level": "read_committed"})
+    try:
+        ends = {p: _end_offset(consumer, topic, p, deadline) for p in wanted}
+        remaining = {p for p in wanted if ends[p] > 0}
+        if not remaining:
+            return
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in remaining])
+        while remaining:
+            if time.monotonic() > deadline:
+                raise TransportError(f"restoring {topic} took over {timeout:.0f}s", retriable=True)
+            for message in consumer.consume(1000, 0.2):
+                partition, offset = message.partition(), message.offset()
+                if message.error() or partition is None or offset is None or partition not in remaining:
+                    continue
+                yield ChangelogRecord(partition, offset, message.key(), message.value())
+            for partition in list(remaining):
+                position = consumer.position([TopicPartition(topic, partition)])[0].offset
+                if position is not None and position >= ends[partition]:
+                    remaining.discard(partition)
+    finally:
+        consumer.close()
+
+
+def _end_offset(consumer: Any, topic: str, partition: int, deadline: float) -> int:
+    while True:
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            return int(high)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (error.retriable() or error.code() in _NOT_READY) or time.monotonic() > deadline:
+                raise TransportError(
+                    f"cannot read the end of {topic}[{partition}]: {error.str()}", retriable=True
+                ) from exc
+            time.sleep(0.2)

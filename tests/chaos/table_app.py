@@ -1,0 +1,45 @@
+"""A keyed counter in a table, run by `streams run` in worker processes that the chaos tests kill.
+
+count: TaskRequested on IN -> TaskCompleted on OUT whose result is how many messages of its key the
+table has counted, this one included. Exactly-once: the table's changelog, the output and the input
+offset commit in one transaction, so after any crash the count per key goes 1, 2, 3, ... with no gap
+and no repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime
+
+from streams import App, Context, ExactlyOnce
+from streams.events import MetricSample, TaskCompleted, TaskRequested, TaskStatus
+
+PREFIX = os.environ["CHAOS_PREFIX"]
+PARTITIONS = int(os.environ.get("CHAOS_PARTITIONS", "6"))
+CONCURRENCY = int(os.environ.get("CHAOS_CONCURRENCY", "32"))
+HANDLER_SLEEP = float(os.environ.get("CHAOS_HANDLER_SLEEP", "0"))
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+app = App(PREFIX.replace(".", "-"))
+inputs = app.topic(f"{PREFIX}.in", value=TaskRequested, partitions=PARTITIONS)
+outputs = app.topic(f"{PREFIX}.out", value=TaskCompleted, partitions=PARTITIONS)
+counts = app.table("counts", value=MetricSample)
+
+
+def _plus_one(old: MetricSample | None) -> MetricSample:
+    return MetricSample(name="count", value=(old.value if old else 0) + 1, observed_at=_EPOCH)
+
+
+@app.agent(inputs, concurrency=CONCURRENCY, guarantee=ExactlyOnce(), tables=[counts])
+async def count(task: TaskRequested, ctx: Context) -> None:
+    if HANDLER_SLEEP:
+        await asyncio.sleep(HANDLER_SLEEP)  # keeps the run long enough for the kills to land mid-way
+    seen = ctx.table(counts).update(str(ctx.key), _plus_one)
+    assert seen is not None
+    await ctx.send(
+        outputs,
+        TaskCompleted(
+            task_id=task.task_id, agent="count", status=TaskStatus.SUCCEEDED, result=str(int(seen.value))
+        ),
+    )
