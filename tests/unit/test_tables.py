@@ -2,6 +2,8 @@
 partitioned like the input."""
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,3 +130,21 @@ async def test_a_table_the_agent_does_not_declare_is_a_clear_error() -> None:
         assert "agent careless has no table other; list it in @app.agent(tables=[...])" in letter.reason
     with pytest.raises(ConfigError, match="two tables"):
         app.agent(tasks, name="twice", tables=[other, other])(careless)
+
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+async def test_the_readme_tables_example_counts() -> None:
+    readme = README
+    code = (
+        readme.split("## Tables: state that survives crashes", 1)[1]
+        .split("```python\n", 1)[1]
+        .split("```", 1)[0]
+    )
+    example: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), example)  # our own README's example, run as written
+    async with TestApp(example["app"]) as t:
+        for i in range(3):
+            await t.publish(example["tasks"], _task("a", i), key="a")
+        assert {k: v.value for k, v in t.table("count", example["counts"]).items()} == {"a": 3.0}
