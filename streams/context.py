@@ -92,13 +92,15 @@ class Context:
         self._outbox = outbox
         self._on_send = on_send
         self._open_table = open_table
-        self._views: dict[str, TableView[Any]] = {}
+        self._views: dict[str, TableView[Any]] | None = None  # made on first use: most calls open none
         self._propagate_trace = propagate_trace
         self._sent = 0
 
     def table(self, table: Table[V]) -> TableView[V]:
         """This message's partition of ``table``, one of the agent's ``tables``. Writes are kept only if
         the handler succeeds; then they reach the table and its changelog with the message's outputs."""
+        if self._views is None:
+            self._views = {}
         view = self._views.get(table.name)
         if view is None:
             if self._open_table is None:
@@ -110,7 +112,7 @@ class Context:
 
     def opened_tables(self) -> list[TableView[Any]]:
         """The tables this call opened (the worker applies and logs their writes on success)."""
-        return list(self._views.values())
+        return list(self._views.values()) if self._views else []
 
     async def send(self, topic: Topic[V], value: V, *, key: str | bytes | None = _SAME_KEY) -> None:
         """Send ``value`` to ``topic``. Returns once queued; the runtime confirms delivery before it

@@ -275,6 +275,7 @@ class _TwinWorker:
         self.tables = AgentTables(agent, test_app.registry, encoders)
         for changelog in self.tables.changelogs():
             self._broker.create_topic(changelog.name, changelog.partitions)
+        tables = self.tables if agent.tables else None
         handler = MessageHandler(
             agent,
             RecordDecoder(test_app.registry, agent.topic.value),
@@ -282,7 +283,7 @@ class _TwinWorker:
             self.stats,
             middleware=Chain(test_app.app.middleware),
             dedup=ids,
-            tables=self.tables,
+            tables=tables,
             sleep=test_app.clock.sleep,
         )
         self._processor = Processor(agent, handler, self.stats, on_fatal=self._fail, dedup=ids)

@@ -103,7 +103,7 @@ class AgentWorker:
         )
         if agent.dedup:
             self._dedup = DedupStore(self.settings, agent.dedup_changelog_topic, producer)
-        tables = AgentTables(agent, self._registry, encoders)
+        tables = AgentTables(agent, self._registry, encoders, self.settings) if agent.tables else None
         handler = MessageHandler(
             agent,
             RecordDecoder(self._registry, agent.topic.value),
@@ -141,7 +141,6 @@ class AgentWorker:
             self._dedup,
             self._assigned,
             tables,
-            self.settings,
         )
         poller.start([agent.topic.name], ownership)
         log.info(

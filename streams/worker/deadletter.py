@@ -33,7 +33,7 @@ _MAX_REASON = 2000
 
 def dead_letter_headers(item: WorkItem, agent: str, error: BaseException, attempts: int) -> Headers:
     """The original headers (identity, correlation) followed by why and where it failed."""
-    original = [(k, v) for k, v in item.headers if k not in DLQ_HEADERS]
+    original = [(k, v) for k, v in item.headers if k not in DLQ_HEADERS and v is not None]
     reason = f"{error}" or type(error).__name__
     return [
         *original,

@@ -68,7 +68,7 @@ class MessageHandler:
         self._stats = stats
         self._middleware = middleware
         self._dedup = dedup
-        self._tables = tables if tables else None
+        self._tables = tables
         self._propagate_trace = propagate_trace
         self._sleep = sleep
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from streams.headers import Headers
 
 
 @dataclass(slots=True, eq=False)
@@ -21,7 +20,7 @@ class WorkItem:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: Headers
+    headers: Sequence[tuple[str, bytes | None]]  # as the client gives them: a value may be None
     timestamp_ms: int
     size: int
 
@@ -36,7 +35,7 @@ class WorkItem:
             offset=message.offset(),
             key=key,
             value=value,
-            headers=[(k, v) for k, v in (message.headers() or ()) if v is not None],
+            headers=message.headers() or (),
             timestamp_ms=message.timestamp()[1],
             size=len(value or b"") + len(key or b""),
         )

@@ -16,7 +16,6 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from streams.agent import Agent
-from streams.config import Settings
 from streams.errors import TransportError
 from streams.transport.poller import PollingConsumer
 from streams.worker.committer import CommitBatch, Committer
@@ -42,7 +41,6 @@ class Ownership:
         dedup: DedupStore | None,
         owned: set[TP],
         tables: AgentTables | None = None,
-        settings: Settings | None = None,
     ) -> None:
         self._agent = agent
         self._poller = poller
@@ -52,8 +50,7 @@ class Ownership:
         self._stats = stats
         self._dedup = dedup
         self.owned = owned  # shared with the committer, which commits only owned partitions
-        self._tables = tables if tables else None
-        self._settings = settings
+        self._tables = tables
 
     # ----------------------------------------------------------------- poll thread
 
@@ -62,8 +59,8 @@ class Ownership:
         # a handler must see its table as the changelog left it.
         if self._dedup is not None:
             self._dedup.restore(p for _, p in partitions)
-        if self._tables is not None and self._settings is not None:
-            self._tables.restore(self._settings, (p for _, p in partitions))
+        if self._tables is not None:
+            self._tables.restore(p for _, p in partitions)
         self._poller.run_on_loop(self._own(partitions))
         log.info("agent %s assigned %s", self._agent.name, describe(partitions))
 

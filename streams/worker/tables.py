@@ -32,16 +32,23 @@ _RESTORE_TIMEOUT = 300.0
 
 
 class AgentTables:
-    def __init__(self, agent: Agent[Any], registry: SchemaRegistry, encoders: Encoders) -> None:
+    """``settings`` reach the changelogs to restore from; without them (the in-memory twin, which
+    never loses its stores) :meth:`restore` is not available."""
+
+    def __init__(
+        self,
+        agent: Agent[Any],
+        registry: SchemaRegistry,
+        encoders: Encoders,
+        settings: Settings | None = None,
+    ) -> None:
         self._agent = agent
         self._registry = registry
+        self._settings = settings
         self._encoders = encoders
         self._tables = {table.name: table for table in agent.tables}
         self._stores: dict[str, MemoryStore[Any]] = {name: MemoryStore() for name in self._tables}
         self._changelogs: dict[str, Topic[Any]] = {t.name: agent.changelog(t) for t in agent.tables}
-
-    def __bool__(self) -> bool:
-        return bool(self._tables)
 
     def open(self, table: Table[Any], partition: int) -> TableView[Any]:
         """A handler call's view of one partition of ``table``."""
@@ -63,8 +70,10 @@ class AgentTables:
                 payload = None if value is None else self._encoders.encode(changelog, value)
                 await outbox.emit(Output(changelog.name, payload, encode_key(key), [], view.partition))
 
-    def restore(self, settings: Settings, partitions: Iterable[int]) -> None:
+    def restore(self, partitions: Iterable[int]) -> None:
         """Blocking, on assignment: read each table's changelog partitions into the store."""
+        assert self._settings is not None, "restoring needs the settings of the cluster"
+        settings = self._settings
         wanted = sorted(set(partitions))
         for name, store in self._stores.items():
             todo = [p for p in wanted if not store.holds(p)]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from datetime import UTC, datetime
 
 from streams import AtLeastOnce, Context, Retry
 from streams import headers as hdr
 from streams.events import MetricSample, TaskCompleted, TaskRequested, TaskStatus
+from tests._records import count_up
 from tests.cases._transports import Transport
 
 
@@ -173,14 +173,9 @@ async def test_a_table_counts_per_key_and_its_changelog_gets_one_record_per_call
     counted = app.topic(transport.topic_name("table.out"), value=TaskCompleted, partitions=3)
     counts = app.table("counts", value=MetricSample)
 
-    def plus_one(old: MetricSample | None) -> MetricSample:
-        return MetricSample(
-            name="count", value=(old.value if old else 0) + 1, observed_at=datetime(2026, 1, 1, tzinfo=UTC)
-        )
-
     @app.agent(tasks, concurrency=16, tables=[counts])
     async def count(task: TaskRequested, ctx: Context) -> None:
-        seen = ctx.table(counts).update(str(ctx.key), plus_one)
+        seen = ctx.table(counts).update(str(ctx.key), count_up)
         assert seen is not None
         await ctx.send(
             counted,

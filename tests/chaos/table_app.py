@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import UTC, datetime
 
 from streams import App, Context, ExactlyOnce
 from streams.events import MetricSample, TaskCompleted, TaskRequested, TaskStatus
+from tests._records import count_up
 
 PREFIX = os.environ["CHAOS_PREFIX"]
 PARTITIONS = int(os.environ.get("CHAOS_PARTITIONS", "6"))
 CONCURRENCY = int(os.environ.get("CHAOS_CONCURRENCY", "32"))
 HANDLER_SLEEP = float(os.environ.get("CHAOS_HANDLER_SLEEP", "0"))
-_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 app = App(PREFIX.replace(".", "-"))
 inputs = app.topic(f"{PREFIX}.in", value=TaskRequested, partitions=PARTITIONS)
@@ -27,15 +26,11 @@ outputs = app.topic(f"{PREFIX}.out", value=TaskCompleted, partitions=PARTITIONS)
 counts = app.table("counts", value=MetricSample)
 
 
-def _plus_one(old: MetricSample | None) -> MetricSample:
-    return MetricSample(name="count", value=(old.value if old else 0) + 1, observed_at=_EPOCH)
-
-
 @app.agent(inputs, concurrency=CONCURRENCY, guarantee=ExactlyOnce(), tables=[counts])
 async def count(task: TaskRequested, ctx: Context) -> None:
     if HANDLER_SLEEP:
         await asyncio.sleep(HANDLER_SLEEP)  # keeps the run long enough for the kills to land mid-way
-    seen = ctx.table(counts).update(str(ctx.key), _plus_one)
+    seen = ctx.table(counts).update(str(ctx.key), count_up)
     assert seen is not None
     await ctx.send(
         outputs,

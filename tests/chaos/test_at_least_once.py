@@ -45,6 +45,33 @@ def _settle(pipeline: Pipeline, reader: CommittedReader, effects: EffectsLog, ex
             return  # the assertions that follow say what is missing
 
 
+def _backlog_pipeline(
+    settings: Settings, registry: ConfluentRegistry, tmp_path: Path, effects: EffectsLog
+) -> Pipeline:
+    """Plain at-least-once, 5 ms handlers, and a worker that holds a tenth of a 10,000 backlog."""
+    return Pipeline.create(
+        settings,
+        registry,
+        tmp_path,
+        guarantee="at_least_once",
+        concurrency=8,
+        extra_env={
+            "CHAOS_EFFECTS_FILE": str(effects.path),
+            "CHAOS_HANDLER_SLEEP": "0.005",
+            "CHAOS_MAX_IN_FLIGHT": "1000",  # the backlog is 10x what a worker holds
+        },
+    )
+
+
+def _assert_each_once(lines: list[str], outputs: list[str], expected: set[str], when: str) -> None:
+    """Every input ran its side effect and sent its output exactly once: none lost, none repeated."""
+    repeated = len(lines) - len(set(lines))
+    assert repeated == 0, f"{repeated} side effects repeated {when}"
+    assert set(lines) == expected, f"{len(expected - set(lines))} side effects lost"
+    assert len(outputs) == len(set(outputs)), f"{len(outputs) - len(set(outputs))} outputs repeated"
+    assert set(outputs) == expected, f"{len(expected - set(outputs))} outputs lost"
+
+
 def _outputs(reader: CommittedReader) -> list[str]:
     return [task_id for ids in reader.by_partition.values() for task_id in ids]
 
@@ -112,18 +139,7 @@ def test_sigterm_three_times_with_a_backlog_loses_and_repeats_nothing(
     each worker holds a backlog it has received but not handled when SIGTERM arrives."""
     per_key, stops = 10, 3
     effects = EffectsLog(tmp_path / "effects.log")
-    pipeline = Pipeline.create(
-        settings,
-        registry,
-        tmp_path,
-        guarantee="at_least_once",
-        concurrency=8,
-        extra_env={
-            "CHAOS_EFFECTS_FILE": str(effects.path),
-            "CHAOS_HANDLER_SLEEP": "0.005",
-            "CHAOS_MAX_IN_FLIGHT": "1000",  # the backlog is 10x what a worker holds
-        },
-    )
+    pipeline = _backlog_pipeline(settings, registry, tmp_path, effects)
     total = pipeline.publish(KEYS, per_key, shuffled=True)
     expected = expected_ids(KEYS, per_key)
     reader = CommittedReader(settings, registry, f"{pipeline.prefix}.out")
@@ -155,11 +171,7 @@ def test_sigterm_three_times_with_a_backlog_loses_and_repeats_nothing(
         f"round {round_}: {total} messages, backlog left at each SIGTERM {left_at_stop}: "
         f"{len(lines)} side effects, {len(outputs)} outputs"
     )
-    repeated = len(lines) - len(set(lines))
-    assert repeated == 0, f"{repeated} side effects repeated after graceful restarts"
-    assert set(lines) == expected, f"{len(expected - set(lines))} side effects lost"
-    assert len(outputs) == len(set(outputs)), f"{len(outputs) - len(set(outputs))} outputs repeated"
-    assert set(outputs) == expected, f"{len(expected - set(outputs))} outputs lost"
+    _assert_each_once(lines, outputs, expected, "after graceful restarts")
 
 
 @pytest.mark.parametrize("round_", range(ROUNDS))
@@ -171,18 +183,7 @@ def test_scale_out_and_back_in_with_a_backlog_repeats_nothing(
     finish what was received before they move, so nothing is handled twice."""
     per_key = 10
     effects = EffectsLog(tmp_path / "effects.log")
-    pipeline = Pipeline.create(
-        settings,
-        registry,
-        tmp_path,
-        guarantee="at_least_once",
-        concurrency=8,
-        extra_env={
-            "CHAOS_EFFECTS_FILE": str(effects.path),
-            "CHAOS_HANDLER_SLEEP": "0.005",
-            "CHAOS_MAX_IN_FLIGHT": "1000",  # the backlog is 10x what a worker holds
-        },
-    )
+    pipeline = _backlog_pipeline(settings, registry, tmp_path, effects)
     total = pipeline.publish(KEYS, per_key, shuffled=True)
     expected = expected_ids(KEYS, per_key)
     reader = CommittedReader(settings, registry, f"{pipeline.prefix}.out")
@@ -216,8 +217,4 @@ def test_scale_out_and_back_in_with_a_backlog_repeats_nothing(
         f"scale-in: "
         f"{len(lines)} side effects, {len(outputs)} outputs"
     )
-    repeated = len(lines) - len(set(lines))
-    assert repeated == 0, f"{repeated} side effects repeated across the rebalances"
-    assert set(lines) == expected, f"{len(expected - set(lines))} side effects lost"
-    assert len(outputs) == len(set(outputs)), f"{len(outputs) - len(set(outputs))} outputs repeated"
-    assert set(outputs) == expected, f"{len(expected - set(outputs))} outputs lost"
+    _assert_each_once(lines, outputs, expected, "across the rebalances")

@@ -11,6 +11,7 @@ from streams.admin import TopicAdmin
 from streams.context import Context
 from streams.events import MetricSample, TaskRequested
 from streams.serde.registry import ConfluentRegistry
+from tests._records import count_up
 from tests.integration._agents import eventually, running
 
 
@@ -173,14 +174,9 @@ async def test_a_table_is_restored_from_its_changelog_after_a_restart(
     counts = app.table("counts", value=MetricSample)
     seen: list[tuple[str, int]] = []
 
-    def plus_one(old: MetricSample | None) -> MetricSample:
-        return MetricSample(
-            name="n", value=(old.value if old else 0) + 1, observed_at=datetime(2026, 1, 1, tzinfo=UTC)
-        )
-
     @app.agent(tasks, concurrency=8, tables=[counts])
     async def count(task: TaskRequested, ctx: Context) -> None:
-        now = ctx.table(counts).update(str(ctx.key), plus_one)
+        now = ctx.table(counts).update(str(ctx.key), count_up)
         assert now is not None
         seen.append((str(ctx.key), int(now.value)))
 

@@ -11,8 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +24,7 @@ from streams import Publisher, Settings, Topic
 from streams.admin import TopicAdmin
 from streams.events import TaskCompleted, TaskRequested
 from streams.serde.registry import ConfluentRegistry
+from tests.integration._http import http_get
 from tests.integration._kafka import message_count, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,13 +68,13 @@ class Worker:
                 break
             assert self.process.poll() is None and time.monotonic() < deadline, self.log.read_text()
             time.sleep(0.1)
-        while _get(f"{self.url}/ready")[0] != 200:
-            assert time.monotonic() < deadline, f"never ready: {_get(self.url + '/ready')}"
+        while http_get(f"{self.url}/ready")[0] != 200:
+            assert time.monotonic() < deadline, f"never ready: {http_get(self.url + '/ready')}"
             time.sleep(0.2)
 
     def spans_accounted(self) -> dict[str, float]:
         """The file exporter's span counts from /metrics."""
-        status, text = _get(f"{self.url}/metrics")
+        status, text = http_get(f"{self.url}/metrics")
         assert status == 200, text
         samples = {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -98,14 +97,6 @@ class Worker:
 
     def exported_spans(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.spans.read_text().splitlines() if line.strip()]
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def _declare(prefix: str, settings: Settings, registry: ConfluentRegistry) -> Topic[TaskRequested]:

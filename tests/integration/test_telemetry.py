@@ -10,8 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -30,22 +28,15 @@ from streams.serde.registry import ConfluentRegistry
 from streams.tail import tail
 from streams.telemetry.config import TelemetryConfig
 from tests.integration._agents import eventually, running
+from tests.integration._http import http_get
 from tests.integration._kafka import create_topic, message_count, produce_raw
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 async def _fetch(url: str) -> tuple[int, str]:
     # Off the loop: the endpoint takes worker snapshots on this very loop.
-    return await asyncio.to_thread(_get, url)
+    return await asyncio.to_thread(http_get, url)
 
 
 async def _scrape(url: str) -> Samples:
@@ -168,7 +159,7 @@ async def test_metrics_endpoint_counts_what_two_agents_did(
     assert value(samples, "streams_paused_partitions", agent="audit") == 0
     assert message_count(settings, app.agents["triage"].dead_letter_topic) == bad + undecodable
     with pytest.raises(OSError):
-        _get(f"{url}/health")  # the endpoint goes away with the runner
+        http_get(f"{url}/health")  # the endpoint goes away with the runner
 
 
 async def _eventually_async(
@@ -352,9 +343,9 @@ def test_streams_run_serves_the_endpoint_and_says_stopped_on_sigterm(
         )
     try:
         url = _wait_for_endpoint(log_file, worker)
-        assert _get(f"{url}/health") == (200, "ok\n")
+        assert http_get(f"{url}/health") == (200, "ok\n")
         deadline = time.monotonic() + 60
-        while (status := _get(f"{url}/ready"))[0] != 200:
+        while (status := http_get(f"{url}/ready"))[0] != 200:
             assert time.monotonic() < deadline, f"never ready: {status}"
             time.sleep(0.1)
         assert status == (200, "ready: 2 agent(s) consuming\n")
@@ -365,7 +356,7 @@ def test_streams_run_serves_the_endpoint_and_says_stopped_on_sigterm(
             worker.kill()
             worker.wait()
     with pytest.raises(OSError):
-        _get(f"{url}/health")
+        http_get(f"{url}/health")
     beats = [
         AgentHeartbeat.from_avro(m.value)
         for m in tail(settings, registry, beats_topic, from_beginning=True, idle_timeout=3)

@@ -1,7 +1,6 @@
 """Tables on the in-memory twin: state per key, kept only when a call succeeds, logged to a changelog
 partitioned like the input."""
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 from streams import App, ConfigError, Context, ExactlyOnce, Retry
 from streams.events import MetricSample, TaskCompleted, TaskRequested, TaskStatus
 from streams.testing import TestApp
+from tests._records import count_up, sample
 
 pytestmark = pytest.mark.unit
 
@@ -23,7 +23,7 @@ def _counting_app(**options: object) -> tuple[App, object, object, object]:
     @app.agent(tasks, tables=[counts], **options)  # type: ignore[arg-type]
     async def count(task: TaskRequested, ctx: Context) -> None:
         key = str(ctx.key)
-        seen = ctx.table(counts).update(key, lambda old: _sample("count", (old.value if old else 0) + 1))
+        seen = ctx.table(counts).update(key, count_up)
         assert seen is not None
         await ctx.send(
             counted,
@@ -33,10 +33,6 @@ def _counting_app(**options: object) -> tuple[App, object, object, object]:
         )
 
     return app, tasks, counted, counts
-
-
-def _sample(name: str, value: float) -> MetricSample:
-    return MetricSample(name=name, value=value, observed_at=datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def _task(key: str, seq: int) -> TaskRequested:
@@ -80,7 +76,7 @@ async def test_a_failed_attempt_leaves_no_trace_in_the_table() -> None:
         view = ctx.table(counts)
         before = view.get("k")
         attempts.append(before.value if before else None)
-        view.set("k", _sample("n", (before.value if before else 0) + 1))
+        view.set("k", sample("n", (before.value if before else 0) + 1))
         if len(attempts) < 3:
             raise ConnectionError("fails after writing")
 
@@ -103,7 +99,7 @@ async def test_deletes_are_tombstones_and_scan_sees_the_calls_own_writes() -> No
         if task.payload == "forget":
             view.delete(task.task_id)
         else:
-            view.set(task.task_id, _sample("seen", 1))
+            view.set(task.task_id, sample("seen", 1))
         scans.append(sorted(str(key) for key, _ in view.scan()))
 
     async with TestApp(app) as t:
