@@ -1,13 +1,15 @@
 """The in-memory store of one table: a dict of values per input partition.
 
 Partitioned like the agent's input, so a revoked partition's state is dropped in one step and a newly
-assigned one is restored from exactly its changelog partition.
+assigned one is restored from exactly its changelog partition. Each partition also has a cache: derived
+data (an index, say) that lives exactly as long as the partition's values in this store, so it can never
+outlive a revocation and describe values another worker has changed since.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
 
@@ -15,6 +17,7 @@ V = TypeVar("V")
 class MemoryStore(Generic[V]):
     def __init__(self) -> None:
         self._partitions: dict[int, dict[str | bytes, V]] = {}
+        self._caches: dict[int, dict[str, Any]] = {}
 
     def get(self, partition: int, key: str | bytes) -> V | None:
         return self._partitions.get(partition, {}).get(key)
@@ -45,5 +48,10 @@ class MemoryStore(Generic[V]):
         """Mark ``partition`` restored (possibly empty)."""
         self._partitions.setdefault(partition, {})
 
+    def cache(self, partition: int) -> dict[str, Any]:
+        """Derived data about ``partition``, dropped with it."""
+        return self._caches.setdefault(partition, {})
+
     def drop(self, partition: int) -> None:
         self._partitions.pop(partition, None)
+        self._caches.pop(partition, None)

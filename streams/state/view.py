@@ -8,7 +8,7 @@ trace in the table, and a retry starts from the table as it was.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from streams.state.store import MemoryStore
 
@@ -52,6 +52,11 @@ class TableView(Generic[V]):
         for key, written in self._writes.items():
             if written is not None:
                 yield key, written
+
+    def cache(self) -> dict[str, Any]:
+        """Derived data about this partition (e.g. an index of its keys) that the store drops with the
+        partition's values, so a rebuilt index never describes state this worker no longer owns."""
+        return self._store.cache(self.partition)
 
     def changes(self) -> dict[str | bytes, V | None]:
         """This call's writes (None: deleted), for the worker to apply and log."""
