@@ -13,6 +13,7 @@ from streams.context import Context
 from streams.errors import (
     ConfigError,
     DeserializationError,
+    LateRecord,
     SchemaError,
     SchemaIncompatibleError,
     SerializationError,
@@ -29,6 +30,7 @@ from streams.runner import run_agents
 from streams.serde.record import Record
 from streams.tables import Table
 from streams.topics import Topic
+from streams.windows import Hopping, Session, Sliding, Tumbling, Window
 
 __all__ = [
     "App",
@@ -37,6 +39,8 @@ __all__ = [
     "Context",
     "DeserializationError",
     "ExactlyOnce",
+    "Hopping",
+    "LateRecord",
     "Limits",
     "Middleware",
     "Publisher",
@@ -45,12 +49,16 @@ __all__ = [
     "SchemaError",
     "SchemaIncompatibleError",
     "SerializationError",
+    "Session",
     "Settings",
+    "Sliding",
     "StackError",
     "StreamsError",
     "Table",
     "Topic",
     "TopicError",
     "TransportError",
+    "Tumbling",
+    "Window",
     "run_agents",
 ]

@@ -15,8 +15,12 @@ from streams.runtime.lanes import Ordering
 from streams.serde.record import Record
 from streams.tables import Table
 from streams.topics import CleanupPolicy, Topic
+from streams.windows.aggregation import Emit, EventTime, Late, WindowedAggregation
+from streams.windows.kinds import Merger, Reducer
+from streams.windows.spec import WindowSpec
 
 V = TypeVar("V", bound=Record)
+A = TypeVar("A", bound=Record)
 
 
 class App:
@@ -121,5 +125,67 @@ class App:
                 tables=tuple(tables),
             )
             return handler
+
+        return register
+
+    def windowed(
+        self,
+        topic: Topic[V],
+        window: WindowSpec,
+        *,
+        into: Topic[A],
+        emit: Emit = "final",
+        merge: Merger[A] | None = None,
+        timestamp: EventTime | None = None,
+        late: Late = "count",
+        name: str | None = None,
+        concurrency: int = 1,
+        guarantee: Guarantee = AtLeastOnce(),
+        dead_letter: bool = True,
+        start: StartFrom = "earliest",
+        limits: Limits = Limits(),
+        consumer_config: Mapping[str, Any] | None = None,
+    ) -> Callable[[Reducer[A]], Reducer[A]]:
+        """Register ``reduce(window, current, event) -> aggregate`` as an agent that aggregates
+        ``topic`` per key in event-time ``window``s (:class:`~streams.windows.Tumbling`,
+        :class:`~streams.windows.Hopping`, :class:`~streams.windows.Sliding` or
+        :class:`~streams.windows.Session`, which also needs ``merge(window, earlier, later)``) and sends
+        the aggregates, ``into``'s record type, to ``into`` under the input's key.
+
+        ``emit="final"`` sends each window once, when stream time (the partition's highest event time)
+        passes its end plus grace; ``"update"`` sends it after every record. Event time is
+        ``timestamp(event)`` (a datetime or epoch ms), else the Kafka record's timestamp. A record whose
+        windows have all closed is late: counted (``streams_late_records``) and, with
+        ``late="dead-letter"``, dead-lettered. Window state lives in the agent's tables ``windows`` and
+        ``stream-time``, so the agent's ``guarantee`` covers it: with :class:`ExactlyOnce` each window's
+        final result is sent exactly once. Records of one partition are handled in order.
+        """
+        if into.name not in self.topics:
+            raise ConfigError(f"topic {into.name} is not declared by app {self.name}; use app.topic() first")
+
+        def register(reduce: Reducer[A]) -> Reducer[A]:
+            handler = WindowedAggregation(
+                source=topic,
+                spec=window,
+                into=into,
+                emit=emit,
+                merge=merge,
+                timestamp=timestamp,
+                late=late,
+                reduce=reduce,
+            )
+            self.agent(
+                topic,
+                name=name or reduce.__name__,
+                concurrency=concurrency,
+                ordering="partition",  # closing a window may emit another key's result
+                guarantee=guarantee,
+                dead_letter=dead_letter,
+                start=start,
+                limits=limits,
+                consumer_config=consumer_config,
+                tables=handler.tables,
+            )(handler)
+            return reduce
 
         return register

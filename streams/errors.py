@@ -10,7 +10,8 @@ The tree::
     │   └── SchemaIncompatibleError the registry refused a new version under its compatibility rule
     ├── SerializationError          a value could not be encoded (does not match its schema)
     ├── DeserializationError        bytes could not be decoded (not wire format, unknown schema id)
-    └── TransportError              the Kafka client reported an error; ``retriable`` from librdkafka
+    ├── TransportError              the Kafka client reported an error; ``retriable`` from librdkafka
+    └── LateRecord                  a record for windows that have closed (counted; dead-lettered if asked)
 
 Behaviour lives in class data (``retriable``) so callers branch on a flag, not on a list of classes.
 The CLI prints ``str(error)`` of these as one line; anything else is a bug and keeps its traceback.
@@ -59,3 +60,12 @@ class TransportError(StreamsError):
     def __init__(self, message: str, *, retriable: bool = False) -> None:
         super().__init__(message)
         self.retriable = retriable
+
+
+class LateRecord(StreamsError):
+    """A record whose windows had all closed when it arrived (event time older than stream time minus
+    grace). Never retried; the worker counts it and dead-letters it when ``dead_letter`` is set."""
+
+    def __init__(self, message: str, *, dead_letter: bool) -> None:
+        super().__init__(message)
+        self.dead_letter = dead_letter

@@ -21,6 +21,7 @@ __all__ = [
     'TaskCompleted',
     'TaskRequested',
     'TaskStatus',
+    'WindowSummary',
     'WorkerState',
 ]
 
@@ -215,3 +216,27 @@ class TaskRequested(Record):
         default_factory=dict,
         description='Context handed over between agents.',
     )
+
+
+class WindowSummary(Record):
+    """The aggregate of one key's numeric observations in one event-time window."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'WindowSummary',
+     'namespace': 'streams.orchestration',
+     'doc': "The aggregate of one key's numeric observations in one event-time window.",
+     'fields': [{'name': 'key', 'type': 'string', 'doc': 'The key the window belongs to.'},
+                {'name': 'start', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'end', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'count', 'type': 'long'},
+                {'name': 'sum', 'type': 'double', 'default': 0.0},
+                {'name': 'min', 'type': ['null', 'double'], 'default': None},
+                {'name': 'max', 'type': ['null', 'double'], 'default': None}]}
+
+    key: str = Field(description='The key the window belongs to.')
+    start: datetime
+    end: datetime
+    count: int
+    sum: float = Field(default=0.0)
+    min: float | None = Field(default=None)
+    max: float | None = Field(default=None)

@@ -97,6 +97,7 @@ _TOTALS: tuple[tuple[str, str, str], ...] = (
     ("streams_retries", "Handler attempts that failed and were retried.", "retries"),
     ("streams_dead_letters", "Messages sent to the agent's dead-letter topic.", "dead_lettered"),
     ("streams_duplicates_skipped", "Redelivered messages a dedup agent skipped.", "duplicates"),
+    ("streams_late_records", "Records for event-time windows that had closed.", "late_records"),
 )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from streams import headers as hdr
 from streams.agent import Agent
 from streams.context import Context
-from streams.errors import DeserializationError, StreamsError
+from streams.errors import DeserializationError, LateRecord, StreamsError
 from streams.middleware import Chain
 from streams.serde.codec import RecordDecoder, decode_key
 from streams.worker.deadletter import dead_letter_headers
@@ -113,6 +113,14 @@ class MessageHandler:
                     await agent.handler(value, ctx)
             except asyncio.CancelledError:
                 raise
+            except LateRecord as exc:
+                # Refused by design, not failed: trying again cannot make it on time.
+                deliveries += self._delivery.discard(outbox)
+                self._stats.late_records += 1
+                if exc.dead_letter and agent.dead_letter:
+                    return Outcome(deliveries + await self._dead_letter(item, exc, attempts=attempt))
+                log.debug("agent %s: late record %s[%d]@%d: %s", agent.name, *tp, item.offset, exc)
+                return Outcome(deliveries)
             except Exception as exc:  # any handler error is retried or dead-lettered
                 deliveries += self._delivery.discard(outbox)
                 if agent.retry.should_retry(exc, attempt):
