@@ -12,10 +12,11 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer
 
-from streams import Publisher, Settings, Topic
+from streams import Publisher, Record, Settings, Topic
 from streams.admin import TopicAdmin
 from streams.events import TaskCompleted, TaskRequested
 from streams.serde.codec import RecordDecoder
@@ -143,14 +144,17 @@ class Pipeline:
 class CommittedReader:
     """Reads a topic as read_committed consumers see it, incrementally: what downstream would get."""
 
-    def __init__(self, settings: Settings, registry: ConfluentRegistry, topic: str) -> None:
+    def __init__(
+        self, settings: Settings, registry: ConfluentRegistry, topic: str, value: type[Record] = TaskCompleted
+    ) -> None:
         self._consumer = Consumer(
             settings.consumer_config(f"checker-{uuid.uuid4().hex}", **{"isolation.level": "read_committed"})
         )
         self._consumer.subscribe([topic])
-        self._decode = RecordDecoder(registry, TaskCompleted)
+        self._decode = RecordDecoder(registry, value)
         self.by_partition: dict[int, list[str]] = defaultdict(list)
-        self.results: list[tuple[str, str | None]] = []
+        self.results: list[tuple[str, str | None]] = []  # (task_id, result) of TaskCompleted values
+        self.values: list[Any] = []
         self.count = 0
 
     def drain(self, seconds: float = 1.0) -> int:
@@ -160,8 +164,10 @@ class CommittedReader:
                 if message.error():
                     continue
                 value = self._decode(message.value())
-                self.by_partition[message.partition()].append(value.task_id)
-                self.results.append((value.task_id, value.result))
+                self.values.append(value)
+                if isinstance(value, TaskCompleted):
+                    self.by_partition[message.partition()].append(value.task_id)
+                    self.results.append((value.task_id, value.result))
                 self.count += 1
         return self.count
 
