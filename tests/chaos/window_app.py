@@ -26,7 +26,6 @@ samples = app.topic(f"{PREFIX}.samples", value=MetricSample, partitions=PARTITIO
 windows = app.topic(f"{PREFIX}.windows", value=WindowSummary, partitions=PARTITIONS)
 
 
-
 @app.windowed(
     samples,
     Tumbling(size=SIZE, grace=GRACE),
