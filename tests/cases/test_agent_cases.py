@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
+from datetime import datetime
+from typing import Any
 
-from streams import AtLeastOnce, Context, Retry
+from streams import AtLeastOnce, Context, ExactlyOnce, Retry, Session, Sliding
 from streams import headers as hdr
-from streams.events import MetricSample, TaskCompleted, TaskRequested, TaskStatus
-from tests._records import count_up
+from streams.events import MetricSample, TaskCompleted, TaskRequested, TaskStatus, WindowSummary
+from tests._records import EPOCH, count_up, merge_summaries, observed, summarize
 from tests.cases._transports import Transport
 
 
@@ -193,3 +195,49 @@ async def test_a_table_counts_per_key_and_its_changelog_gets_one_record_per_call
         by_key[str(out.key)].append(out.value["result"])
     assert by_key == {f"k{k}": ["1", "2", "3", "4"] for k in range(10)}
     assert len(changelog) == 40
+
+
+def _window_results(seen: list[Any]) -> list[tuple[str, float, float, int]]:
+    """(key, start s, end s, count) of WindowSummary values read back, times relative to EPOCH."""
+
+    def seconds(moment: str | datetime) -> float:
+        when = moment if isinstance(moment, datetime) else datetime.fromisoformat(moment)
+        return (when - EPOCH).total_seconds()
+
+    return [
+        (s.value["key"], seconds(s.value["start"]), seconds(s.value["end"]), s.value["count"]) for s in seen
+    ]
+
+
+async def test_session_windows_merge_out_of_order_records_and_close_after_gap_and_grace(
+    transport: Transport,
+) -> None:
+    app = transport.app("session")
+    samples = app.topic(transport.topic_name("session"), value=MetricSample, partitions=1)
+    sessions = app.topic(transport.topic_name("session.out"), value=WindowSummary, partitions=1)
+    app.windowed(
+        samples,
+        Session(gap=5, grace=10),
+        into=sessions,
+        merge=merge_summaries,
+        timestamp=lambda s: s.observed_at,
+        guarantee=ExactlyOnce(),
+    )(summarize)
+    events = [("u", 0), ("u", 10), ("u", 5), ("v", 2), ("w", 60)]  # u@5 joins [0, 0] and [10, 10]
+    async with transport.run(app):
+        await transport.publish(samples, [(key, observed(key, 1, second)) for key, second in events])
+        results = _window_results(await transport.read(sessions.name, 2))
+    assert results == [("v", 2, 2, 1), ("u", 0, 10, 3)], "closed in the order of their close times"
+
+
+async def test_sliding_windows_emit_each_records_window_when_it_closes(transport: Transport) -> None:
+    app = transport.app("sliding")
+    samples = app.topic(transport.topic_name("sliding"), value=MetricSample, partitions=1)
+    slides = app.topic(transport.topic_name("sliding.out"), value=WindowSummary, partitions=1)
+    app.windowed(
+        samples, Sliding(size=10), into=slides, timestamp=lambda s: s.observed_at, guarantee=ExactlyOnce()
+    )(summarize)
+    async with transport.run(app):
+        await transport.publish(samples, [("s", observed("s", 1, second)) for second in (0, 6, 10, 17, 40)])
+        results = _window_results(await transport.read(slides.name, 4))
+    assert results == [("s", -10, 0, 1), ("s", -4, 6, 2), ("s", 0, 10, 3), ("s", 7, 17, 2)]
