@@ -26,7 +26,7 @@ def observed(name: str, value: float, second: float) -> MetricSample:
 
 def summarize(window: Window, current: WindowSummary | None, event: MetricSample) -> WindowSummary:
     """A window reducer: count, sum, min and max of the samples' values."""
-    start, end = (datetime.fromtimestamp(ms / 1000, UTC) for ms in window)
+    start, end = window.start_at, window.end_at
     if current is None:
         return WindowSummary(
             key=event.name, start=start, end=end, count=1, sum=event.value, min=event.value, max=event.value
@@ -44,7 +44,7 @@ def summarize(window: Window, current: WindowSummary | None, event: MetricSample
 
 def merge_summaries(window: Window, a: WindowSummary, b: WindowSummary) -> WindowSummary:
     """A session merge: two summaries of one key as one over ``window``."""
-    start, end = (datetime.fromtimestamp(ms / 1000, UTC) for ms in window)
+    start, end = window.start_at, window.end_at
     lows = [x for x in (a.min, b.min) if x is not None]
     highs = [x for x in (a.max, b.max) if x is not None]
     return WindowSummary(

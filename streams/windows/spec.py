@@ -10,7 +10,7 @@ Every window closes at a moment of *stream time* (the highest event time its par
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from streams.errors import ConfigError
@@ -35,6 +35,14 @@ class Window(NamedTuple):
 
     start: int
     end: int
+
+    @property
+    def start_at(self) -> datetime:
+        return datetime.fromtimestamp(self.start / 1000, UTC)
+
+    @property
+    def end_at(self) -> datetime:
+        return datetime.fromtimestamp(self.end / 1000, UTC)
 
 
 @dataclass(frozen=True)

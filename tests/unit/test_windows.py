@@ -4,6 +4,7 @@ late records, and what is emitted in each mode for tumbling, hopping, sliding an
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -303,3 +304,22 @@ async def test_bytes_keys_work_like_text_keys() -> None:
         [message] = t.messages(summaries)
         assert message.key == b"\x00cpu:1"
         assert message.value.count == 2
+
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+async def test_the_readme_windows_example_summarizes_a_minute() -> None:
+    code = README.split("## Windows over event time", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    example: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), example)  # our own README's example, run as written
+    async with TestApp(example["app"]) as t:
+        for second, value in ((1, 2.0), (30, 4.0), (59, 6.0), (75, 1.0)):
+            await t.publish(example["samples"], observed("cpu", value, second), key="cpu")
+        [minute] = t.sent(example["per_minute"])
+        assert (minute.count, minute.sum, minute.start, minute.end) == (
+            3,
+            12.0,
+            EPOCH,
+            EPOCH + timedelta(minutes=1),
+        )
