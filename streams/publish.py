@@ -7,6 +7,7 @@ registered under the topic's subject, so any topic with a registered schema can 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from opentelemetry import trace
@@ -18,6 +19,7 @@ from streams.serde.codec import AvroEncoder, encode_key
 from streams.serde.record import Record
 from streams.serde.registry import ConfluentRegistry, SchemaRegistry, subject_for
 from streams.telemetry.tracing import configure_tracing, origin_trace_headers, producer_span
+from streams.timestamps import epoch_millis
 from streams.topics import Topic
 from streams.transport import clients
 
@@ -62,9 +64,12 @@ class Publisher:
         correlation_id: str | None = None,
         message_id: str | None = None,
         extra_headers: list[tuple[str, bytes]] | None = None,
+        timestamp: datetime | None = None,
     ) -> str:
         """Encode and queue one event; returns its message id (new, or ``message_id`` to publish the
-        same message again: idempotent consumers skip it). Raises SerializationError on bad values."""
+        same message again: idempotent consumers skip it). ``timestamp`` sets the record's timestamp
+        (the event time of windows that read none from the event; default: now). Raises
+        SerializationError on bad values."""
         encoder = self.encoder(topic)
         payload = encoder(value)
         name = topic if isinstance(topic, str) else topic.name
@@ -73,7 +78,13 @@ class Publisher:
         with producer_span(self._tracer, name, message_headers):
             message_headers += origin_trace_headers()
         message_headers += extra_headers or []
-        self._producer.produce(name, payload, key=encode_key(key), headers=message_headers)
+        self._producer.produce(
+            name,
+            payload,
+            key=encode_key(key),
+            headers=message_headers,
+            timestamp_ms=None if timestamp is None else epoch_millis(timestamp),
+        )
         return message_id
 
     def flush(self, timeout: float = 30.0) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from streams.serde.record import Record
 from streams.serde.registry import InMemoryRegistry, subject_for
 from streams.tables import Table
 from streams.testing.broker import BrokerSender, InMemoryBroker, InMemoryIds, StoredMessage
+from streams.timestamps import epoch_millis
 from streams.topics import Topic
 from streams.worker.committer import CommitBatch, Committer
 from streams.worker.deadletter import replayed_letter
@@ -130,14 +132,21 @@ class TestApp:
         correlation_id: str | None = None,
         message_id: str | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        timestamp: datetime | None = None,
         settle: bool = True,
     ) -> str:
         """Publish as :class:`streams.Publisher` does (validated, with identity headers; ``message_id``
-        to publish the same message again); by default wait until every agent has handled everything
-        it caused. Returns the message id."""
+        to publish the same message again; ``timestamp`` for the record, else the fake clock's now);
+        by default wait until every agent has handled everything it caused. Returns the message id."""
         origin = hdr.origin_headers(correlation_id, message_id)
         payload = self._encoder(topic)(value)
-        self.broker.append(topic.name, payload, encode_key(key), [*origin, *headers])
+        self.broker.append(
+            topic.name,
+            payload,
+            encode_key(key),
+            [*origin, *headers],
+            timestamp_ms=None if timestamp is None else epoch_millis(timestamp),
+        )
         if settle:
             await self.settle()
         return origin[0][1].decode()

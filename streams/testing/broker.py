@@ -53,6 +53,7 @@ class InMemoryBroker:
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
+        timestamp_ms: int | None = None,
     ) -> StoredMessage:
         log = self._log(topic)
         if partition is None:
@@ -60,7 +61,13 @@ class InMemoryBroker:
             partition = zlib.crc32(key) % len(log) if key is not None else next(self._round_robin) % len(log)
         messages = log[partition]
         stored = StoredMessage(
-            topic, partition, len(messages), key, value, list(headers or ()), int(self._clock_ms())
+            topic,
+            partition,
+            len(messages),
+            key,
+            value,
+            list(headers or ()),
+            int(self._clock_ms()) if timestamp_ms is None else timestamp_ms,
         )
         messages.append(stored)
         return stored

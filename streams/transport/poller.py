@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streams.errors import TransportError
+from streams.timestamps import epoch_millis
 
 log = logging.getLogger("streams.worker")
 
@@ -240,11 +241,7 @@ def _start_at_time(
 ) -> list[TopicPartition]:
     """Partitions without a committed position start at the first message at or after ``start``."""
     committed = consumer.committed(partitions, timeout=30)
-    fresh = [
-        TopicPartition(tp.topic, tp.partition, int(start.timestamp() * 1000))
-        for tp in committed
-        if tp.offset < 0
-    ]
+    fresh = [TopicPartition(tp.topic, tp.partition, epoch_millis(start)) for tp in committed if tp.offset < 0]
     found = {(tp.topic, tp.partition): tp.offset for tp in consumer.offsets_for_times(fresh, timeout=30)}
     return [
         TopicPartition(tp.topic, tp.partition, found.get((tp.topic, tp.partition), tp.offset))

@@ -39,8 +39,9 @@ class Producer:
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
+        timestamp_ms: int | None = None,
     ) -> None:
-        kwargs = produce_kwargs(value, key, headers, partition)
+        kwargs = produce_kwargs(value, key, headers, partition, timestamp_ms)
         while True:
             try:
                 self._producer.produce(topic, on_delivery=self._on_delivery, **kwargs)

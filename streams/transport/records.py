@@ -15,10 +15,13 @@ def produce_kwargs(
     key: bytes | None,
     headers: Sequence[tuple[str, bytes]] | None,
     partition: int | None = None,
+    timestamp_ms: int | None = None,
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"key": key, "value": value, "headers": list(headers or ())}
     if partition is not None:
         kwargs["partition"] = partition
+    if timestamp_ms is not None:
+        kwargs["timestamp"] = timestamp_ms
     return kwargs
 
 

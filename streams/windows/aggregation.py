@@ -11,13 +11,14 @@ handler call, so with exactly-once it commits or vanishes as a whole.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from streams.context import Context
 from streams.errors import ConfigError, LateRecord
 from streams.serde.record import Record
 from streams.tables import Table
+from streams.timestamps import epoch_millis, iso
 from streams.topics import Topic
 from streams.windows.index import OpenWindows
 from streams.windows.kinds import AggregateWindows, Kind, Merger, Reducer, SlidingWindows
@@ -37,16 +38,10 @@ _INDEX = "open-windows"
 
 def _millis(moment: datetime | int) -> int:
     if isinstance(moment, datetime):
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)  # naive: taken as UTC, like Avro timestamp-millis
-        return int(moment.timestamp() * 1000)
+        return epoch_millis(moment)
     if isinstance(moment, int) and not isinstance(moment, bool):
         return moment
     raise TypeError(f"an event time must be a datetime or epoch milliseconds (int), not {moment!r}")
-
-
-def _iso(millis: int) -> str:
-    return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 class WindowedAggregation(Generic[E, A]):
@@ -120,7 +115,7 @@ class WindowedAggregation(Generic[E, A]):
         updated = self._kind.add(windows, index, ctx.key, t, event, stream_time)
         if not updated:
             raise LateRecord(
-                f"record at {_iso(t)} is late: its windows closed before stream time {_iso(stream_time)}",
+                f"record at {iso(t)} is late: its windows closed before stream time {iso(stream_time)}",
                 dead_letter=self._late == "dead-letter",
             )
         if before is None or stream_time > before.ms:

@@ -29,7 +29,10 @@ def test_published_events_read_back_typed_with_identity_headers(
         for i in range(20)
     ]
     with Publisher(settings, registry) as publisher:
-        ids = [publisher.publish(tasks, task, key=task.task_id, correlation_id="corr-1") for task in sent]
+        ids = [
+            publisher.publish(tasks, task, key=task.task_id, correlation_id="corr-1", timestamp=deadline)
+            for task in sent
+        ]
     assert len(set(ids)) == 20
 
     got = list(tail(settings, registry, topic_name, from_beginning=True, limit=20, idle_timeout=20))
@@ -42,6 +45,7 @@ def test_published_events_read_back_typed_with_identity_headers(
         assert TaskRequested.from_avro(message.value) == task
         assert message.headers[MESSAGE_ID] == message_id
         assert message.headers[CORRELATION_ID] == "corr-1"
+        assert message.timestamp_ms == int(deadline.timestamp() * 1000), "the record timestamp asked for"
 
 
 def test_bad_value_is_refused_and_nothing_is_sent(

@@ -3,7 +3,7 @@ late records, and what is emitted in each mode for tumbling, hopping, sliding an
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,9 @@ async def test_the_record_timestamp_is_the_default_event_time() -> None:
         [closed] = t.sent(summaries)
         assert closed.count == 1
         assert closed.start.timestamp() <= start < closed.end.timestamp()
+        first_window = datetime.fromtimestamp(start, UTC)  # closed: a record stamped then is late
+        await t.publish(samples, observed("cpu", 1, 0), key="cpu", timestamp=first_window)
+        assert t.stats("summarize").late_records == 1
 
 
 async def test_a_reducer_returning_the_wrong_type_dead_letters_the_record() -> None:
