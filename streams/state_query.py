@@ -1,7 +1,8 @@
 """Reading a table from outside its agents (interactive queries): the latest value of every key.
 
 The changelog is the table: this module reads it read_committed from the start to its end as of the
-call, keeping the last record of each key and dropping keys whose last record is a tombstone. That is
+call, keeping the last record of each key in each partition and dropping keys whose last record is
+a tombstone. That is
 exactly what a worker restores on assignment, so the answer is the table as its agents had committed
 it when the read started; records of aborted transactions never show. Reading joins no consumer
 group and commits nothing, so running agents are not disturbed.
@@ -49,7 +50,6 @@ class Row(Generic[V]):
 
 @dataclass(frozen=True, slots=True)
 class _Latest:
-    partition: int
     offset: int
     value: bytes
 
@@ -86,7 +86,13 @@ def _tables_of(app: App) -> str:
 
 
 class TableState(Generic[V]):
-    """A table as its changelog held it when :func:`read_table` ran; values decode on access."""
+    """A table as its changelog held it when :func:`read_table` ran; values decode on access.
+
+    A table is partitioned like its agent's input, and each partition is a table of its own: a key is
+    usually in one partition (the partition of the messages with that key), but a handler that writes
+    a key while handling messages of several partitions keeps one value of it per partition. Rows are
+    therefore (key, partition) pairs.
+    """
 
     def __init__(
         self,
@@ -94,7 +100,7 @@ class TableState(Generic[V]):
         table: Table[V],
         partitions: Sequence[int],
         records: int,
-        latest: dict[bytes, _Latest],
+        latest: dict[tuple[bytes, int], _Latest],
         decode: RecordDecoder[V],
     ) -> None:
         self.agent = agent
@@ -106,36 +112,42 @@ class TableState(Generic[V]):
         self._decode = decode
 
     def __len__(self) -> int:
+        """The number of rows."""
         return len(self._latest)
 
-    def get(self, key: str | bytes) -> Row[V] | None:
-        """The row of ``key``, or None when the table has no such key (never set, or deleted)."""
+    def get(self, key: str | bytes, partition: int | None = None) -> Row[V] | None:
+        """The row of ``key`` (in ``partition``), or None when there is none (never set, or deleted).
+
+        Raises ConfigError when ``partition`` is None and several partitions hold the key."""
         raw = encode_key(key)
-        found = None if raw is None else self._latest.get(raw)
-        if raw is None or found is None:
-            return None
-        return self._row(raw, found)
+        assert raw is not None
+        if partition is not None:
+            found = self._latest.get((raw, partition))
+            return None if found is None else self._row(raw, partition, found)
+        holders = [p for p in self.partitions if (raw, p) in self._latest]
+        if len(holders) > 1:
+            raise ConfigError(
+                f"key {key!r} of table {self.table.name} is in partitions {', '.join(map(str, holders))}, "
+                "each with its own value: choose one with --partition"
+            )
+        return None if not holders else self._row(raw, holders[0], self._latest[(raw, holders[0])])
 
     def rows(self, limit: int | None = None) -> Iterator[Row[V]]:
-        """Rows in key order (UTF-8 byte order for text keys, which is code point order); at most
-        ``limit`` of them, and only those are decoded."""
+        """Rows in key order, then partition order (UTF-8 byte order for text keys, which is code point
+        order); at most ``limit`` of them, and only those are decoded."""
         ordered = sorted(self._latest)
-        for raw in ordered if limit is None else ordered[:limit]:
-            yield self._row(raw, self._latest[raw])
+        for raw, partition in ordered if limit is None else ordered[:limit]:
+            yield self._row(raw, partition, self._latest[(raw, partition)])
 
-    def as_dict(self) -> dict[str | bytes, V]:
-        """Every key and its value."""
-        return {row.key: row.value for row in self.rows()}
-
-    def _row(self, raw: bytes, latest: _Latest) -> Row[V]:
-        where = f"{self.changelog}[{latest.partition}]@{latest.offset}"
+    def _row(self, raw: bytes, partition: int, latest: _Latest) -> Row[V]:
+        where = f"{self.changelog}[{partition}]@{latest.offset}"
         try:
             key = decode_key(raw, self.table.key)
             value = self._decode(latest.value)
         except DeserializationError as exc:
             raise DeserializationError(f"{where}: {exc}") from exc
-        assert key is not None  # raw keys are never None: keyless records are skipped while reading
-        return Row(key, value, latest.partition, latest.offset)
+        assert key is not None  # never None for bytes in: keyless records are skipped while reading
+        return Row(key, value, partition, latest.offset)
 
 
 def read_table(
@@ -167,7 +179,7 @@ def read_table(
         raise ConfigError(
             f"{topic} has no partition {', '.join(map(str, unknown))}; its partitions are 0-{max(existing)}"
         )
-    latest: dict[bytes, _Latest] = {}
+    latest: dict[tuple[bytes, int], _Latest] = {}
     records = 0
     started = time.monotonic()
     reported = started
@@ -175,10 +187,11 @@ def read_table(
         for record in read_changelog(settings, topic, wanted, timeout=timeout):
             records += 1
             if record.key is not None:  # the worker never writes one; skipped as its restore does
+                row = (record.key, record.partition)
                 if record.value is None:
-                    latest.pop(record.key, None)
+                    latest.pop(row, None)
                 else:
-                    latest[record.key] = _Latest(record.partition, record.offset, record.value)
+                    latest[row] = _Latest(record.offset, record.value)
             if progress is not None and (now := time.monotonic()) - reported >= _PROGRESS_EVERY:
                 reported = now
                 progress(records, len(wanted), now - started)

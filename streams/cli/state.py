@@ -1,10 +1,10 @@
 """`streams state get|scan`: read an agent's table from outside (interactive queries).
 
 The answer is the table as its changelog held it when the command started: the latest committed value
-of each key, deleted keys left out (see :mod:`streams.state_query`). Keys are shown as text. Keys of
-``bytes`` tables are shown as their text when that is printable UTF-8, otherwise as ``hex:`` followed
-by their hex digits; text that itself starts with ``hex:`` is shown in hex too, so every shown key
-names exactly one key and ``get`` accepts it back as it was shown.
+of each key in each partition, deleted keys left out (see :mod:`streams.state_query`). Keys are shown
+as text. Keys of ``bytes`` tables are shown as their text when that is printable UTF-8, otherwise as
+``hex:`` followed by their hex digits; text that itself starts with ``hex:`` is shown in hex too, so
+every shown key names exactly one key and ``get`` accepts it back as it was shown.
 """
 
 from __future__ import annotations
@@ -48,6 +48,12 @@ def get(
     table_name: _TableName,
     key: Annotated[str, typer.Argument(help="The key, as `scan` shows it (hex:... for binary keys).")],
     agent: _Agent = None,
+    partition: Annotated[
+        int | None,
+        typer.Option(
+            "--partition", "-p", min=0, help="Read only this partition (needed if several hold the key)."
+        ),
+    ] = None,
     as_json: _Json = False,
     timeout: _Timeout = 300.0,
 ) -> None:
@@ -56,17 +62,16 @@ def get(
     A key the table does not hold (never set, or deleted) exits with code 1; with --json, stdout is
     then `null`, so a script tells a missing key (`null`) from a failure (nothing on stdout).
     """
-    with _reading(app_ref, table_name, agent, None, timeout) as state:
+    only = None if partition is None else [partition]
+    with _reading(app_ref, table_name, agent, only, timeout) as state:
         wanted = parse_key(key, state.table.key)
-        row = state.get(wanted)
+        row = state.get(wanted, partition)
         if row is None:
             if as_json:
                 print("null")
-            err_console.print(
+            _complain(
                 f"no key {render_key(wanted)!r} in table {state.table.name} "
-                f"(agent {state.agent.name}, {len(state):,} keys)",
-                markup=False,
-                highlight=False,
+                f"(agent {state.agent.name}: {_rows(len(state))} in {_partitions(state)})"
             )
             raise typer.Exit(1)
     if as_json:
@@ -89,7 +94,7 @@ def scan(
         list[int] | None,
         typer.Option("--partition", "-p", min=0, help="Only this partition of the table (repeatable)."),
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Show at most this many keys.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Show at most this many rows.")] = None,
     as_json: _Json = False,
     timeout: _Timeout = 300.0,
 ) -> None:
@@ -103,11 +108,15 @@ def scan(
         print(json.dumps(scan_json(state, rows)))
         return
     if not rows:
-        console.print(f"table {state.table.name} is empty ({_source(state)})", markup=False, highlight=False)
+        console.print(
+            f"table {state.table.name} is empty (agent {state.agent.name}, {_source(state)})",
+            markup=False,
+            highlight=False,
+        )
         return
     print_table(scan_table(state, rows))
-    shown = f"first {len(rows):,} of {len(state):,}" if len(rows) < len(state) else f"{len(state):,}"
-    _note(f"{shown} keys; {_source(state)}")
+    shown = f"first {len(rows):,} of {len(state):,} rows" if len(rows) < len(state) else _rows(len(state))
+    _note(f"{shown}; agent {state.agent.name}, {_source(state)}")
 
 
 def render_key(key: str | bytes) -> str:
@@ -140,8 +149,9 @@ def row_json(row: Row[Any]) -> dict[str, Any]:
 
 
 def scan_json(state: TableState[Any], rows: list[Row[Any]]) -> dict[str, Any]:
-    """The document `scan --json` prints: where the rows come from, how many keys the table has
-    (``total``, which --limit does not cut) and the rows in key order."""
+    """The document `scan --json` prints: where the rows come from, how many rows the table has
+    (``total``, which --limit does not cut) and the rows in key order. A row is a key in a partition:
+    a key written while handling messages of several partitions has a value in each."""
     return {
         "app": state.agent.app,
         "agent": state.agent.name,
@@ -182,9 +192,21 @@ def _note(text: str) -> None:
     console.print(text, style="dim", markup=False, highlight=False)
 
 
+def _complain(text: str) -> None:
+    # One line on stderr however long, like the CLI's error lines: a log keeps it whole.
+    err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def _source(state: TableState[Any]) -> str:
-    parts = ", ".join(map(str, state.partitions))
-    return f"agent {state.agent.name}, {state.records:,} records of {state.changelog} partitions {parts}"
+    return f"{state.records:,} records of {state.changelog} {_partitions(state)}"
+
+
+def _partitions(state: TableState[Any]) -> str:
+    return f"{_plural(len(state.partitions), 'partition')} {', '.join(map(str, state.partitions))}"
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} {_plural(count, 'row')}"
 
 
 @contextmanager
@@ -229,7 +251,7 @@ class _Progress:
                 self._status.update(text)
         elif elapsed - self._last_line >= self._EVERY:
             self._last_line = elapsed
-            err_console.print(f"{text} ...", highlight=False)
+            _complain(f"{text} ...")
 
     def stop(self) -> None:
         if self._status is not None:
@@ -239,7 +261,7 @@ class _Progress:
     def done(self, records: int, partitions: int) -> None:
         if self._shown:
             elapsed = time.monotonic() - self._started
-            err_console.print(f"{_read_line(records, partitions)} in {elapsed:.1f}s", highlight=False)
+            _complain(f"{_read_line(records, partitions)} in {elapsed:.1f}s")
 
 
 def _read_line(records: int, partitions: int) -> str:

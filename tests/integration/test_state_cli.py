@@ -82,13 +82,14 @@ async def test_scan_and_get_read_the_latest_committed_value_of_each_key(
 
     code, out, _ = _state(capsys, "scan", APP_REF, "counts")
     assert code == 0
-    assert all(f"│ k{k} " in out for k in range(4)) and "k4" not in out.split("keys;")[0]
-    assert "4 keys; agent count, 21 records of" in out
+    assert all(f"│ k{k} " in out for k in range(4)) and "k4" not in out.split("rows;")[0]
+    assert "4 rows; agent count, 21 records of" in out
 
     code, out, _ = _state(capsys, "get", APP_REF, "counts", "k1", "--json")
     assert (code, json.loads(out)["value"]) == (0, 4.0)
     code, out, err = _state(capsys, "get", APP_REF, "counts", "k4", "--json")
-    assert (code, out, err.strip()) == (1, "null\n", "no key 'k4' in table counts (agent count, 4 keys)")
+    assert (code, out) == (1, "null\n")
+    assert err.strip() == "no key 'k4' in table counts (agent count: 4 rows in partitions 0, 1)"
 
     some = partition_of["k0"]
     code, out, _ = _state(capsys, "scan", APP_REF, "counts", "--json", "--partition", str(some))

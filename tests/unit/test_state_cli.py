@@ -126,14 +126,14 @@ def test_the_latest_record_of_a_key_wins_and_a_tombstone_deletes_it(
 ) -> None:
     agent, table = find_table(_app(), "counts")
     state = read_table(Settings(), registry, agent, table)
-    assert {k: v.value for k, v in state.as_dict().items()} == {"a": 2.0, "b": 1.0, "c": 5.0}
+    assert {r.key: r.value.value for r in state.rows()} == {"a": 2.0, "b": 1.0, "c": 5.0}
     assert (state.records, state.partitions) == (7, (0, 1))
     assert [r.key for r in state.rows(limit=2)] == ["a", "b"]
     a = state.get("a")
     assert a is not None and (a.partition, a.offset) == (0, 1)
     assert state.get("gone") is None and state.get("never") is None
     only_1 = read_table(Settings(), registry, agent, table, partitions=[1])
-    assert list(only_1.as_dict()) == ["b"]
+    assert [r.key for r in only_1.rows()] == ["b"]
     with pytest.raises(ConfigError, match=r"has no partition 5; its partitions are 0-1"):
         read_table(Settings(), registry, agent, table, partitions=[5])
 
@@ -181,7 +181,7 @@ def test_scan_prints_a_table_and_one_json_document(
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert [line.split("│")[1].strip() for line in lines if "│" in line] == ["a", "b", "c"]
-    assert "3 keys; agent count, 7 records of shop.count.counts-changelog partitions 0, 1" in out
+    assert "3 rows; agent count, 7 records of shop.count.counts-changelog partitions 0, 1" in out
 
     code, out, _ = _run(capsys, "scan", APP_REF, "counts", "--json", "--limit", "2")
     document = json.loads(out)
@@ -233,7 +233,23 @@ def test_get_prints_the_value_and_a_missing_key_exits_1(
         code, out, err = _run(capsys, "get", APP_REF, "counts", *args)
         assert code == 1
         assert out == ("null\n" if "--json" in args else "")
-        assert err.strip() == "no key 'gone' in table counts (agent count, 3 keys)"
+        assert err.strip() == "no key 'gone' in table counts (agent count: 3 rows in partitions 0, 1)"
+
+
+def test_a_key_written_in_two_partitions_has_a_row_in_each(
+    changelog: FakeChangelog, capsys: pytest.CaptureFixture[str], registry: InMemoryRegistry
+) -> None:
+    changelog.put(COUNTS, 1, b"a", sample("count", 40))  # a handler of partition 1 wrote key "a" too
+    state = read_table(Settings(), registry, *find_table(_app(), "counts"))
+    assert [(r.key, r.partition, r.value.value) for r in state.rows()][:2] == [("a", 0, 2.0), ("a", 1, 40.0)]
+    with pytest.raises(
+        ConfigError, match=r"^key 'a' of table counts is in partitions 0, 1, each with its own"
+    ):
+        state.get("a")
+    code, out, _ = _run(capsys, "get", APP_REF, "counts", "a", "--partition", "1", "--json")
+    assert (code, json.loads(out)["value"]) == (0, 40.0)
+    code, _, err = _run(capsys, "get", APP_REF, "counts", "a")
+    assert code == 1 and err.strip().endswith("choose one with --partition")
 
 
 def test_user_mistakes_are_one_error_line(
