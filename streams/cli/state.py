@@ -75,7 +75,7 @@ def get(
             )
             raise typer.Exit(1)
     if as_json:
-        print(json.dumps(row_json(row)))
+        print(json.dumps(_fields(row.value)))
         return
     table = RichTable("field", "value", title=f"{state.table.name} {render_key(row.key)}")
     for field, value in _fields(row.value).items():
@@ -144,10 +144,6 @@ def parse_key(text: str, key_type: type[str] | type[bytes]) -> str | bytes:
         raise ConfigError(f"key {text!r}: expected hex digits after {HEX_MARKER!r}") from exc
 
 
-def row_json(row: Row[Any]) -> dict[str, Any]:
-    return _fields(row.value)
-
-
 def scan_json(state: TableState[Any], rows: list[Row[Any]]) -> dict[str, Any]:
     """The document `scan --json` prints: where the rows come from, how many rows the table has
     (``total``, which --limit does not cut) and the rows in key order. A row is a key in a partition:
@@ -161,14 +157,19 @@ def scan_json(state: TableState[Any], rows: list[Row[Any]]) -> dict[str, Any]:
         "records": state.records,
         "total": len(state),
         "rows": [
-            {"key": render_key(r.key), "partition": r.partition, "offset": r.offset, "value": row_json(r)}
+            {
+                "key": render_key(r.key),
+                "partition": r.partition,
+                "offset": r.offset,
+                "value": _fields(r.value),
+            }
             for r in rows
         ],
     }
 
 
 def scan_table(state: TableState[Any], rows: list[Row[Any]]) -> RichTable:
-    """One line per key, one column per field of the record."""
+    """One line per row (a key in a partition), one column per field of the record."""
     fields = list(state.table.value.model_fields)
     table = RichTable("key", "partition", *fields, title=f"table {state.table.name}")
     for row in rows:
