@@ -7,20 +7,21 @@ import sys
 import typer
 from rich.markup import escape
 
-from streams.cli import agents, codegen, dlq, lag, messages, stack, topics, trace
+from streams.cli import agents, codegen, dlq, lag, messages, stack, state, topics, trace
 from streams.cli._common import err_console
 from streams.errors import StreamsError
 
 cli = typer.Typer(
     name="streams",
     help="Typed multi-agent pipelines on Apache Kafka: run the local stack, manage topics, "
-    "publish and tail typed events, run agents.",
+    "publish and tail typed events, run agents, read their tables.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 cli.add_typer(stack.app, name="stack")
 cli.add_typer(topics.app, name="topics")
 cli.add_typer(dlq.app, name="dlq")
+cli.add_typer(state.app, name="state")
 cli.command("publish")(messages.publish)
 cli.command("tail")(messages.tail_command)
 cli.command("codegen")(codegen.codegen)

@@ -15,7 +15,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from streams.config import Settings
-from streams.errors import TransportError
+from streams.errors import TopicError, TransportError
 from streams.transport import clients
 
 # A changelog created moments ago may not have a leader yet: these pass, so they are waited out.
@@ -52,7 +52,7 @@ def read_changelog(
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in remaining])
         while remaining:
             if time.monotonic() > deadline:
-                raise TransportError(f"restoring {topic} took over {timeout:.0f}s", retriable=True)
+                raise TransportError(f"reading {topic} took over {timeout:.0f}s", retriable=True)
             for message in consumer.consume(1000, 0.2):
                 partition, offset = message.partition(), message.offset()
                 if message.error() or partition is None or offset is None or partition not in remaining:
@@ -64,6 +64,28 @@ def read_changelog(
                     remaining.discard(partition)
     finally:
         consumer.close()
+
+
+def changelog_partitions(settings: Settings, topic: str, *, timeout: float) -> list[int]:
+    """The partitions ``topic`` has now. Unlike :func:`read_changelog`, which waits for a changelog
+    created moments ago, a missing topic fails at once: for readers from outside (``streams state``),
+    where it means no worker has created it yet. A broker not reached in ``timeout`` s: TransportError."""
+    admin = clients.admin(settings)
+    try:
+        metadata = admin.list_topics(topic, timeout=timeout)
+    except KafkaException as exc:
+        raise TransportError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} to read {topic}: {exc.args[0].str()}",
+            retriable=True,
+        ) from exc
+    meta = metadata.topics.get(topic)
+    # Other topic errors (a leader not elected yet) are left to read_changelog, which waits them out.
+    missing = (
+        meta is not None and meta.error is not None and meta.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    )
+    if meta is None or missing or not meta.partitions:
+        raise TopicError(f"topic {topic} does not exist")
+    return sorted(meta.partitions)
 
 
 def _end_offset(consumer: Any, topic: str, partition: int, deadline: float) -> int:
