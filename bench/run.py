@@ -24,7 +24,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.harness import KEYS, REPO, Harness, Result, RunSpec
+from bench.harness import REPO, Harness, Result, RunSpec
+from bench.scenarios import KEYS, all_scenarios
 
 PEER_PYTHON = REPO / "bench" / ".venv" / "bin" / "python"
 INSTALL_HINT = ".venv/bin/python -m venv bench/.venv && bench/.venv/bin/pip install -r bench/requirements.txt"
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console() if sys.stdout.isatty() else Console(width=170)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = set(scenarios) - {"pipeline", "io"}
+    definitions = all_scenarios()
+    unknown = set(scenarios) - set(definitions)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     names = {n.strip() for n in args.only.split(",")} if args.only else None
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     registry = os.environ.get("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
-    harness = Harness(bootstrap, registry, timeout=args.timeout, profile=args.profile)
+    harness = Harness(bootstrap, registry, timeout=args.timeout, profile=args.profile, scenarios=definitions)
     versions = {"confluent-kafka (ours, raw)": _version(sys.executable, "confluent-kafka")}
     for contender in runnable:
         if contender.peer:

@@ -36,6 +36,7 @@ class Config:
     messages: int
     io_delay: float
     options: dict[str, Any]  # contender-specific knobs (concurrency, guarantee...)
+    state_dir: str  # where a contender may keep local state; fresh per run
 
     @classmethod
     def load(cls, argv: list[str] | None = None) -> Config:
