@@ -4,7 +4,7 @@ For each contender run: create its topics (1 partition each), register the value
 input with the scenario's N Avro messages over 1,000 keys (see :mod:`bench.scenarios`), then start the
 contender and time it from its first consumed message (it prints ``FIRST <epoch>``) until a
 read_committed consumer in this process has counted the scenario's expected outputs on the final topic
-(N for pipeline and io). A scenario with one right answer then checks the outputs,
+(N; one per key and window in ``windows``). A scenario with one right answer then checks the outputs,
 and wrong ones fail the run. CPU seconds are the contender process's (all threads, from /proc) over
 exactly that window; peak RSS is its high-water mark (VmHWM). Only the contender's own process is ever
 signalled. Everything created (topics, groups, subjects) carries the run id's prefix and is deleted
@@ -33,7 +33,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from bench.scenarios import Scenario, all_scenarios
 from streams import headers as hdr
-from streams.events import TaskCompleted, TaskRequested
+from streams.events import MetricSample, TaskCompleted, TaskRequested, WindowSummary
 from streams.serde.codec import AvroEncoder
 from streams.serde.registry import ConfluentRegistry, subject_for
 
@@ -105,7 +105,7 @@ class Harness:
         self.scenarios = scenarios or all_scenarios()
         self._schemas = {
             record.__name__: record.avro_schema()
-            for record in (TaskRequested, TaskCompleted)
+            for record in (TaskRequested, TaskCompleted, MetricSample, WindowSummary)
         }
 
     # ----------------------------------------------------------------- setup
