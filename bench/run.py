@@ -74,7 +74,8 @@ CONTENDERS = [
               scenarios=("pipeline",), extra=True),
     Contender("raw-confluent", "bench.contenders.raw_confluent", "confluent_kafka", "confluent-kafka",
               peer=False, sequential=True, how="hand-written loop, 1 thread, commit after flush",
-              scenarios=("pipeline", "io")),
+              notes={"windows": "hand-written loop, counts in a dict: no state durability; "
+                                "commit after flush"}),
     Contender("faust", "bench.contenders.faust_impl", "faust", "faust-streaming", peer=True,
               sequential=True, how="one agent per stage (aiokafka)", scenarios=("pipeline", "io")),
     Contender("quix", "bench.contenders.quix_impl", "quixstreams", "quixstreams", peer=True,
