@@ -1,12 +1,14 @@
 """Shared harness: fresh topics, a preloaded input, one contender in its own process, the measurement.
 
 For each contender run: create its topics (1 partition each), register the value schemas, preload the
-input with N Avro messages over 1,000 keys, then start the contender and time it from its first
-consumed message (it prints ``FIRST <epoch>``) until a read_committed consumer in this process has
-counted N messages on the final topic. CPU seconds are the contender process's (all threads, from
-/proc) over exactly that window; peak RSS is its high-water mark (VmHWM). Only the contender's own
-process is ever signalled. Everything created (topics, groups, subjects) carries the run id's prefix
-and is deleted by :meth:`Harness.cleanup`.
+input with the scenario's N Avro messages over 1,000 keys (see :mod:`bench.scenarios`), then start the
+contender and time it from its first consumed message (it prints ``FIRST <epoch>``) until a
+read_committed consumer in this process has counted the scenario's expected outputs on the final topic
+(N; one per key and window in ``windows``). A scenario with one right answer then checks the outputs,
+and wrong ones fail the run. CPU seconds are the contender process's (all threads, from /proc) over
+exactly that window; peak RSS is its high-water mark (VmHWM). Only the contender's own process is ever
+signalled. Everything created (topics, groups, subjects) carries the run id's prefix and is deleted
+by :meth:`Harness.cleanup`.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from bench.scenarios import Scenario, all_scenarios
 from streams import headers as hdr
-from streams.events import TaskCompleted, TaskRequested
+from streams.events import MetricSample, TaskCompleted, TaskRequested, WindowSummary
 from streams.serde.codec import AvroEncoder
 from streams.serde.registry import ConfluentRegistry, subject_for
 
 REPO = Path(__file__).resolve().parent.parent
-KEYS = 1000
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _STOP_GRACE = 30.0
 
@@ -44,7 +46,7 @@ _STOP_GRACE = 30.0
 class RunSpec:
     """One contender in one scenario."""
 
-    scenario: str  # "pipeline" | "io"
+    scenario: str  # a name in bench.scenarios.all_scenarios()
     contender: str  # row label, unique
     module: str  # bench.contenders.<x>
     python: str  # interpreter that runs it
@@ -63,6 +65,7 @@ class Result:
     cpu_seconds: float | None = None
     peak_rss_mb: float | None = None
     outputs: int | None = None  # messages on the final topic after the contender stopped
+    expected: int | None = None  # outputs that end the run
     stop_seconds: float | None = None  # from SIGTERM to exit
     note: str = ""
 
@@ -79,11 +82,6 @@ class Result:
         return self.cpu_seconds / self.messages * 1_000_000
 
 
-def _payload(i: int) -> str:
-    return json.dumps({"question": f"summarise document {i}", "tokens": 512, "temperature": 0.2,
-                       "source": "s3://bench/docs/" + f"{i:08d}.txt"})
-
-
 class Harness:
     def __init__(
         self,
@@ -92,6 +90,7 @@ class Harness:
         timeout: float,
         workdir: Path | None = None,
         profile: bool = False,
+        scenarios: dict[str, Scenario] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.profile = profile
@@ -103,9 +102,10 @@ class Harness:
         self.registry = ConfluentRegistry({"url": registry_url})
         self._runs = 0
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"bench-{self.run_id}-"))
+        self.scenarios = scenarios or all_scenarios()
         self._schemas = {
-            "TaskRequested": TaskRequested.avro_schema(),
-            "TaskCompleted": TaskCompleted.avro_schema(),
+            record.__name__: record.avro_schema()
+            for record in (TaskRequested, TaskCompleted, MetricSample, WindowSummary)
         }
 
     # ----------------------------------------------------------------- setup
@@ -115,8 +115,7 @@ class Harness:
         return f"{self.prefix}{spec.contender}.{spec.scenario}.{self._runs}"
 
     def _topics(self, spec: RunSpec) -> list[str]:
-        stages = 4 if spec.scenario == "pipeline" else 2
-        return [f"{self._base(spec)}.t{i}" for i in range(stages)]
+        return [f"{self._base(spec)}.t{i}" for i in range(self.scenarios[spec.scenario].topics)]
 
     def _create_topics(self, names: list[str]) -> None:
         new = [NewTopic(n, num_partitions=1, replication_factor=1, config={"cleanup.policy": "delete"})
@@ -131,24 +130,22 @@ class Harness:
             time.sleep(0.1)
         raise RuntimeError(f"topics {names} did not appear in metadata within 30 s")
 
-    def _register(self, topics: list[str]) -> dict[str, int]:
+    def _register(self, scenario: Scenario, topics: list[str]) -> dict[str, int]:
         ids: dict[str, int] = {}
         for i, name in enumerate(topics):
-            schema = self._schemas["TaskCompleted" if i == len(topics) - 1 else "TaskRequested"]
-            ids[name] = self.registry.register(subject_for(name), schema)
+            record = scenario.sink if i == len(topics) - 1 else scenario.source
+            ids[name] = self.registry.register(subject_for(name), record.avro_schema())
         return ids
 
-    def _preload(self, topic: str, count: int) -> None:
-        encoder = AvroEncoder(self.registry, subject_for(topic), self._schemas["TaskRequested"])
+    def _preload(self, scenario: Scenario, topic: str, count: int) -> None:
+        encoder = AvroEncoder(self.registry, subject_for(topic), scenario.source.avro_schema())
         producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True,
                              "linger.ms": 50, "compression.type": "lz4"})
-        for i in range(count):
-            value = TaskRequested(task_id=f"task-{i:07d}", capability="stage1", payload=_payload(i),
-                                  requested_by="bench", context={"origin": "bench"})
+        for key, value in scenario.inputs(count):
             headers: list[tuple[str, str | bytes | None]] = list(hdr.origin_headers())
             while True:
                 try:
-                    producer.produce(topic, encoder(value), f"key-{i % KEYS:04d}".encode(), headers=headers)
+                    producer.produce(topic, encoder(value), key.encode(), headers=headers)
                     break
                 except BufferError:
                     producer.poll(0.05)
@@ -158,12 +155,15 @@ class Harness:
     # ----------------------------------------------------------------- one run
 
     def run(self, spec: RunSpec) -> Result:
-        result = Result(spec.scenario, spec.contender, spec.messages)
+        scenario = self.scenarios[spec.scenario]
+        expected = scenario.expected(spec.messages)
+        result = Result(spec.scenario, spec.contender, spec.messages, expected=expected)
         self._runs += 1
         topics = self._topics(spec)
         self._create_topics(topics)
-        ids = self._register(topics)
-        self._preload(topics[0], spec.messages)
+        ids = self._register(scenario, topics)
+        self._preload(scenario, topics[0], spec.messages)
+        config_path = self.workdir / f"{spec.contender}.{spec.scenario}.{self._runs}.json"
         config = {
             "scenario": spec.scenario,
             "bootstrap": self.bootstrap,
@@ -175,20 +175,35 @@ class Harness:
             "messages": spec.messages,
             "io_delay": 0.01,
             "options": spec.options,
+            "state_dir": str(config_path.with_suffix(".state")),
+            **scenario.config(),
         }
-        config_path = self.workdir / f"{spec.contender}.{spec.scenario}.{self._runs}.json"
         config_path.write_text(json.dumps(config), encoding="utf-8")
         log_path = config_path.with_suffix(".log")
         counter = _counter(self.bootstrap, topics[-1])
+        outputs: list[tuple[bytes | None, bytes | None]] | None = [] if scenario.checked else None
         try:
-            self._measure(spec, config_path, log_path, counter, result)
+            self._measure(spec, config_path, log_path, counter, result, outputs)
         finally:
             counter.close()
+        if outputs is not None and result.status == "ok":
+            problem = scenario.check(spec.messages, outputs)
+            if problem:
+                result.status = f"failed: {problem}"
+            else:
+                result.note = f"{result.note}; {len(outputs):,} results, all right".lstrip("; ")
         return result
 
     def _measure(
-        self, spec: RunSpec, config_path: Path, log_path: Path, counter: Consumer, result: Result
+        self,
+        spec: RunSpec,
+        config_path: Path,
+        log_path: Path,
+        counter: Consumer,
+        result: Result,
+        outputs: list[tuple[bytes | None, bytes | None]] | None,
     ) -> None:
+        expected = result.expected or spec.messages
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **spec.env)
         with log_path.open("w", encoding="utf-8") as log:
             child = subprocess.Popen(
@@ -205,8 +220,8 @@ class Harness:
             cpu_end = 0.0
             try:
                 while time.monotonic() < deadline:
-                    count += _consume_count(counter)
-                    if count >= spec.messages and "wall" in first:
+                    count += _consume_count(counter, outputs)
+                    if count >= expected and "wall" in first:
                         end = time.time()
                         cpu_end = _cpu_seconds(child.pid)
                         _write_thread_cpu(child.pid, first, log_path.with_suffix(".threads.txt"))
@@ -216,7 +231,7 @@ class Harness:
                         result.status = f"failed: exited with {child.returncode} after {count} outputs"
                         break
                 else:
-                    result.status = f"timeout: {count} of {spec.messages} outputs after {self.timeout:.0f} s"
+                    result.status = f"timeout: {count} of {expected} outputs after {self.timeout:.0f} s"
             finally:
                 stopping = time.monotonic()
                 stopped = _stop(child)
@@ -235,10 +250,10 @@ class Harness:
         # What else arrived (duplicates, stragglers) once the contender has stopped.
         settle = time.monotonic() + 1.0
         while time.monotonic() < settle:
-            count += _consume_count(counter)
+            count += _consume_count(counter, outputs)
         result.outputs = count
-        if result.status == "ok" and count != spec.messages:
-            extra = f"{count} outputs for {spec.messages} inputs"
+        if result.status == "ok" and count != expected:
+            extra = f"{count} outputs, {expected} expected"
             result.note = f"{result.note}; {extra}".lstrip("; ")
         if result.status != "ok":
             result.note = f"{result.note}; log: {_tail(log_path)}".lstrip("; ")
@@ -260,7 +275,8 @@ class Harness:
     def cleanup(self) -> list[str]:
         """Delete this run's topics, consumer groups and schema subjects; returns what went wrong."""
         problems: list[str] = []
-        topics = [t for t in self.admin.list_topics(timeout=30).topics if t.startswith(self.prefix)]
+        # Quix names its changelogs changelog__<group>--...: the prefix is inside, not in front.
+        topics = [t for t in self.admin.list_topics(timeout=30).topics if self.prefix in t]
         if topics:
             for name, future in self.admin.delete_topics(topics, operation_timeout=30).items():
                 try:
@@ -321,8 +337,12 @@ def _counter(bootstrap: str, topic: str) -> Consumer:
     return consumer
 
 
-def _consume_count(consumer: Consumer) -> int:
-    return sum(1 for m in consumer.consume(num_messages=10_000, timeout=0.02) if m.error() is None)
+def _consume_count(consumer: Consumer, keep: list[tuple[bytes | None, bytes | None]] | None = None) -> int:
+    """Messages consumed now; their keys and values are added to ``keep`` if given."""
+    messages = [m for m in consumer.consume(num_messages=10_000, timeout=0.02) if m.error() is None]
+    if keep is not None:
+        keep.extend((m.key(), m.value()) for m in messages)
+    return len(messages)
 
 
 def _thread_cpu(pid: int) -> dict[str, tuple[float, float]]:

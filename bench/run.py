@@ -1,10 +1,13 @@
 """Run the benchmark: ``python -m bench.run [--messages N] [--only NAME,...] [--scenarios pipeline,io]``.
 
 Scenarios (one partition, 1,000 keys, Avro in the Confluent wire format, at-least-once unless a row
-says otherwise):
+says otherwise; see bench/scenarios.py):
 
 - ``pipeline``: 3 stages, TaskRequested -> TaskRequested -> TaskRequested -> TaskCompleted;
-- ``io``: 1 stage whose handler waits 10 ms per message (a model call) before producing its result.
+- ``io``: 1 stage whose handler waits 10 ms per message (a model call) before producing its result;
+- ``windows`` (not run by default): a count per key in 10-second tumbling windows of event time,
+  MetricSample -> one WindowSummary per key and window, sent when the window closes; the results are
+  checked, and a contender with a wrong answer fails.
 
 Every contender runs alone in its own process on fresh topics, one after another, in this one run.
 Peers (faust-streaming, quixstreams) run from bench/.venv (see bench/requirements.txt); a missing peer
@@ -24,7 +27,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.harness import KEYS, REPO, Harness, Result, RunSpec
+from bench.harness import REPO, Harness, Result, RunSpec
+from bench.scenarios import KEYS, all_scenarios
 
 PEER_PYTHON = REPO / "bench" / ".venv" / "bin" / "python"
 INSTALL_HINT = ".venv/bin/python -m venv bench/.venv && bench/.venv/bin/pip install -r bench/requirements.txt"
@@ -42,17 +46,22 @@ class Contender:
     how: str  # shown in the notes column
     ours: bool = False  # a streams variant: takes --pipeline-concurrency / --io-concurrency
     options: dict[str, Any] = field(default_factory=dict)
-    scenarios: tuple[str, ...] = ("pipeline", "io")
+    scenarios: tuple[str, ...] = ("pipeline", "io", "windows")
+    notes: dict[str, str] = field(default_factory=dict)  # scenario -> how it runs there, instead of how
     extra: bool = False  # not run unless named in --only or --extras given
     env: dict[str, str] = field(default_factory=dict)  # environment of the contender's process
 
 
 CONTENDERS = [
     Contender(OURS, "bench.contenders.streams_impl", "streams", "confluent-kafka", peer=False,
-              sequential=False, ours=True, how="at-least-once"),
+              sequential=False, ours=True, how="at-least-once",
+              notes={"windows": "app.windowed, Tumbling; tables in memory + changelog topics; "
+                                "at-least-once"}),
     Contender("streams-eos", "bench.contenders.streams_impl", "streams", "confluent-kafka", peer=False,
               sequential=False, ours=True, how="exactly-once (transactions)",
-              options={"guarantee": "exactly_once"}, extra=True),
+              options={"guarantee": "exactly_once"}, extra=True,
+              notes={"windows": "app.windowed, Tumbling; tables in memory + changelog topics; "
+                                "exactly-once (transactions)"}),
     # The cost of tracing, on our own pipeline: no tracing middleware at all; the default (context
     # propagated, nothing recorded); every message sampled and every span exported (as JSON lines).
     Contender("streams-trace-off", "bench.contenders.streams_impl", "streams", "confluent-kafka",
@@ -64,11 +73,15 @@ CONTENDERS = [
               env={"STREAMS_TRACES_FILE": "/dev/null", "OTEL_TRACES_SAMPLER": "always_on"},
               scenarios=("pipeline",), extra=True),
     Contender("raw-confluent", "bench.contenders.raw_confluent", "confluent_kafka", "confluent-kafka",
-              peer=False, sequential=True, how="hand-written loop, 1 thread, commit after flush"),
+              peer=False, sequential=True, how="hand-written loop, 1 thread, commit after flush",
+              notes={"windows": "hand-written loop, counts in a dict: no state durability; "
+                                "commit after flush"}),
     Contender("faust", "bench.contenders.faust_impl", "faust", "faust-streaming", peer=True,
-              sequential=True, how="one agent per stage (aiokafka)"),
+              sequential=True, how="one agent per stage (aiokafka)", scenarios=("pipeline", "io")),
     Contender("quix", "bench.contenders.quix_impl", "quixstreams", "quixstreams", peer=True,
-              sequential=True, how="one StreamingDataFrame per stage"),
+              sequential=True, how="one StreamingDataFrame per stage",
+              notes={"windows": "tumbling_window().count().final(), closing per key (its default); "
+                                "RocksDB + changelog topics (its default); at-least-once"}),
 ]
 
 
@@ -157,7 +170,8 @@ def markdown(results: list[Result]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=20_000, help="pipeline input messages (20,000)")
+    parser.add_argument("--messages", type=int, default=20_000,
+                        help="pipeline and windows input messages (20,000)")
     parser.add_argument("--io-messages", type=int, default=5_000,
                         help="io scenario messages for concurrent contenders (5,000)")
     parser.add_argument("--io-peer-messages", type=int, default=300,
@@ -166,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="streams: concurrency of each pipeline agent (1000, ordering=key)")
     parser.add_argument("--io-concurrency", type=int, default=200,
                         help="streams: concurrency of the io agent (200, ordering=key)")
+    parser.add_argument("--window-events", type=int, default=5,
+                        help="windows scenario: samples per key per 10-second window (5)")
     parser.add_argument("--only", help="comma-separated contenders: " + ", ".join(c.name for c in CONTENDERS))
     parser.add_argument("--extras", action="store_true", help="also run extra rows (streams-eos)")
-    parser.add_argument("--scenarios", default="pipeline,io", help="pipeline,io")
+    parser.add_argument("--scenarios", default="pipeline,io", help="pipeline,io (default), windows")
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender; the median is shown")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per contender run (300)")
     parser.add_argument("--markdown", action="store_true", help="also print the table as markdown")
@@ -179,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console() if sys.stdout.isatty() else Console(width=170)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = set(scenarios) - {"pipeline", "io"}
+    if args.window_events < 1:
+        parser.error("--window-events must be at least 1")
+    definitions = all_scenarios(window_events=args.window_events)
+    unknown = set(scenarios) - set(definitions)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     names = {n.strip() for n in args.only.split(",")} if args.only else None
@@ -198,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     registry = os.environ.get("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
-    harness = Harness(bootstrap, registry, timeout=args.timeout, profile=args.profile)
+    harness = Harness(bootstrap, registry, timeout=args.timeout, profile=args.profile, scenarios=definitions)
     versions = {"confluent-kafka (ours, raw)": _version(sys.executable, "confluent-kafka")}
     for contender in runnable:
         if contender.peer:
@@ -216,22 +235,22 @@ def main(argv: list[str] | None = None) -> int:
             for contender in runnable:
                 if scenario not in contender.scenarios:
                     continue
-                if scenario == "pipeline":
-                    count = args.messages
-                else:
+                if scenario == "io":
                     count = args.io_peer_messages if contender.sequential else args.io_messages
+                else:
+                    count = args.messages
                 options = dict(contender.options)
-                if contender.ours:
+                # Windowed agents keep partition order and take no concurrency: one partition here.
+                concurrency = {"pipeline": args.pipeline_concurrency, "io": args.io_concurrency}.get(scenario)
+                if contender.ours and concurrency is not None:
                     options.setdefault("ordering", "key")
-                    options["concurrency"] = (
-                        args.pipeline_concurrency if scenario == "pipeline" else args.io_concurrency
-                    )
+                    options["concurrency"] = concurrency
                 spec = RunSpec(
                     scenario, contender.name, contender.module, _python(contender), count, options,
                     env=contender.env,
                 )
-                how = contender.how
-                if contender.ours:
+                how = contender.notes.get(scenario, contender.how)
+                if "concurrency" in options:
                     how = f"concurrency {options['concurrency']}, key order, {how}"
                 elif scenario == "io":
                     how = f"{how}, 10 ms in sequence"

@@ -3,7 +3,9 @@ peers, and the start marker. Imports only the standard library and fastavro (pee
 ``streams`` installed).
 
 The work per message is the same for everyone: decode an Avro value (Confluent wire format), build the
-next record, encode it with the registered schema id, produce it with the same key.
+next record, encode it with the registered schema id, produce it with the same key. In the windows
+scenario: decode a ``MetricSample``, count it in its key's tumbling window of event time
+(``observed_at``), and produce one ``WindowSummary`` per key and window when the window closes.
 """
 
 from __future__ import annotations
@@ -15,27 +17,33 @@ import struct
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fastavro
 
 _HEADER = struct.Struct(">bI")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLI = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
 class Config:
     """What the harness asks of one contender run (written as JSON, path in argv[1])."""
 
-    scenario: str  # "pipeline" (3 stages) or "io" (one stage awaiting io_delay per message)
+    scenario: str  # "pipeline" (3 stages), "io" (one stage awaiting io_delay per message) or "windows"
     bootstrap: str
     registry: str
     group: str  # prefix for consumer groups / app ids; unique per run and contender
-    topics: list[str]  # pipeline: [in, s1->, s2->, out]; io: [in, out]
+    topics: list[str]  # pipeline: [in, s1->, s2->, out]; io and windows: [in, out]
     schemas: dict[str, Any]  # record name -> Avro schema JSON
     schema_ids: dict[str, int]  # topic -> registered id of the schema its values are written with
     messages: int
     io_delay: float
     options: dict[str, Any]  # contender-specific knobs (concurrency, guarantee...)
+    state_dir: str  # where a contender may keep local state (Quix's RocksDB); fresh per run
+    window_ms: int = 0  # windows: size of the tumbling windows, in event-time milliseconds
+    grace_ms: int = 0  # windows: how long after its end a window still takes records
 
     @classmethod
     def load(cls, argv: list[str] | None = None) -> Config:
@@ -89,6 +97,17 @@ def complete(task: dict[str, Any], agent: str = "stage3") -> dict[str, Any]:
         "error": None,
         "duration_ms": 0,
     }
+
+
+def epoch_millis(moment: datetime) -> int:
+    """A decoded ``timestamp-millis`` (fastavro gives an aware datetime) as epoch milliseconds."""
+    return (moment - _EPOCH) // _MILLI
+
+
+def window_summary(key: str, start: int, size: int, count: int) -> dict[str, Any]:
+    """A closed window's result as a ``WindowSummary`` value (times in epoch milliseconds)."""
+    return {"key": key, "start": start, "end": start + size, "count": count, "sum": 0.0,
+            "min": None, "max": None}
 
 
 class StartMarker:

@@ -4,6 +4,11 @@ decode/encode work as everyone else.
 
 Quix's defaults otherwise: at-least-once, synchronous processing one message at a time per
 partition (the I/O scenario sleeps 10 ms per message in sequence).
+
+Windows: ``tumbling_window(...).count().final()`` at Quix's defaults: window state in RocksDB (under
+the run's state directory) backed by changelog topics it creates itself, windows closed per key. The
+same codec is a Quix (de)serializer there, because the timestamp extractor needs the decoded value
+(event time is ``observed_at``).
 """
 
 from __future__ import annotations
@@ -13,8 +18,38 @@ from collections.abc import Callable
 from typing import Any
 
 from quixstreams import Application  # type: ignore[import-not-found,unused-ignore]
+from quixstreams.models.serializers import (  # type: ignore[import-not-found,unused-ignore]
+    Deserializer,
+    SerializationContext,
+    Serializer,
+)
 
-from bench.contenders.common import Config, StartMarker, WireCodec, complete, relay
+from bench.contenders.common import (
+    Config,
+    StartMarker,
+    WireCodec,
+    complete,
+    epoch_millis,
+    relay,
+    window_summary,
+)
+
+
+class _WireDeserializer(Deserializer):  # type: ignore[misc,unused-ignore]
+    def __init__(self, codec: WireCodec) -> None:
+        super().__init__()
+        self._codec = codec
+
+    def __call__(self, value: bytes, ctx: SerializationContext) -> dict[str, Any]:
+        return self._codec.decode(value)
+
+
+class _WireSerializer(Serializer):  # type: ignore[misc,unused-ignore]
+    def __init__(self, codec: WireCodec) -> None:
+        self._codec = codec
+
+    def __call__(self, value: dict[str, Any], ctx: SerializationContext) -> bytes:
+        return self._codec.encode(value)
 
 
 def build(config: Config) -> Application:
@@ -23,7 +58,9 @@ def build(config: Config) -> Application:
         consumer_group=f"{config.group}.quix",
         auto_offset_reset="earliest",
         loglevel="WARNING",
-        auto_create_topics=False,
+        # The harness creates the scenario's topics; Quix creates its windows' changelogs itself.
+        auto_create_topics=config.scenario == "windows",
+        state_dir=config.state_dir,
     )
     requested = config.schemas["TaskRequested"]
     completed = config.schemas["TaskCompleted"]
@@ -56,7 +93,28 @@ def build(config: Config) -> Application:
         app.dataframe(topic(source)).apply(work).to_topic(topic(sink))
 
     t = config.topics
-    if config.scenario == "pipeline":
+    if config.scenario == "windows":
+        size = config.window_ms
+
+        def event_time(value: dict[str, Any], _headers: Any, _timestamp: int, _type: Any) -> int:
+            marker()
+            return epoch_millis(value["observed_at"])
+
+        samples = app.topic(t[0], key_deserializer="str", timestamp_extractor=event_time,
+                            value_deserializer=_WireDeserializer(
+                                WireCodec(config.schemas["MetricSample"], config.schema_ids[t[0]])))
+        summaries = app.topic(t[1], key_serializer="str", value_serializer=_WireSerializer(
+            WireCodec(config.schemas["WindowSummary"], config.schema_ids[t[1]])))
+        (
+            app.dataframe(samples)
+            .tumbling_window(size, grace_ms=config.grace_ms)
+            .count()
+            .final()
+            .apply(lambda w, key, _ts, _headers: window_summary(key, w["start"], size, w["value"]),
+                   metadata=True)
+            .to_topic(summaries)
+        )
+    elif config.scenario == "pipeline":
         stage(t[0], t[1], lambda v: relay(v, 1), requested, first=True, sleep=False)
         stage(t[1], t[2], lambda v: relay(v, 2), requested, first=False, sleep=False)
         stage(t[2], t[3], complete, completed, first=False, sleep=False)

@@ -3,7 +3,9 @@
 Pipeline: three agents (one consumer group each) in one process and one event loop. Handlers build
 typed records (pydantic), ``ctx.send`` them; the runtime decodes, encodes, propagates headers and
 commits after delivery (at-least-once) or in a transaction (``guarantee=ExactlyOnce()``).
-Options from the harness: ``concurrency``, ``ordering``, ``guarantee``.
+Windows: one ``app.windowed`` agent, a reducer counting samples into a ``WindowSummary``; window state
+and stream time live in its tables (in memory, written to their changelog topics).
+Options from the harness: ``concurrency``, ``ordering`` (pipeline, io), ``guarantee``.
 """
 
 from __future__ import annotations
@@ -14,24 +16,43 @@ import os
 from typing import Any
 
 from bench.contenders.common import Config, StartMarker
-from streams import App, AtLeastOnce, ExactlyOnce, Settings
+from streams import App, AtLeastOnce, ExactlyOnce, Settings, Tumbling, Window
 from streams.context import Context
-from streams.events import TaskCompleted, TaskRequested, TaskStatus
+from streams.events import MetricSample, TaskCompleted, TaskRequested, TaskStatus, WindowSummary
 from streams.runner import run_agents
 
 
 def build(config: Config) -> App:
     settings = Settings(kafka_bootstrap_servers=config.bootstrap, schema_registry_url=config.registry)
     app = App(config.group, settings=settings)
+    guarantee = ExactlyOnce() if config.options.get("guarantee") == "exactly_once" else AtLeastOnce()
     options: dict[str, Any] = {
         "start": "earliest",
         "concurrency": int(config.options.get("concurrency", 1)),
         "ordering": config.options.get("ordering", "key"),
-        "guarantee": ExactlyOnce() if config.options.get("guarantee") == "exactly_once" else AtLeastOnce(),
+        "guarantee": guarantee,
     }
     marker = StartMarker()
 
-    if config.scenario == "pipeline":
+    if config.scenario == "windows":
+        samples = app.topic(config.topics[0], value=MetricSample, partitions=1)
+        summaries = app.topic(config.topics[1], value=WindowSummary, partitions=1)
+
+        @app.windowed(
+            samples,
+            Tumbling(size=config.window_ms / 1000, grace=config.grace_ms / 1000),
+            into=summaries,
+            timestamp=lambda sample: sample.observed_at,
+            guarantee=guarantee,
+            start="earliest",
+        )
+        def count(window: Window, current: WindowSummary | None, sample: MetricSample) -> WindowSummary:
+            marker()
+            if current is None:
+                return WindowSummary(key=sample.name, start=window.start_at, end=window.end_at, count=1)
+            return current.model_copy(update={"count": current.count + 1})
+
+    elif config.scenario == "pipeline":
         a, b, c, d = (
             app.topic(config.topics[0], value=TaskRequested, partitions=1),
             app.topic(config.topics[1], value=TaskRequested, partitions=1),
