@@ -8,9 +8,12 @@ re-exports the public surface; importing it starts nothing. The in-memory twin f
 """
 
 from streams.app import App
+from streams.calls import Caller
 from streams.config import Settings
 from streams.context import Context
 from streams.errors import (
+    CallFailed,
+    CallTimeout,
     ConfigError,
     DeserializationError,
     LateRecord,
@@ -35,6 +38,9 @@ from streams.windows import Hopping, Session, Sliding, Tumbling, Window
 __all__ = [
     "App",
     "AtLeastOnce",
+    "CallFailed",
+    "CallTimeout",
+    "Caller",
     "ConfigError",
     "Context",
     "DeserializationError",

@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from streams.agent import Agent, Handler, StartFrom
 from streams.config import Settings
 from streams.errors import ConfigError
+from streams.events import Reply
 from streams.middleware import Middleware
 from streams.options import AtLeastOnce, Guarantee, Limits
 from streams.retry import NO_RETRY, Retry
 from streams.runtime.lanes import Ordering
 from streams.serde.record import Record
+from streams.specialists import Specialist, SpecialistFunction, SpecialistHandler
 from streams.tables import Table
 from streams.topics import CleanupPolicy, Topic
 from streams.windows.aggregation import Emit, EventTime, Late, WindowedAggregation
@@ -21,6 +23,7 @@ from streams.windows.spec import WindowSpec
 
 V = TypeVar("V", bound=Record)
 A = TypeVar("A", bound=Record)
+Out = TypeVar("Out", bound=Record)
 
 
 class App:
@@ -36,6 +39,7 @@ class App:
         self.topics: dict[str, Topic[Any]] = {}
         self.agents: dict[str, Agent[Any]] = {}
         self.tables: dict[str, Table[Any]] = {}
+        self.specialists: dict[str, Specialist[Any, Any]] = {}
         self.middleware: list[Middleware] = list(middleware)
 
     def topic(
@@ -189,3 +193,51 @@ class App:
             return reduce
 
         return register
+
+    def specialist(
+        self,
+        capability: str,
+        *,
+        input: type[V],
+        output: type[Out],
+        partitions: int = 6,
+        name: str | None = None,
+        concurrency: int = 1,
+        ordering: Ordering = "key",
+        guarantee: Guarantee = AtLeastOnce(),
+        retry: Retry = NO_RETRY,
+        limits: Limits = Limits(),
+    ) -> Callable[[SpecialistFunction[V, Out]], SpecialistFunction[V, Out]]:
+        """Register ``async def f(request: input, ctx) -> output`` as the specialist for ``capability``.
+
+        It consumes ``<app>.<capability>.requests`` (``input`` records) as consumer group
+        ``<app>.<name>`` (``name`` defaults to the capability) and answers each request that names a
+        reply topic with a :class:`~streams.events.Reply`: the output, or the error left after
+        ``retry``. Call it with :class:`streams.Caller` (or ``TestApp.call``). The other options are
+        an agent's.
+        """
+        if not capability or not capability.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"illegal capability {capability!r}: use letters, digits, '_' and '-'")
+        if capability in self.specialists:
+            raise ConfigError(f"app {self.name} already has a specialist for {capability}")
+        requests = self.topic(f"{self.name}.{capability}.requests", value=input, partitions=partitions)
+        specialist = Specialist(capability, requests, output, self.replies_topic())
+
+        def register(function: SpecialistFunction[V, Out]) -> SpecialistFunction[V, Out]:
+            self.agent(
+                requests,
+                name=name or capability,
+                concurrency=concurrency,
+                ordering=ordering,
+                guarantee=guarantee,
+                retry=retry,
+                limits=limits,
+            )(SpecialistHandler(specialist, function, retry))
+            self.specialists[capability] = specialist
+            return function
+
+        return register
+
+    def replies_topic(self) -> Topic[Reply]:
+        """``<app>.replies``: where this app's callers receive their answers."""
+        return self.topic(f"{self.name}.replies", value=Reply, partitions=6)

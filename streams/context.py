@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams import headers as hdr
 from streams.errors import ConfigError
+from streams.serde.payloads import Payloads
 from streams.serde.record import Record
 from streams.state.view import TableView
 from streams.tables import Table
@@ -46,6 +47,7 @@ class Context:
         "_on_send",
         "_open_table",
         "_outbox",
+        "_payloads",
         "_propagate_trace",
         "_sent",
         "_views",
@@ -75,6 +77,7 @@ class Context:
         outbox: Outbox,
         on_send: SendHook | None = None,
         open_table: TableOpener | None = None,
+        payloads: Payloads | None = None,
         propagate_trace: bool = True,
     ) -> None:
         self.agent = agent
@@ -92,6 +95,7 @@ class Context:
         self._outbox = outbox
         self._on_send = on_send
         self._open_table = open_table
+        self._payloads = payloads
         self._views: dict[str, TableView[Any]] | None = None  # made on first use: most calls open none
         self._propagate_trace = propagate_trace
         self._sent = 0
@@ -109,6 +113,13 @@ class Context:
                 )
             view = self._views[table.name] = self._open_table(table, self.partition)
         return view
+
+    @property
+    def payloads(self) -> Payloads:
+        """Encodes and decodes records carried inside other records (wire format, schema id first)."""
+        if self._payloads is None:
+            raise ConfigError("this context has no schema registry to encode nested records with")
+        return self._payloads
 
     def opened_tables(self) -> list[TableView[Any]]:
         """The tables this call opened (the worker applies and logs their writes on success)."""

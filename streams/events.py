@@ -17,6 +17,8 @@ __all__ = [
     'AgentHeartbeat',
     'Alert',
     'MetricSample',
+    'Reply',
+    'ReplyStatus',
     'Severity',
     'TaskCompleted',
     'TaskRequested',
@@ -126,6 +128,54 @@ class MetricSample(Record):
     value: float
     labels: dict[str, str] = Field(default_factory=dict)
     observed_at: datetime
+
+
+class ReplyStatus(StrEnum):
+    OK = 'OK'
+    FAILED = 'FAILED'
+
+
+class Reply(Record):
+    """A specialist's answer to one request, sent to the topic and key the request named in its headers."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'Reply',
+     'namespace': 'streams.orchestration',
+     'doc': "A specialist's answer to one request, sent to the topic and key the request named in "
+            'its headers.',
+     'fields': [{'name': 'request_id',
+                 'type': 'string',
+                 'doc': 'The message id of the request answered.'},
+                {'name': 'capability', 'type': 'string'},
+                {'name': 'status',
+                 'type': {'type': 'enum', 'name': 'ReplyStatus', 'symbols': ['OK', 'FAILED']}},
+                {'name': 'payload',
+                 'type': ['null', 'bytes'],
+                 'default': None,
+                 'doc': 'The output record in the Confluent wire format (schema id first), when '
+                        'OK.'},
+                {'name': 'error',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'Why it failed, when FAILED.'},
+                {'name': 'error_class', 'type': ['null', 'string'], 'default': None},
+                {'name': 'attempts', 'type': 'int', 'default': 1},
+                {'name': 'replied_by', 'type': 'string', 'doc': 'The agent that answered.'},
+                {'name': 'replied_at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+
+    request_id: str = Field(description='The message id of the request answered.')
+    capability: str
+    status: ReplyStatus
+    payload: bytes | None = Field(
+        default=None,
+        description='The output record in the Confluent wire format (schema id first), when OK.',
+    )
+    error: str | None = Field(default=None, description='Why it failed, when FAILED.')
+    error_class: str | None = Field(default=None)
+    attempts: int = Field(default=1)
+    replied_by: str = Field(description='The agent that answered.')
+    replied_at: datetime
 
 
 class TaskStatus(StrEnum):

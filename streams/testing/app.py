@@ -19,11 +19,13 @@ from typing import Any, TypeVar
 from streams import headers as hdr
 from streams.agent import Agent
 from streams.app import App
-from streams.errors import ConfigError
+from streams.errors import CallTimeout, ConfigError
 from streams.middleware import Chain
 from streams.serde.codec import AvroEncoder, RecordDecoder, encode_key
+from streams.serde.payloads import Payloads
 from streams.serde.record import Record
 from streams.serde.registry import InMemoryRegistry, subject_for
+from streams.specialists import answer, request_headers
 from streams.tables import Table
 from streams.testing.broker import BrokerSender, InMemoryBroker, InMemoryIds, StoredMessage
 from streams.timestamps import epoch_millis
@@ -101,6 +103,7 @@ class TestApp:
         self.app = app
         self.clock = clock or FakeClock()
         self.registry = InMemoryRegistry()
+        self.payloads = Payloads(self.registry)
         self.broker = InMemoryBroker(self.clock.millis)
         self._encoders: dict[str, AvroEncoder] = {}
         for topic in app.topics.values():
@@ -150,6 +153,35 @@ class TestApp:
         if settle:
             await self.settle()
         return origin[0][1].decode()
+
+    async def call(
+        self,
+        capability: str,
+        value: Record,
+        *,
+        key: str | bytes | None = None,
+        correlation_id: str | None = None,
+    ) -> Any:
+        """Ask the app's specialist for ``capability``, as :class:`streams.Caller` does, and return its
+        typed output once everything has settled; :class:`CallFailed` if it failed, :class:`CallTimeout`
+        if nothing answered."""
+        specialist = self.app.specialists.get(capability)
+        if specialist is None:
+            known = ", ".join(self.app.specialists) or "none"
+            raise ConfigError(
+                f"app {self.app.name} has no specialist for {capability}; capabilities: {known}"
+            )
+        request_id = await self.publish(
+            specialist.requests,
+            value,
+            key=key,
+            correlation_id=correlation_id,
+            headers=request_headers(specialist.replies, "test"),
+        )
+        for reply in self.sent(specialist.replies):
+            if reply.request_id == request_id:
+                return answer(reply, specialist, self.payloads)
+        raise CallTimeout(f"no answer from {capability} to request {request_id}")
 
     async def publish_raw(
         self,
@@ -293,6 +325,7 @@ class _TwinWorker:
             middleware=Chain(test_app.app.middleware),
             dedup=ids,
             tables=tables,
+            payloads=test_app.payloads,
             sleep=test_app.clock.sleep,
         )
         self._processor = Processor(agent, handler, self.stats, on_fatal=self._fail, dedup=ids)

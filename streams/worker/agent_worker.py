@@ -23,6 +23,7 @@ from streams.agent import Agent
 from streams.config import Settings
 from streams.middleware import Chain, Middleware
 from streams.serde.codec import RecordDecoder
+from streams.serde.payloads import Payloads
 from streams.serde.registry import SchemaRegistry
 from streams.transport import clients
 from streams.transport.async_producer import AsyncProducer
@@ -112,6 +113,7 @@ class AgentWorker:
             middleware=self._middleware,
             dedup=self._dedup,
             tables=tables,
+            payloads=Payloads(self._registry),
             propagate_trace=self.settings.streams_tracing,
         )
         poller = self._poller = PollingConsumer(

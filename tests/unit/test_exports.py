@@ -11,6 +11,9 @@ pytestmark = pytest.mark.unit
 EXPECTED = [
     "App",
     "AtLeastOnce",
+    "CallFailed",
+    "CallTimeout",
+    "Caller",
     "ConfigError",
     "Context",
     "DeserializationError",
