@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from streams.agent import Agent, Handler, StartFrom
 from streams.config import Settings
 from streams.errors import ConfigError
-from streams.events import Reply
+from streams.events import WorkflowEvent
 from streams.middleware import Middleware
 from streams.options import AtLeastOnce, Guarantee, Limits
 from streams.retry import NO_RETRY, Retry
@@ -212,7 +212,7 @@ class App:
 
         It consumes ``<app>.<capability>.requests`` (``input`` records) as consumer group
         ``<app>.<name>`` (``name`` defaults to the capability) and answers each request that names a
-        reply topic with a :class:`~streams.events.Reply`: the output, or the error left after
+        reply topic with a :class:`~streams.events.WorkflowEvent`: the output, or the error left after
         ``retry``. Call it with :class:`streams.Caller` (or ``TestApp.call``). The other options are
         an agent's.
         """
@@ -238,6 +238,6 @@ class App:
 
         return register
 
-    def replies_topic(self) -> Topic[Reply]:
+    def replies_topic(self) -> Topic[WorkflowEvent]:
         """``<app>.replies``: where this app's callers receive their answers."""
-        return self.topic(f"{self.name}.replies", value=Reply, partitions=6)
+        return self.topic(f"{self.name}.replies", value=WorkflowEvent, partitions=6)

@@ -17,7 +17,7 @@ from streams import headers as hdr
 from streams.app import App
 from streams.config import Settings
 from streams.errors import CallTimeout, ConfigError, DeserializationError
-from streams.events import Reply
+from streams.events import WorkflowEvent
 from streams.publish import Publisher
 from streams.serde.codec import RecordDecoder
 from streams.serde.payloads import Payloads
@@ -40,9 +40,9 @@ class Caller:
         self._settings = settings or app.settings
         self._publisher = Publisher(self._settings, registry)
         self._payloads = Payloads(self._publisher.registry)
-        self._decode_reply = RecordDecoder(self._publisher.registry, Reply)
+        self._decode_reply = RecordDecoder(self._publisher.registry, WorkflowEvent)
         self._id = hdr.new_id()
-        self._waiting: dict[str, asyncio.Future[Reply]] = {}
+        self._waiting: dict[str, asyncio.Future[WorkflowEvent]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._follower: TopicFollower | None = None
 
@@ -81,7 +81,7 @@ class Caller:
             raise ConfigError(
                 f"app {self._app.name} has no specialist for {capability}; capabilities: {known}"
             )
-        waiting: asyncio.Future[Reply] = self._loop.create_future()
+        waiting: asyncio.Future[WorkflowEvent] = self._loop.create_future()
         request_id = self._publisher.publish(
             specialist.requests,
             value,
@@ -120,7 +120,7 @@ class Caller:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._deliver, reply)
 
-    def _deliver(self, reply: Reply) -> None:
-        waiting = self._waiting.get(reply.request_id)
+    def _deliver(self, reply: WorkflowEvent) -> None:
+        waiting = self._waiting.get(reply.request_id or "")
         if waiting is not None and not waiting.done():
             waiting.set_result(reply)

@@ -1,9 +1,10 @@
 """Specialists: agents reached by capability, whose return value goes back to whoever asked.
 
 A request is a typed record on the capability's request topic; its headers say where the answer goes
-(``reply-to``, a topic of :class:`~streams.events.Reply` records, and ``reply-key``). The specialist
-answers with a ``Reply`` carrying its output as a nested record (wire format, schema id first), or the
-failure that remained after its retries, so a caller is never left waiting on an error.
+(``reply-to``, a topic of :class:`~streams.events.WorkflowEvent` records, and ``reply-key``: a workflow
+id, or a caller's). The specialist answers with a ``STEP_SUCCEEDED`` event carrying its output as a
+nested record (wire format, schema id first), or ``STEP_FAILED`` with the error that remained after its
+retries, so a caller is never left waiting on an error.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from streams import headers as hdr
 from streams.context import Context
 from streams.errors import CallFailed, ConfigError
-from streams.events import Reply, ReplyStatus
+from streams.events import WorkflowEvent, WorkflowEventKind
 from streams.retry import Retry
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
@@ -39,7 +40,7 @@ class Specialist(Generic[In, Out]):
     capability: str
     requests: Topic[In]
     output: type[Out]
-    replies: Topic[Reply]
+    replies: Topic[WorkflowEvent]
 
     def __post_init__(self) -> None:
         if not (isinstance(self.output, type) and issubclass(self.output, Record)):
@@ -55,7 +56,7 @@ class SpecialistHandler(Generic[In, Out]):
         self._specialist = specialist
         self._function = function
         self._retry = retry
-        self._reply_topics: dict[str, Topic[Reply]] = {specialist.replies.name: specialist.replies}
+        self._reply_topics: dict[str, Topic[WorkflowEvent]] = {specialist.replies.name: specialist.replies}
         self.__name__ = getattr(function, "__name__", specialist.capability)
 
     async def __call__(self, request: In, ctx: Context) -> None:
@@ -78,45 +79,49 @@ class SpecialistHandler(Generic[In, Out]):
                 type(exc).__name__,
                 exc,
             )
-            await self._reply(ctx, reply_to, ReplyStatus.FAILED, error=exc)
+            await self._reply(ctx, reply_to, WorkflowEventKind.STEP_FAILED, error=exc)
             return
         if reply_to is not None:
-            await self._reply(ctx, reply_to, ReplyStatus.OK, payload=ctx.payloads.encode(output))
+            await self._reply(
+                ctx, reply_to, WorkflowEventKind.STEP_SUCCEEDED, payload=ctx.payloads.encode(output)
+            )
 
     async def _reply(
         self,
         ctx: Context,
         reply_to: str,
-        status: ReplyStatus,
+        kind: WorkflowEventKind,
         *,
         payload: bytes | None = None,
         error: BaseException | None = None,
     ) -> None:
         topic = self._reply_topics.get(reply_to)
         if topic is None:
-            topic = self._reply_topics[reply_to] = Topic(reply_to, value=Reply)
-        reply = Reply(
+            topic = self._reply_topics[reply_to] = Topic(reply_to, value=WorkflowEvent)
+        reply_key = ctx.headers.get(hdr.REPLY_KEY, "")
+        reply = WorkflowEvent(
+            kind=kind,
+            workflow_id=reply_key,
+            name=self._specialist.capability,
             request_id=ctx.message_id,
-            capability=self._specialist.capability,
-            status=status,
             payload=payload,
             error=None if error is None else f"{type(error).__name__}: {error}",
             error_class=None if error is None else f"{type(error).__module__}.{type(error).__qualname__}",
             attempts=ctx.attempt,
-            replied_by=ctx.agent,
-            replied_at=datetime.fromtimestamp(time.time(), UTC),
+            sender=ctx.agent,
+            at=datetime.fromtimestamp(time.time(), UTC),
         )
-        await ctx.send(topic, reply, key=ctx.headers.get(hdr.REPLY_KEY))
+        await ctx.send(topic, reply, key=reply_key)
 
 
-def request_headers(replies: Topic[Reply], reply_key: str) -> hdr.Headers:
+def request_headers(replies: Topic[WorkflowEvent], reply_key: str) -> hdr.Headers:
     """What a request carries beside its identity: where and under which key to answer."""
     return [(hdr.REPLY_TO, replies.name.encode()), (hdr.REPLY_KEY, reply_key.encode())]
 
 
-def answer(reply: Reply, specialist: Specialist[Any, Out], payloads: Payloads) -> Out:
+def answer(reply: WorkflowEvent, specialist: Specialist[Any, Out], payloads: Payloads) -> Out:
     """The output a reply carries, or :class:`CallFailed` with the specialist's error."""
-    if reply.status is ReplyStatus.FAILED or reply.payload is None:
+    if reply.kind is not WorkflowEventKind.STEP_SUCCEEDED or reply.payload is None:
         raise CallFailed(
             f"{specialist.capability} failed after {reply.attempts} attempt(s): {reply.error}",
             capability=specialist.capability,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams import App, CallFailed, ConfigError, Context, Retry
-from streams.events import ReplyStatus, TaskCompleted, TaskRequested, TaskStatus
+from streams.events import TaskCompleted, TaskRequested, TaskStatus, WorkflowEventKind
 from streams.testing import TestApp
 
 pytestmark = pytest.mark.unit
@@ -39,7 +39,7 @@ async def test_a_call_returns_the_specialists_typed_output() -> None:
             task_id="t1", agent="research", status=TaskStatus.SUCCEEDED, result="WHY"
         )
         [reply] = t.messages(app.replies_topic())
-        assert reply.value.status is ReplyStatus.OK
+        assert reply.value.kind is WorkflowEventKind.STEP_SUCCEEDED
         assert reply.key == "test", "answered under the key the request named"
         assert reply.headers["correlation-id"] == "case-7", "the answer belongs to the caller's piece of work"
         assert t.stats("research").processed == 1
