@@ -24,6 +24,7 @@ from streams.errors import (
     StreamsError,
     TopicError,
     TransportError,
+    WorkflowFailed,
 )
 from streams.middleware import Middleware
 from streams.options import AtLeastOnce, ExactlyOnce, Limits
@@ -34,6 +35,7 @@ from streams.serde.record import Record
 from streams.tables import Table
 from streams.topics import Topic
 from streams.windows import Hopping, Session, Sliding, Tumbling, Window
+from streams.workflows import Workflow
 
 __all__ = [
     "App",
@@ -66,5 +68,7 @@ __all__ = [
     "TransportError",
     "Tumbling",
     "Window",
+    "Workflow",
+    "WorkflowFailed",
     "run_agents",
 ]

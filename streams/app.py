@@ -10,7 +10,7 @@ from streams.config import Settings
 from streams.errors import ConfigError
 from streams.events import WorkflowEvent
 from streams.middleware import Middleware
-from streams.options import AtLeastOnce, Guarantee, Limits
+from streams.options import AtLeastOnce, ExactlyOnce, Guarantee, Limits
 from streams.retry import NO_RETRY, Retry
 from streams.runtime.lanes import Ordering
 from streams.serde.record import Record
@@ -20,6 +20,8 @@ from streams.topics import CleanupPolicy, Topic
 from streams.windows.aggregation import Emit, EventTime, Late, WindowedAggregation
 from streams.windows.kinds import Merger, Reducer
 from streams.windows.spec import WindowSpec
+from streams.workflows.engine import JOURNAL, WorkflowDefinition, WorkflowEngine
+from streams.workflows.replay import WorkflowFunction
 
 V = TypeVar("V", bound=Record)
 A = TypeVar("A", bound=Record)
@@ -40,6 +42,7 @@ class App:
         self.agents: dict[str, Agent[Any]] = {}
         self.tables: dict[str, Table[Any]] = {}
         self.specialists: dict[str, Specialist[Any, Any]] = {}
+        self.workflows: dict[str, WorkflowDefinition] = {}
         self.middleware: list[Middleware] = list(middleware)
 
     def topic(
@@ -241,3 +244,44 @@ class App:
     def replies_topic(self) -> Topic[WorkflowEvent]:
         """``<app>.replies``: where this app's callers receive their answers."""
         return self.topic(f"{self.name}.replies", value=WorkflowEvent, partitions=6)
+
+    def workflow(
+        self,
+        *,
+        input: type[V],
+        output: type[Out],
+        name: str | None = None,
+        partitions: int = 6,
+        concurrency: int = 64,
+        limits: Limits = Limits(),
+    ) -> Callable[[WorkflowFunction], WorkflowFunction]:
+        """Register ``async def f(value: input, wf: Workflow) -> output`` as a durable workflow.
+
+        Its events (started, each step's answer, its end) go to ``<app>.<name>.events`` keyed by
+        workflow id; an exactly-once engine agent named ``name`` (the function's name by default) keeps
+        each workflow's journal in its table ``journal`` and runs the code against it on every event.
+        Start one with :meth:`streams.Client.start` (or ``TestApp.start``). ``concurrency`` workflows
+        advance at once, each one event at a time.
+        """
+
+        def register(function: WorkflowFunction) -> WorkflowFunction:
+            workflow_name = name or function.__name__
+            if workflow_name in self.workflows:
+                raise ConfigError(f"app {self.name} already has a workflow named {workflow_name}")
+            events = self.topic(
+                f"{self.name}.{workflow_name}.events", value=WorkflowEvent, partitions=partitions
+            )
+            definition = WorkflowDefinition(workflow_name, input, output, function, events)
+            self.agent(
+                events,
+                name=workflow_name,
+                concurrency=concurrency,
+                ordering="key",
+                guarantee=ExactlyOnce(),
+                limits=limits,
+                tables=[JOURNAL],
+            )(WorkflowEngine(definition, self.specialists))
+            self.workflows[workflow_name] = definition
+            return function
+
+        return register

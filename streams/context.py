@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams import headers as hdr
@@ -125,23 +125,36 @@ class Context:
         """The tables this call opened (the worker applies and logs their writes on success)."""
         return list(self._views.values()) if self._views else []
 
-    async def send(self, topic: Topic[V], value: V, *, key: str | bytes | None = _SAME_KEY) -> None:
+    async def send(
+        self,
+        topic: Topic[V],
+        value: V,
+        *,
+        key: str | bytes | None = _SAME_KEY,
+        message_id: str | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
         """Send ``value`` to ``topic``. Returns once queued; the runtime confirms delivery before it
-        commits the input message, so an acknowledged input never loses its outputs."""
+        commits the input message, so an acknowledged input never loses its outputs.
+
+        ``message_id`` names the output when its id must be known beforehand (a request whose answer
+        will cite it); it must be the same each time this message is handled, as the derived default
+        is. ``headers`` are added to the identity and trace headers."""
         if not isinstance(value, topic.value):
             raise TypeError(f"{topic.name} takes {topic.value.__name__}, not {type(value).__name__}")
         out_key = self.key if key is _SAME_KEY else key
-        child_id = hdr.derived_id(self.message_id, self.agent, self._sent)
+        child_id = message_id or hdr.derived_id(self.message_id, self.agent, self._sent)
         self._sent += 1
-        headers = hdr.child_headers(self.message_id, self.correlation_id, child_id)
-        headers.append((hdr.SENT_BY, self.agent.encode()))
+        out_headers = hdr.child_headers(self.message_id, self.correlation_id, child_id)
+        out_headers.append((hdr.SENT_BY, self.agent.encode()))
+        out_headers += headers
         if self._propagate_trace:
             # W3C trace context flows from input to output; a tracing middleware replaces it with
             # its producer span's context when spans are being recorded.
             for name in (hdr.TRACEPARENT, hdr.TRACESTATE):
                 trace_value = self.headers.get(name)
                 if trace_value:
-                    headers.append((name, trace_value.encode()))
+                    out_headers.append((name, trace_value.encode()))
         if self._on_send is not None:
-            headers = self._on_send(self, topic.name, headers)
-        await self._outbox.put(topic, value, out_key, headers)
+            out_headers = self._on_send(self, topic.name, out_headers)
+        await self._outbox.put(topic, value, out_key, out_headers)

@@ -13,7 +13,8 @@ The tree::
     ├── TransportError              the Kafka client reported an error; ``retriable`` from librdkafka
     ├── LateRecord                  a record for windows that have closed (counted; dead-lettered if asked)
     ├── CallFailed                  a specialist answered a call with a failure
-    └── CallTimeout                 no answer to a call within its timeout
+    ├── CallTimeout                 no answer to a call within its timeout
+    └── WorkflowFailed              a workflow ended with an error
 
 Behaviour lives in class data (``retriable``) so callers branch on a flag, not on a list of classes.
 The CLI prints ``str(error)`` of these as one line; anything else is a bug and keeps its traceback.
@@ -86,3 +87,11 @@ class CallTimeout(StreamsError):
     """No specialist answered a call within its timeout. The request may still be handled later."""
 
     retriable = True
+
+
+class WorkflowFailed(StreamsError):
+    """A workflow's code raised (or changed under it): it ended FAILED with ``str(self)`` as the reason."""
+
+    def __init__(self, message: str, *, error_class: str | None) -> None:
+        super().__init__(message)
+        self.error_class = error_class

@@ -20,6 +20,7 @@ from streams import headers as hdr
 from streams.agent import Agent
 from streams.app import App
 from streams.errors import CallTimeout, ConfigError
+from streams.events import WorkflowJournal
 from streams.middleware import Chain
 from streams.serde.codec import AvroEncoder, RecordDecoder, encode_key
 from streams.serde.payloads import Payloads
@@ -39,6 +40,8 @@ from streams.worker.outbox import Encoders
 from streams.worker.processing import Processor
 from streams.worker.stats import WorkerStats
 from streams.worker.tables import AgentTables
+from streams.workflows.engine import JOURNAL, WorkflowDefinition
+from streams.workflows.messages import ENDINGS, result_of, start_event
 
 V = TypeVar("V", bound=Record)
 TP = tuple[str, int]
@@ -182,6 +185,37 @@ class TestApp:
             if reply.request_id == request_id:
                 return answer(reply, specialist, self.payloads)
         raise CallTimeout(f"no answer from {capability} to request {request_id}")
+
+    async def start(self, workflow: str, value: Record, *, workflow_id: str | None = None) -> str:
+        """Start workflow ``workflow`` with ``value`` (as :meth:`streams.Client.start` does) and let
+        everything settle; returns the workflow id."""
+        definition = self._workflow(workflow)
+        workflow_id = workflow_id or hdr.new_id()
+        event = start_event(definition, value, workflow_id, self.payloads, "test", self.clock.millis())
+        await self.publish(definition.events, event, key=workflow_id)
+        return workflow_id
+
+    def result(self, workflow: str, workflow_id: str) -> Any:
+        """The output of a workflow that has ended; :class:`WorkflowFailed` if it failed, and
+        :class:`CallTimeout` while it has not ended."""
+        definition = self._workflow(workflow)
+        for event in self.sent(definition.events):
+            if event.workflow_id == workflow_id and event.kind in ENDINGS:
+                return result_of(event, definition, self.payloads)
+        raise CallTimeout(f"workflow {workflow} ({workflow_id}) has not ended")
+
+    def journal(self, workflow: str, workflow_id: str) -> WorkflowJournal | None:
+        """A workflow's journal as its engine keeps it."""
+        self._workflow(workflow)
+        found: WorkflowJournal | None = self.table(workflow, JOURNAL).get(workflow_id)
+        return found
+
+    def _workflow(self, name: str) -> WorkflowDefinition:
+        definition = self.app.workflows.get(name)
+        if definition is None:
+            known = ", ".join(self.app.workflows) or "none"
+            raise ConfigError(f"app {self.app.name} has no workflow {name}; workflows: {known}")
+        return definition
 
     async def publish_raw(
         self,

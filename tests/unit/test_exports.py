@@ -39,6 +39,8 @@ EXPECTED = [
     "TransportError",
     "Tumbling",
     "Window",
+    "Workflow",
+    "WorkflowFailed",
     "run_agents",
 ]
 
