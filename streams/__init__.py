@@ -8,7 +8,7 @@ re-exports the public surface; importing it starts nothing. The in-memory twin f
 """
 
 from streams.app import App
-from streams.calls import Caller
+from streams.client import Client
 from streams.config import Settings
 from streams.context import Context
 from streams.errors import (
@@ -42,7 +42,7 @@ __all__ = [
     "AtLeastOnce",
     "CallFailed",
     "CallTimeout",
-    "Caller",
+    "Client",
     "ConfigError",
     "Context",
     "DeserializationError",

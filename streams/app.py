@@ -216,7 +216,7 @@ class App:
         It consumes ``<app>.<capability>.requests`` (``input`` records) as consumer group
         ``<app>.<name>`` (``name`` defaults to the capability) and answers each request that names a
         reply topic with a :class:`~streams.events.WorkflowEvent`: the output, or the error left after
-        ``retry``. Call it with :class:`streams.Caller` (or ``TestApp.call``). The other options are
+        ``retry``. Call it with :class:`streams.Client` (or ``TestApp.call``). The other options are
         an agent's.
         """
         if not capability or not capability.replace("-", "").replace("_", "").isalnum():

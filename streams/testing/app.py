@@ -165,7 +165,7 @@ class TestApp:
         key: str | bytes | None = None,
         correlation_id: str | None = None,
     ) -> Any:
-        """Ask the app's specialist for ``capability``, as :class:`streams.Caller` does, and return its
+        """Ask the app's specialist for ``capability``, as :class:`streams.Client` does, and return its
         typed output once everything has settled; :class:`CallFailed` if it failed, :class:`CallTimeout`
         if nothing answered."""
         specialist = self.app.specialists.get(capability)

@@ -17,7 +17,7 @@ from streams.config import Settings
 from streams.errors import TopicError, TransportError
 from streams.transport import clients
 
-log = logging.getLogger("streams.calls")
+log = logging.getLogger("streams.client")
 
 
 class TopicFollower:

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from streams import App, Caller, CallFailed, CallTimeout, Context, ExactlyOnce, Settings
+from streams import App, CallFailed, CallTimeout, Client, Context, ExactlyOnce, Settings
 from streams.admin import TopicAdmin
 from streams.events import TaskCompleted, TaskRequested, TaskStatus
 from streams.serde.registry import ConfluentRegistry
@@ -42,16 +42,16 @@ async def test_concurrent_calls_each_get_their_own_typed_answer(
 ) -> None:
     app = _app(settings)
     TopicAdmin(settings, registry).apply(list(app.topics.values()))
-    async with running(app, ["research"]), Caller(app, registry=registry) as caller:
+    async with running(app, ["research"]), Client(app, registry=registry) as client:
         tasks = [TaskRequested(task_id=f"t{i}", capability="research", payload=f"q{i}") for i in range(40)]
         answers = await asyncio.gather(
-            *(caller.call("research", t, key=t.task_id, timeout=60) for t in tasks)
+            *(client.call("research", t, key=t.task_id, timeout=60) for t in tasks)
         )
         assert [a.result for a in answers] == [f"q{i}"[::-1] for i in range(40)]
         with pytest.raises(
             CallFailed, match="research failed after 1 attempt\\(s\\): ValueError: cannot research"
         ):
-            await caller.call("research", TaskRequested(task_id="bad", capability="research", payload="fail"))
+            await client.call("research", TaskRequested(task_id="bad", capability="research", payload="fail"))
 
 
 async def test_a_call_nobody_answers_times_out_with_a_hint(
@@ -59,11 +59,11 @@ async def test_a_call_nobody_answers_times_out_with_a_hint(
 ) -> None:
     app = _app(settings)
     TopicAdmin(settings, registry).apply(list(app.topics.values()))
-    async with Caller(app, registry=registry) as caller:
+    async with Client(app, registry=registry) as client:
         with pytest.raises(
             CallTimeout, match=r"no answer from idle within 1s .*is a worker of spec-\w+ running it\?"
         ):
-            await caller.call("idle", TaskRequested(task_id="t", capability="idle", payload=""), timeout=1)
+            await client.call("idle", TaskRequested(task_id="t", capability="idle", payload=""), timeout=1)
 
 
 async def test_two_callers_never_see_each_others_answers(
@@ -73,8 +73,8 @@ async def test_two_callers_never_see_each_others_answers(
     TopicAdmin(settings, registry).apply(list(app.topics.values()))
     async with (
         running(app, ["research"]),
-        Caller(app, registry=registry) as one,
-        Caller(app, registry=registry) as two,
+        Client(app, registry=registry) as one,
+        Client(app, registry=registry) as two,
     ):
         first, second = await asyncio.gather(
             one.call(

@@ -13,7 +13,7 @@ EXPECTED = [
     "AtLeastOnce",
     "CallFailed",
     "CallTimeout",
-    "Caller",
+    "Client",
     "ConfigError",
     "Context",
     "DeserializationError",
