@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from streams.windows.kinds import Merger, Reducer
 from streams.windows.spec import WindowSpec
 from streams.workflows.engine import JOURNAL, WorkflowDefinition, WorkflowEngine
 from streams.workflows.replay import WorkflowFunction
+from streams.workflows.timers import TimerTicker
 
 V = TypeVar("V", bound=Record)
 A = TypeVar("A", bound=Record)
@@ -281,6 +283,9 @@ class App:
                 limits=limits,
                 tables=[JOURNAL],
             )(WorkflowEngine(definition, self.specialists))
+            engine = self.agents[workflow_name]
+            ticker = TimerTicker(JOURNAL, events, sender=engine.group_id)
+            self.agents[workflow_name] = dataclasses.replace(engine, ticker=ticker)
             self.workflows[workflow_name] = definition
             return function
 

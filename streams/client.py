@@ -29,7 +29,7 @@ from streams.serde.registry import SchemaRegistry
 from streams.specialists import answer, request_headers
 from streams.transport.follower import TopicFollower
 from streams.workflows.engine import WorkflowDefinition
-from streams.workflows.messages import ENDINGS, result_of, start_event
+from streams.workflows.messages import ENDINGS, result_of, signal_event, start_event
 
 log = logging.getLogger("streams.client")
 
@@ -129,6 +129,18 @@ class Client:
         await asyncio.to_thread(self._publisher.flush, self._settings.kafka_timeout)
         return workflow_id
 
+    async def signal(
+        self, workflow: str, workflow_id: str, name: str, value: Record, *, correlation_id: str | None = None
+    ) -> None:
+        """Send signal ``name`` carrying ``value`` to a workflow (``wf.signal(name, type)`` receives it;
+        one sent before the code asks is kept for it)."""
+        definition = self._definition(workflow)
+        event = signal_event(
+            definition, workflow_id, name, value, self._payloads, f"client-{self._id}", _now_ms()
+        )
+        self._publisher.publish(definition.events, event, key=workflow_id, correlation_id=correlation_id)
+        await asyncio.to_thread(self._publisher.flush, self._settings.kafka_timeout)
+
     async def result(self, workflow: str, workflow_id: str, *, timeout: float = 60.0) -> Any:  # noqa: ASYNC109
         """The typed output of a workflow this client started (or awaits from before it ends); raises
         :class:`~streams.errors.WorkflowFailed` if it failed, :class:`CallTimeout` after ``timeout``."""
@@ -150,14 +162,18 @@ class Client:
             ending = self._endings[workflow_id] = self._loop.create_future()
         return ending
 
-    async def _follow(self, workflow: str) -> WorkflowDefinition:
-        """The workflow's definition, with its event topic followed from now on."""
+    def _definition(self, workflow: str) -> WorkflowDefinition:
         if self._loop is None:
             raise ConfigError("use the Client inside `async with Client(app) as client:`")
         definition = self._app.workflows.get(workflow)
         if definition is None:
             known = ", ".join(self._app.workflows) or "none"
             raise ConfigError(f"app {self._app.name} has no workflow {workflow}; workflows: {known}")
+        return definition
+
+    async def _follow(self, workflow: str) -> WorkflowDefinition:
+        """The workflow's definition, with its event topic followed from now on."""
+        definition = self._definition(workflow)
         if workflow not in self._workflow_followers:
             follower = TopicFollower(self._settings, definition.events.name, self._on_workflow_event)
             await asyncio.to_thread(follower.start)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams import headers as hdr
@@ -34,6 +34,22 @@ TableOpener = Callable[[Table[Any], int], TableView[Any]]
 SendHook = Callable[["Context", str, hdr.Headers], hdr.Headers]
 """Called on every send with the headers about to go out; returns the headers to send (middleware's
 ``on_send``, bound by the worker, so this module needs nothing of middleware)."""
+
+
+TickSend = Callable[["Topic[Any]", Record, str | bytes | None], Awaitable[None]]
+"""Sends one record outside any transaction and returns once the broker has it (for timer events,
+which their consumer must treat as repeatable)."""
+
+
+class Ticker(Protocol):
+    """Time-driven work beside an agent's handler (timers coming due): the worker calls :meth:`tick`
+    every ``interval`` seconds with the input partitions it owns, on the loop its handlers run on."""
+
+    interval: float
+
+    async def tick(
+        self, now_ms: int, partitions: list[int], open_table: TableOpener, send: TickSend
+    ) -> None: ...
 
 
 class Context:

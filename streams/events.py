@@ -16,6 +16,7 @@ from streams.serde.record import Record
 __all__ = [
     'AgentHeartbeat',
     'Alert',
+    'BufferedSignal',
     'JournalStep',
     'MetricSample',
     'Severity',
@@ -370,6 +371,12 @@ class JournalStep(Record):
     deadline: datetime | None = Field(default=None)
 
 
+class BufferedSignal(Record):
+    name: str
+    payload: bytes
+    at: datetime
+
+
 class WorkflowJournal(Record):
     """A workflow's durable progress: what its code asked for, in order, and what came back."""
 
@@ -449,7 +456,18 @@ class WorkflowJournal(Record):
                                                 'type': ['null',
                                                          {'type': 'long',
                                                           'logicalType': 'timestamp-millis'}],
-                                                'default': None}]}}}]}
+                                                'default': None}]}}},
+                {'name': 'signals',
+                 'default': [],
+                 'doc': 'Signals that came before the code asked for them, oldest first.',
+                 'type': {'type': 'array',
+                          'items': {'type': 'record',
+                                    'name': 'BufferedSignal',
+                                    'fields': [{'name': 'name', 'type': 'string'},
+                                               {'name': 'payload', 'type': 'bytes'},
+                                               {'name': 'at',
+                                                'type': {'type': 'long',
+                                                         'logicalType': 'timestamp-millis'}}]}}}]}
 
     workflow: str
     workflow_id: str
@@ -461,3 +479,7 @@ class WorkflowJournal(Record):
     started_at: datetime
     updated_at: datetime
     steps: list[JournalStep] = Field(default_factory=list)
+    signals: list[BufferedSignal] = Field(
+        default_factory=list,
+        description='Signals that came before the code asked for them, oldest first.',
+    )

@@ -40,8 +40,9 @@ from streams.worker.outbox import Encoders
 from streams.worker.processing import Processor
 from streams.worker.stats import WorkerStats
 from streams.worker.tables import AgentTables
+from streams.worker.ticks import send_acknowledged
 from streams.workflows.engine import JOURNAL, WorkflowDefinition
-from streams.workflows.messages import ENDINGS, result_of, start_event
+from streams.workflows.messages import ENDINGS, result_of, signal_event, start_event
 
 V = TypeVar("V", bound=Record)
 TP = tuple[str, int]
@@ -195,6 +196,13 @@ class TestApp:
         await self.publish(definition.events, event, key=workflow_id)
         return workflow_id
 
+    async def signal(self, workflow: str, workflow_id: str, name: str, value: Record) -> None:
+        """Send signal ``name`` with ``value`` to a workflow (as :meth:`streams.Client.signal` does)
+        and settle."""
+        definition = self._workflow(workflow)
+        event = signal_event(definition, workflow_id, name, value, self.payloads, "test", self.clock.millis())
+        await self.publish(definition.events, event, key=workflow_id)
+
     def result(self, workflow: str, workflow_id: str) -> Any:
         """The output of a workflow that has ended; :class:`WorkflowFailed` if it failed, and
         :class:`CallTimeout` while it has not ended."""
@@ -232,6 +240,12 @@ class TestApp:
         if settle:
             await self.settle()
 
+    async def advance(self, seconds: float) -> None:
+        """Move the fake clock ``seconds`` on and settle: timers due by then fire (a workflow's
+        24-hour approval timeout takes no real time)."""
+        await self.clock.sleep(seconds)
+        await self.settle()
+
     async def settle(self, within: float = 30.0) -> None:
         """Run the agents until none has anything left to handle or commit; raise an agent's failure
         (a handler that failed for good with ``dead_letter=False``). ``within``: seconds of real time
@@ -239,6 +253,8 @@ class TestApp:
         if not self._started:
             raise ConfigError("use TestApp inside `async with`")
         while True:
+            for worker in self._workers.values():
+                await worker.tick(self.clock.millis())
             fetched = sum(worker.fetch() for worker in self._workers.values())
             for worker in self._workers.values():
                 await worker.finish(within)
@@ -366,6 +382,7 @@ class _TwinWorker:
         self._owned = {(agent.topic.name, p) for p in range(agent.topic.partitions)}
         self._committer = Committer(self._processor.offsets, self._delivery, self._owned, self._commit)
         self._sender = sender
+        self._encoders = encoders
         self._positions = dict.fromkeys(self._owned, 0)
         self._task: asyncio.Task[None] | None = None
 
@@ -378,6 +395,17 @@ class _TwinWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._processor.cancel_running()
+
+    async def tick(self, now_ms: int) -> None:
+        """Run the agent's ticker once, at the fake clock's time, over every partition."""
+        ticker = self.agent.ticker
+        if ticker is None:
+            return
+
+        async def send(topic: Topic[Any], value: Record, key: str | bytes | None) -> None:
+            await send_acknowledged(self._sender, self._encoders, topic, value, key)
+
+        await ticker.tick(now_ms, list(range(self.agent.topic.partitions)), self.tables.open, send)
 
     def fetch(self) -> int:
         """Hand everything new on the agent's topic to the processor; returns how many."""

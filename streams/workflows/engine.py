@@ -24,6 +24,7 @@ from streams.tables import Table
 from streams.topics import Topic
 from streams.workflows.journal import apply, finished
 from streams.workflows.replay import Outcome, WorkflowFunction, replay
+from streams.workflows.timers import deadlines_of
 
 log = logging.getLogger("streams.workflows")
 
@@ -54,7 +55,8 @@ class WorkflowEngine:
 
     async def __call__(self, event: WorkflowEvent, ctx: Context) -> None:
         journals = ctx.table(JOURNAL)
-        journal = apply(journals.get(event.workflow_id), event, ctx.correlation_id)
+        before = journals.get(event.workflow_id)
+        journal = apply(before, event, ctx.correlation_id)
         if journal is None:
             return  # a repeat, or news for a workflow that has ended
         if journal.status is WorkflowStatus.RUNNING:
@@ -67,6 +69,9 @@ class WorkflowEngine:
                 output_of=self._output_of,
             )
             journal = await self._act(outcome, ctx)
+        # New deadlines reach the timer index now; were this call to fail, they would fire for steps
+        # the journal does not hold, which the journal ignores.
+        deadlines_of(journals.cache()).add(journal, first_step=len(before.steps) if before else 0)
         journals.set(event.workflow_id, journal)
 
     async def _act(self, outcome: Outcome, ctx: Context) -> WorkflowJournal:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from streams.events import (
+    BufferedSignal,
     JournalStep,
+    StepKind,
     StepStatus,
     WorkflowEvent,
     WorkflowEventKind,
@@ -47,6 +49,10 @@ def apply(
     answered = _STEP_ANSWERS.get(event.kind)
     if answered is not None:
         return _answer(journal, event, answered)
+    if event.kind is WorkflowEventKind.TIMER_FIRED:
+        return _fire(journal, event)
+    if event.kind is WorkflowEventKind.SIGNALLED:
+        return _signal(journal, event)
     if event.kind is WorkflowEventKind.CANCELLED:
         return journal.model_copy(
             update={
@@ -76,6 +82,35 @@ def _answer(journal: WorkflowJournal, event: WorkflowEvent, status: StepStatus) 
             )
             return journal.model_copy(update={"steps": steps, "updated_at": event.at})
     return None  # not a step of this workflow
+
+
+def _fire(journal: WorkflowJournal, event: WorkflowEvent) -> WorkflowJournal | None:
+    """A deadline came: a sleep is over; a call or signal still waiting has timed out."""
+    index = event.step
+    if index is None or not 0 <= index < len(journal.steps):
+        return None
+    step = journal.steps[index]
+    if step.status is not StepStatus.PENDING or step.deadline is None:
+        return None  # answered in time, or fired already
+    status = StepStatus.SUCCEEDED if step.kind is StepKind.SLEEP else StepStatus.TIMED_OUT
+    steps = list(journal.steps)
+    steps[index] = step.model_copy(update={"status": status, "finished_at": event.at})
+    return journal.model_copy(update={"steps": steps, "updated_at": event.at})
+
+
+def _signal(journal: WorkflowJournal, event: WorkflowEvent) -> WorkflowJournal | None:
+    """A signal answers the oldest step waiting for it, or waits in the journal for the code to ask."""
+    if event.payload is None:
+        return None
+    for index, step in enumerate(journal.steps):
+        if step.kind is StepKind.SIGNAL and step.name == event.name and step.status is StepStatus.PENDING:
+            steps = list(journal.steps)
+            steps[index] = step.model_copy(
+                update={"status": StepStatus.SUCCEEDED, "result": event.payload, "finished_at": event.at}
+            )
+            return journal.model_copy(update={"steps": steps, "updated_at": event.at})
+    buffered = BufferedSignal(name=event.name, payload=event.payload, at=event.at)
+    return journal.model_copy(update={"signals": [*journal.signals, buffered], "updated_at": event.at})
 
 
 def finished(

@@ -37,6 +37,25 @@ def start_event(
     )
 
 
+def signal_event(
+    definition: WorkflowDefinition,
+    workflow_id: str,
+    name: str,
+    value: Record,
+    payloads: Payloads,
+    sender: str,
+    now_ms: int,
+) -> WorkflowEvent:
+    return WorkflowEvent(
+        kind=WorkflowEventKind.SIGNALLED,
+        workflow_id=workflow_id,
+        name=name,
+        payload=payloads.encode(value),
+        sender=sender,
+        at=datetime.fromtimestamp(now_ms / 1000, UTC),
+    )
+
+
 def result_of(event: WorkflowEvent, definition: WorkflowDefinition, payloads: Payloads) -> Any:
     """The output a COMPLETED event carries; :class:`WorkflowFailed` for a FAILED one."""
     if event.kind is WorkflowEventKind.COMPLETED and event.payload is not None:

@@ -82,6 +82,7 @@ class Workflow:
         self.name = journal.workflow
         self._journal = journal
         self._steps = list(journal.steps)
+        self._signals = list(journal.signals)
         self._position = 0
         self._now = datetime.fromtimestamp(now_ms / 1000, UTC)
         self._payloads = payloads
@@ -102,10 +103,7 @@ class Workflow:
         step = self._step(StepKind.CALL, capability)
         if step is None:
             request_id = hdr.derived_id(self.id, self.name, self._position - 1)
-            deadline = None
-            if timeout is not None:
-                seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-                deadline = self._now + timedelta(seconds=seconds)
+            deadline = None if timeout is None else self._now + _duration(timeout)
             self._record(
                 JournalStep(
                     kind=StepKind.CALL,
@@ -134,6 +132,57 @@ class Workflow:
             )
 
         return Step(resolve)
+
+    def sleep(self, duration: float | timedelta) -> Step[None]:
+        """A durable pause: ``await wf.sleep(timedelta(hours=1))`` resumes after it, whatever restarts
+        happen meanwhile."""
+        step = self._step(StepKind.SLEEP, "sleep")
+        if step is None:
+            self._record(
+                JournalStep(
+                    kind=StepKind.SLEEP,
+                    name="sleep",
+                    status=StepStatus.PENDING,
+                    started_at=self._now,
+                    deadline=self._now + _duration(duration),
+                )
+            )
+        index = self._position - 1
+        return Step(lambda: (self._steps[index].status is not StepStatus.PENDING, None))
+
+    def signal(self, name: str, value: type[R], *, timeout: float | timedelta | None = None) -> Step[R]:
+        """Wait for signal ``name`` (sent with :meth:`streams.Client.signal` or ``streams workflow
+        signal``) and return its ``value`` record; a signal sent before the code asks is kept for it.
+        With ``timeout``, raises :class:`CallTimeout` at the ``await`` if none came in time."""
+        step = self._step(StepKind.SIGNAL, name)
+        if step is None:
+            buffered = next((s for s in self._signals if s.name == name), None)
+            if buffered is not None:
+                self._signals.remove(buffered)
+            self._record(
+                JournalStep(
+                    kind=StepKind.SIGNAL,
+                    name=name,
+                    status=StepStatus.PENDING if buffered is None else StepStatus.SUCCEEDED,
+                    result=None if buffered is None else buffered.payload,
+                    started_at=self._now,
+                    finished_at=None if buffered is None else self._now,
+                    deadline=None
+                    if timeout is None or buffered is not None
+                    else self._now + _duration(timeout),
+                )
+            )
+        index = self._position - 1
+
+        def resolve() -> tuple[bool, R | None]:
+            current = self._steps[index]
+            if current.status is StepStatus.PENDING:
+                return False, None
+            if current.status is StepStatus.SUCCEEDED and current.result is not None:
+                return True, self._payloads.decode(current.result, value)
+            raise CallTimeout(f"no signal {name!r} came for workflow {self.id} in time")
+
+        return Step(resolve)  # type: ignore[arg-type]
 
     async def gather(self, *steps: Awaitable[T]) -> list[T]:
         """The results of ``steps`` (made beforehand, so they run in parallel), in their order."""
@@ -187,10 +236,14 @@ class Workflow:
         self._steps.append(step)
 
     def journal(self) -> WorkflowJournal:
-        return self._journal.model_copy(update={"steps": list(self._steps)})
+        return self._journal.model_copy(update={"steps": list(self._steps), "signals": list(self._signals)})
 
 
 WorkflowFunction = Callable[[Any, Workflow], Coroutine[Any, Any, Any]]
+
+
+def _duration(value: float | timedelta) -> timedelta:
+    return value if isinstance(value, timedelta) else timedelta(seconds=value)
 
 
 def replay(
