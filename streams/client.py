@@ -55,9 +55,10 @@ class Client:
 
     async def __aenter__(self) -> Client:
         self._loop = asyncio.get_running_loop()
-        follower = TopicFollower(self._settings, self._app.replies_topic().name, self._on_record)
-        await asyncio.to_thread(follower.start)
-        self._follower = follower
+        if self._app.specialists:
+            follower = TopicFollower(self._settings, self._app.replies_topic().name, self._on_record)
+            await asyncio.to_thread(follower.start)
+            self._follower = follower
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
