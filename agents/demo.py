@@ -1,8 +1,8 @@
 """The demo pipeline's topics: tasks in, results out, alerts on the side.
 
-    streams topics apply agents.demo:app
-    streams publish demo.tasks --file agents/demo_tasks.jsonl --key-field task_id
-    streams tail demo.tasks --from-beginning --limit 3
+streams topics apply agents.demo:app
+streams publish demo.tasks --file agents/demo_tasks.jsonl --key-field task_id
+streams tail demo.tasks --from-beginning --limit 3
 """
 
 from streams import App

@@ -19,9 +19,16 @@ async def ask_a_model(payload: str) -> str:
     return json.dumps({"answer": f"looked into {payload}"})
 
 
-@app.agent(tasks, concurrency=64, ordering="key", guarantee=ExactlyOnce(),
-           retry=Retry(attempts=5, backoff=0.2, max_backoff=30))
+@app.agent(
+    tasks,
+    concurrency=64,
+    ordering="key",
+    guarantee=ExactlyOnce(),
+    retry=Retry(attempts=5, backoff=0.2, max_backoff=30),
+)
 async def research(task: TaskRequested, ctx: Context) -> None:
     answer = await ask_a_model(task.payload)
-    await ctx.send(results, TaskCompleted(task_id=task.task_id, agent="research",
-                                          status=TaskStatus.SUCCEEDED, result=answer))
+    await ctx.send(
+        results,
+        TaskCompleted(task_id=task.task_id, agent="research", status=TaskStatus.SUCCEEDED, result=answer),
+    )

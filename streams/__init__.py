@@ -8,9 +8,12 @@ re-exports the public surface; importing it starts nothing. The in-memory twin f
 """
 
 from streams.app import App
+from streams.client import Client
 from streams.config import Settings
 from streams.context import Context
 from streams.errors import (
+    CallFailed,
+    CallTimeout,
     ConfigError,
     DeserializationError,
     LateRecord,
@@ -21,6 +24,7 @@ from streams.errors import (
     StreamsError,
     TopicError,
     TransportError,
+    WorkflowFailed,
 )
 from streams.middleware import Middleware
 from streams.options import AtLeastOnce, ExactlyOnce, Limits
@@ -31,10 +35,14 @@ from streams.serde.record import Record
 from streams.tables import Table
 from streams.topics import Topic
 from streams.windows import Hopping, Session, Sliding, Tumbling, Window
+from streams.workflows import Workflow
 
 __all__ = [
     "App",
     "AtLeastOnce",
+    "CallFailed",
+    "CallTimeout",
+    "Client",
     "ConfigError",
     "Context",
     "DeserializationError",
@@ -60,5 +68,7 @@ __all__ = [
     "TransportError",
     "Tumbling",
     "Window",
+    "Workflow",
+    "WorkflowFailed",
     "run_agents",
 ]

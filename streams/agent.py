@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar, get_args
 
-from streams.context import Context
+from streams.context import Context, Ticker
 from streams.errors import ConfigError
 from streams.options import AtLeastOnce, ExactlyOnce, Guarantee, Limits
 from streams.retry import NO_RETRY, Retry
@@ -45,6 +45,7 @@ class Agent(Generic[V]):
     limits: Limits = Limits()
     consumer_config: Mapping[str, Any] = field(default_factory=dict)
     tables: tuple[Table[Any], ...] = ()
+    ticker: Ticker | None = None  # time-driven work (workflow timers); set by App.workflow
 
     def __post_init__(self) -> None:
         if (

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from streams.agent import Agent, Handler, StartFrom
 from streams.config import Settings
 from streams.errors import ConfigError
+from streams.events import WorkflowEvent
 from streams.middleware import Middleware
-from streams.options import AtLeastOnce, Guarantee, Limits
+from streams.options import AtLeastOnce, ExactlyOnce, Guarantee, Limits
 from streams.retry import NO_RETRY, Retry
 from streams.runtime.lanes import Ordering
 from streams.serde.record import Record
+from streams.specialists import Specialist, SpecialistFunction, SpecialistHandler
 from streams.tables import Table
 from streams.topics import CleanupPolicy, Topic
 from streams.windows.aggregation import Emit, EventTime, Late, WindowedAggregation
 from streams.windows.kinds import Merger, Reducer
 from streams.windows.spec import WindowSpec
+from streams.workflows.engine import JOURNAL, WorkflowDefinition, WorkflowEngine
+from streams.workflows.replay import WorkflowFunction
+from streams.workflows.timers import TimerTicker
 
 V = TypeVar("V", bound=Record)
 A = TypeVar("A", bound=Record)
+Out = TypeVar("Out", bound=Record)
 
 
 class App:
@@ -36,6 +43,8 @@ class App:
         self.topics: dict[str, Topic[Any]] = {}
         self.agents: dict[str, Agent[Any]] = {}
         self.tables: dict[str, Table[Any]] = {}
+        self.specialists: dict[str, Specialist[Any, Any]] = {}
+        self.workflows: dict[str, WorkflowDefinition] = {}
         self.middleware: list[Middleware] = list(middleware)
 
     def topic(
@@ -187,5 +196,97 @@ class App:
                 tables=handler.tables,
             )(handler)
             return reduce
+
+        return register
+
+    def specialist(
+        self,
+        capability: str,
+        *,
+        input: type[V],
+        output: type[Out],
+        partitions: int = 6,
+        name: str | None = None,
+        concurrency: int = 1,
+        ordering: Ordering = "key",
+        guarantee: Guarantee = AtLeastOnce(),
+        retry: Retry = NO_RETRY,
+        limits: Limits = Limits(),
+    ) -> Callable[[SpecialistFunction[V, Out]], SpecialistFunction[V, Out]]:
+        """Register ``async def f(request: input, ctx) -> output`` as the specialist for ``capability``.
+
+        It consumes ``<app>.<capability>.requests`` (``input`` records) as consumer group
+        ``<app>.<name>`` (``name`` defaults to the capability) and answers each request that names a
+        reply topic with a :class:`~streams.events.WorkflowEvent`: the output, or the error left after
+        ``retry``. Call it with :class:`streams.Client` (or ``TestApp.call``). The other options are
+        an agent's.
+        """
+        if not capability or not capability.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"illegal capability {capability!r}: use letters, digits, '_' and '-'")
+        if capability in self.specialists:
+            raise ConfigError(f"app {self.name} already has a specialist for {capability}")
+        requests = self.topic(f"{self.name}.{capability}.requests", value=input, partitions=partitions)
+        specialist = Specialist(capability, requests, output, self.replies_topic())
+
+        def register(function: SpecialistFunction[V, Out]) -> SpecialistFunction[V, Out]:
+            self.agent(
+                requests,
+                name=name or capability,
+                concurrency=concurrency,
+                ordering=ordering,
+                guarantee=guarantee,
+                retry=retry,
+                limits=limits,
+            )(SpecialistHandler(specialist, function, retry))
+            self.specialists[capability] = specialist
+            return function
+
+        return register
+
+    def replies_topic(self) -> Topic[WorkflowEvent]:
+        """``<app>.replies``: where this app's callers receive their answers."""
+        return self.topic(f"{self.name}.replies", value=WorkflowEvent, partitions=6)
+
+    def workflow(
+        self,
+        *,
+        input: type[V],
+        output: type[Out],
+        name: str | None = None,
+        partitions: int = 6,
+        concurrency: int = 64,
+        limits: Limits = Limits(),
+    ) -> Callable[[WorkflowFunction], WorkflowFunction]:
+        """Register ``async def f(value: input, wf: Workflow) -> output`` as a durable workflow.
+
+        Its events (started, each step's answer, its end) go to ``<app>.<name>.events`` keyed by
+        workflow id; an exactly-once engine agent named ``name`` (the function's name by default) keeps
+        each workflow's journal in its table ``journal`` and runs the code against it on every event.
+        Start one with :meth:`streams.Client.start` (or ``TestApp.start``). ``concurrency`` workflows
+        advance at once, each one event at a time.
+        """
+
+        def register(function: WorkflowFunction) -> WorkflowFunction:
+            workflow_name = name or function.__name__
+            if workflow_name in self.workflows:
+                raise ConfigError(f"app {self.name} already has a workflow named {workflow_name}")
+            events = self.topic(
+                f"{self.name}.{workflow_name}.events", value=WorkflowEvent, partitions=partitions
+            )
+            definition = WorkflowDefinition(workflow_name, input, output, function, events)
+            self.agent(
+                events,
+                name=workflow_name,
+                concurrency=concurrency,
+                ordering="key",
+                guarantee=ExactlyOnce(),
+                limits=limits,
+                tables=[JOURNAL],
+            )(WorkflowEngine(definition, self.specialists))
+            engine = self.agents[workflow_name]
+            ticker = TimerTicker(JOURNAL, events, sender=engine.group_id)
+            self.agents[workflow_name] = dataclasses.replace(engine, ticker=ticker)
+            self.workflows[workflow_name] = definition
+            return function
 
         return register

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams import headers as hdr
 from streams.errors import ConfigError
+from streams.serde.payloads import Payloads
 from streams.serde.record import Record
 from streams.state.view import TableView
 from streams.tables import Table
@@ -35,6 +36,22 @@ SendHook = Callable[["Context", str, hdr.Headers], hdr.Headers]
 ``on_send``, bound by the worker, so this module needs nothing of middleware)."""
 
 
+TickSend = Callable[["Topic[Any]", Record, str | bytes | None], Awaitable[None]]
+"""Sends one record outside any transaction and returns once the broker has it (for timer events,
+which their consumer must treat as repeatable)."""
+
+
+class Ticker(Protocol):
+    """Time-driven work beside an agent's handler (timers coming due): the worker calls :meth:`tick`
+    every ``interval`` seconds with the input partitions it owns, on the loop its handlers run on."""
+
+    interval: float
+
+    async def tick(
+        self, now_ms: int, partitions: list[int], open_table: TableOpener, send: TickSend
+    ) -> None: ...
+
+
 class Context:
     """Metadata of the message being handled, and :meth:`send` for results.
 
@@ -46,6 +63,7 @@ class Context:
         "_on_send",
         "_open_table",
         "_outbox",
+        "_payloads",
         "_propagate_trace",
         "_sent",
         "_views",
@@ -75,6 +93,7 @@ class Context:
         outbox: Outbox,
         on_send: SendHook | None = None,
         open_table: TableOpener | None = None,
+        payloads: Payloads | None = None,
         propagate_trace: bool = True,
     ) -> None:
         self.agent = agent
@@ -92,6 +111,7 @@ class Context:
         self._outbox = outbox
         self._on_send = on_send
         self._open_table = open_table
+        self._payloads = payloads
         self._views: dict[str, TableView[Any]] | None = None  # made on first use: most calls open none
         self._propagate_trace = propagate_trace
         self._sent = 0
@@ -110,27 +130,47 @@ class Context:
             view = self._views[table.name] = self._open_table(table, self.partition)
         return view
 
+    @property
+    def payloads(self) -> Payloads:
+        """Encodes and decodes records carried inside other records (wire format, schema id first)."""
+        if self._payloads is None:
+            raise ConfigError("this context has no schema registry to encode nested records with")
+        return self._payloads
+
     def opened_tables(self) -> list[TableView[Any]]:
         """The tables this call opened (the worker applies and logs their writes on success)."""
         return list(self._views.values()) if self._views else []
 
-    async def send(self, topic: Topic[V], value: V, *, key: str | bytes | None = _SAME_KEY) -> None:
+    async def send(
+        self,
+        topic: Topic[V],
+        value: V,
+        *,
+        key: str | bytes | None = _SAME_KEY,
+        message_id: str | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
         """Send ``value`` to ``topic``. Returns once queued; the runtime confirms delivery before it
-        commits the input message, so an acknowledged input never loses its outputs."""
+        commits the input message, so an acknowledged input never loses its outputs.
+
+        ``message_id`` names the output when its id must be known beforehand (a request whose answer
+        will cite it); it must be the same each time this message is handled, as the derived default
+        is. ``headers`` are added to the identity and trace headers."""
         if not isinstance(value, topic.value):
             raise TypeError(f"{topic.name} takes {topic.value.__name__}, not {type(value).__name__}")
         out_key = self.key if key is _SAME_KEY else key
-        child_id = hdr.derived_id(self.message_id, self.agent, self._sent)
+        child_id = message_id or hdr.derived_id(self.message_id, self.agent, self._sent)
         self._sent += 1
-        headers = hdr.child_headers(self.message_id, self.correlation_id, child_id)
-        headers.append((hdr.SENT_BY, self.agent.encode()))
+        out_headers = hdr.child_headers(self.message_id, self.correlation_id, child_id)
+        out_headers.append((hdr.SENT_BY, self.agent.encode()))
+        out_headers += headers
         if self._propagate_trace:
             # W3C trace context flows from input to output; a tracing middleware replaces it with
             # its producer span's context when spans are being recorded.
             for name in (hdr.TRACEPARENT, hdr.TRACESTATE):
                 trace_value = self.headers.get(name)
                 if trace_value:
-                    headers.append((name, trace_value.encode()))
+                    out_headers.append((name, trace_value.encode()))
         if self._on_send is not None:
-            headers = self._on_send(self, topic.name, headers)
-        await self._outbox.put(topic, value, out_key, headers)
+            out_headers = self._on_send(self, topic.name, out_headers)
+        await self._outbox.put(topic, value, out_key, out_headers)

@@ -11,7 +11,10 @@ The tree::
     ├── SerializationError          a value could not be encoded (does not match its schema)
     ├── DeserializationError        bytes could not be decoded (not wire format, unknown schema id)
     ├── TransportError              the Kafka client reported an error; ``retriable`` from librdkafka
-    └── LateRecord                  a record for windows that have closed (counted; dead-lettered if asked)
+    ├── LateRecord                  a record for windows that have closed (counted; dead-lettered if asked)
+    ├── CallFailed                  a specialist answered a call with a failure
+    ├── CallTimeout                 no answer to a call within its timeout
+    └── WorkflowFailed              a workflow ended with an error
 
 Behaviour lives in class data (``retriable``) so callers branch on a flag, not on a list of classes.
 The CLI prints ``str(error)`` of these as one line; anything else is a bug and keeps its traceback.
@@ -69,3 +72,26 @@ class LateRecord(StreamsError):
     def __init__(self, message: str, *, dead_letter: bool) -> None:
         super().__init__(message)
         self.dead_letter = dead_letter
+
+
+class CallFailed(StreamsError):
+    """A specialist failed a call for good (after its retries); ``error_class`` names the remote error."""
+
+    def __init__(self, message: str, *, capability: str, error_class: str | None) -> None:
+        super().__init__(message)
+        self.capability = capability
+        self.error_class = error_class
+
+
+class CallTimeout(StreamsError):
+    """No specialist answered a call within its timeout. The request may still be handled later."""
+
+    retriable = True
+
+
+class WorkflowFailed(StreamsError):
+    """A workflow's code raised (or changed under it): it ended FAILED with ``str(self)`` as the reason."""
+
+    def __init__(self, message: str, *, error_class: str | None) -> None:
+        super().__init__(message)
+        self.error_class = error_class

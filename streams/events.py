@@ -16,13 +16,21 @@ from streams.serde.record import Record
 __all__ = [
     'AgentHeartbeat',
     'Alert',
+    'BufferedSignal',
+    'JournalStep',
     'MetricSample',
     'Severity',
+    'StepKind',
+    'StepStatus',
     'TaskCompleted',
     'TaskRequested',
     'TaskStatus',
     'WindowSummary',
     'WorkerState',
+    'WorkflowEvent',
+    'WorkflowEventKind',
+    'WorkflowJournal',
+    'WorkflowStatus',
 ]
 
 
@@ -240,3 +248,238 @@ class WindowSummary(Record):
     sum: float = Field(default=0.0)
     min: float | None = Field(default=None)
     max: float | None = Field(default=None)
+
+
+class WorkflowEventKind(StrEnum):
+    STARTED = 'STARTED'
+    STEP_SUCCEEDED = 'STEP_SUCCEEDED'
+    STEP_FAILED = 'STEP_FAILED'
+    TIMER_FIRED = 'TIMER_FIRED'
+    SIGNALLED = 'SIGNALLED'
+    CANCELLED = 'CANCELLED'
+    COMPLETED = 'COMPLETED'
+    FAILED = 'FAILED'
+
+
+class WorkflowEvent(Record):
+    """Something that happened to one workflow (or one call from code), keyed by its id."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'WorkflowEvent',
+     'namespace': 'streams.orchestration',
+     'doc': 'Something that happened to one workflow (or one call from code), keyed by its id.',
+     'fields': [{'name': 'kind',
+                 'type': {'type': 'enum',
+                          'name': 'WorkflowEventKind',
+                          'symbols': ['STARTED',
+                                      'STEP_SUCCEEDED',
+                                      'STEP_FAILED',
+                                      'TIMER_FIRED',
+                                      'SIGNALLED',
+                                      'CANCELLED',
+                                      'COMPLETED',
+                                      'FAILED']}},
+                {'name': 'workflow_id', 'type': 'string'},
+                {'name': 'name',
+                 'type': 'string',
+                 'doc': 'The workflow (STARTED, COMPLETED, FAILED), the capability (steps), or the '
+                        'signal.'},
+                {'name': 'request_id',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'The request a step event answers: its message id.'},
+                {'name': 'step',
+                 'type': ['null', 'int'],
+                 'default': None,
+                 'doc': 'The journal step a timer is for.'},
+                {'name': 'payload',
+                 'type': ['null', 'bytes'],
+                 'default': None,
+                 'doc': 'A record in the wire format: input, output, step result or signal value.'},
+                {'name': 'error', 'type': ['null', 'string'], 'default': None},
+                {'name': 'error_class', 'type': ['null', 'string'], 'default': None},
+                {'name': 'attempts', 'type': 'int', 'default': 1},
+                {'name': 'sender',
+                 'type': 'string',
+                 'doc': 'The agent or client that produced it.'},
+                {'name': 'at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+
+    kind: WorkflowEventKind
+    workflow_id: str
+    name: str = Field(
+        description='The workflow (STARTED, COMPLETED, FAILED), the capability (steps), or the signal.',
+    )
+    request_id: str | None = Field(
+        default=None,
+        description='The request a step event answers: its message id.',
+    )
+    step: int | None = Field(default=None, description='The journal step a timer is for.')
+    payload: bytes | None = Field(
+        default=None,
+        description='A record in the wire format: input, output, step result or signal value.',
+    )
+    error: str | None = Field(default=None)
+    error_class: str | None = Field(default=None)
+    attempts: int = Field(default=1)
+    sender: str = Field(description='The agent or client that produced it.')
+    at: datetime
+
+
+class WorkflowStatus(StrEnum):
+    RUNNING = 'RUNNING'
+    COMPLETED = 'COMPLETED'
+    FAILED = 'FAILED'
+    CANCELLED = 'CANCELLED'
+
+
+class StepKind(StrEnum):
+    CALL = 'CALL'
+    SLEEP = 'SLEEP'
+    SIGNAL = 'SIGNAL'
+    NOW = 'NOW'
+    UUID = 'UUID'
+    RANDOM = 'RANDOM'
+
+
+class StepStatus(StrEnum):
+    PENDING = 'PENDING'
+    SUCCEEDED = 'SUCCEEDED'
+    FAILED = 'FAILED'
+    TIMED_OUT = 'TIMED_OUT'
+
+
+class JournalStep(Record):
+    """One durable operation of the workflow's code, by its position in the code's order."""
+
+    kind: StepKind
+    name: str = Field(description='The capability, signal or timer.')
+    status: StepStatus
+    request_id: str | None = Field(default=None)
+    result: bytes | None = Field(
+        default=None,
+        description="A step's output record in the Confluent wire format.",
+    )
+    value: str | None = Field(
+        default=None,
+        description='What now(), uuid() or random() returned, as text.',
+    )
+    error: str | None = Field(default=None)
+    error_class: str | None = Field(default=None)
+    attempts: int = Field(default=0)
+    started_at: datetime
+    finished_at: datetime | None = Field(default=None)
+    deadline: datetime | None = Field(default=None)
+
+
+class BufferedSignal(Record):
+    name: str
+    payload: bytes
+    at: datetime
+
+
+class WorkflowJournal(Record):
+    """A workflow's durable progress: what its code asked for, in order, and what came back."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'WorkflowJournal',
+     'namespace': 'streams.orchestration',
+     'doc': "A workflow's durable progress: what its code asked for, in order, and what came back.",
+     'fields': [{'name': 'workflow', 'type': 'string'},
+                {'name': 'workflow_id', 'type': 'string'},
+                {'name': 'status',
+                 'type': {'type': 'enum',
+                          'name': 'WorkflowStatus',
+                          'symbols': ['RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED']}},
+                {'name': 'input',
+                 'type': 'bytes',
+                 'doc': 'The input record in the Confluent wire format.'},
+                {'name': 'output', 'type': ['null', 'bytes'], 'default': None},
+                {'name': 'error', 'type': ['null', 'string'], 'default': None},
+                {'name': 'correlation_id', 'type': 'string'},
+                {'name': 'started_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'updated_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'steps',
+                 'default': [],
+                 'type': {'type': 'array',
+                          'items': {'type': 'record',
+                                    'name': 'JournalStep',
+                                    'doc': "One durable operation of the workflow's code, by its "
+                                           "position in the code's order.",
+                                    'fields': [{'name': 'kind',
+                                                'type': {'type': 'enum',
+                                                         'name': 'StepKind',
+                                                         'symbols': ['CALL',
+                                                                     'SLEEP',
+                                                                     'SIGNAL',
+                                                                     'NOW',
+                                                                     'UUID',
+                                                                     'RANDOM']}},
+                                               {'name': 'name',
+                                                'type': 'string',
+                                                'doc': 'The capability, signal or timer.'},
+                                               {'name': 'status',
+                                                'type': {'type': 'enum',
+                                                         'name': 'StepStatus',
+                                                         'symbols': ['PENDING',
+                                                                     'SUCCEEDED',
+                                                                     'FAILED',
+                                                                     'TIMED_OUT']}},
+                                               {'name': 'request_id',
+                                                'type': ['null', 'string'],
+                                                'default': None},
+                                               {'name': 'result',
+                                                'type': ['null', 'bytes'],
+                                                'default': None,
+                                                'doc': "A step's output record in the Confluent "
+                                                       'wire format.'},
+                                               {'name': 'value',
+                                                'type': ['null', 'string'],
+                                                'default': None,
+                                                'doc': 'What now(), uuid() or random() returned, '
+                                                       'as text.'},
+                                               {'name': 'error',
+                                                'type': ['null', 'string'],
+                                                'default': None},
+                                               {'name': 'error_class',
+                                                'type': ['null', 'string'],
+                                                'default': None},
+                                               {'name': 'attempts', 'type': 'int', 'default': 0},
+                                               {'name': 'started_at',
+                                                'type': {'type': 'long',
+                                                         'logicalType': 'timestamp-millis'}},
+                                               {'name': 'finished_at',
+                                                'type': ['null',
+                                                         {'type': 'long',
+                                                          'logicalType': 'timestamp-millis'}],
+                                                'default': None},
+                                               {'name': 'deadline',
+                                                'type': ['null',
+                                                         {'type': 'long',
+                                                          'logicalType': 'timestamp-millis'}],
+                                                'default': None}]}}},
+                {'name': 'signals',
+                 'default': [],
+                 'doc': 'Signals that came before the code asked for them, oldest first.',
+                 'type': {'type': 'array',
+                          'items': {'type': 'record',
+                                    'name': 'BufferedSignal',
+                                    'fields': [{'name': 'name', 'type': 'string'},
+                                               {'name': 'payload', 'type': 'bytes'},
+                                               {'name': 'at',
+                                                'type': {'type': 'long',
+                                                         'logicalType': 'timestamp-millis'}}]}}}]}
+
+    workflow: str
+    workflow_id: str
+    status: WorkflowStatus
+    input: bytes = Field(description='The input record in the Confluent wire format.')
+    output: bytes | None = Field(default=None)
+    error: str | None = Field(default=None)
+    correlation_id: str
+    started_at: datetime
+    updated_at: datetime
+    steps: list[JournalStep] = Field(default_factory=list)
+    signals: list[BufferedSignal] = Field(
+        default_factory=list,
+        description='Signals that came before the code asked for them, oldest first.',
+    )

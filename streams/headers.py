@@ -17,6 +17,10 @@ SENT_BY = "sent-by"  # the agent that sent a message (absent at the origin)
 TRACEPARENT = "traceparent"  # W3C trace context
 TRACESTATE = "tracestate"
 
+# Request/reply (specialists): where the answer to a request goes, and under which key.
+REPLY_TO = "reply-to"
+REPLY_KEY = "reply-key"
+
 # Why and where a dead letter failed, added to its original headers (see streams.worker.deadletter).
 DLQ_REASON = "dlq-reason"
 DLQ_ERROR_CLASS = "dlq-error-class"

@@ -19,11 +19,14 @@ from typing import Any, TypeVar
 from streams import headers as hdr
 from streams.agent import Agent
 from streams.app import App
-from streams.errors import ConfigError
+from streams.errors import CallTimeout, ConfigError
+from streams.events import WorkflowJournal
 from streams.middleware import Chain
 from streams.serde.codec import AvroEncoder, RecordDecoder, encode_key
+from streams.serde.payloads import Payloads
 from streams.serde.record import Record
 from streams.serde.registry import InMemoryRegistry, subject_for
+from streams.specialists import answer, request_headers
 from streams.tables import Table
 from streams.testing.broker import BrokerSender, InMemoryBroker, InMemoryIds, StoredMessage
 from streams.timestamps import epoch_millis
@@ -37,6 +40,9 @@ from streams.worker.outbox import Encoders
 from streams.worker.processing import Processor
 from streams.worker.stats import WorkerStats
 from streams.worker.tables import AgentTables
+from streams.worker.ticks import send_acknowledged
+from streams.workflows.engine import JOURNAL, WorkflowDefinition
+from streams.workflows.messages import ENDINGS, result_of, signal_event, start_event
 
 V = TypeVar("V", bound=Record)
 TP = tuple[str, int]
@@ -101,6 +107,7 @@ class TestApp:
         self.app = app
         self.clock = clock or FakeClock()
         self.registry = InMemoryRegistry()
+        self.payloads = Payloads(self.registry)
         self.broker = InMemoryBroker(self.clock.millis)
         self._encoders: dict[str, AvroEncoder] = {}
         for topic in app.topics.values():
@@ -151,6 +158,73 @@ class TestApp:
             await self.settle()
         return origin[0][1].decode()
 
+    async def call(
+        self,
+        capability: str,
+        value: Record,
+        *,
+        key: str | bytes | None = None,
+        correlation_id: str | None = None,
+    ) -> Any:
+        """Ask the app's specialist for ``capability``, as :class:`streams.Client` does, and return its
+        typed output once everything has settled; :class:`CallFailed` if it failed, :class:`CallTimeout`
+        if nothing answered."""
+        specialist = self.app.specialists.get(capability)
+        if specialist is None:
+            known = ", ".join(self.app.specialists) or "none"
+            raise ConfigError(
+                f"app {self.app.name} has no specialist for {capability}; capabilities: {known}"
+            )
+        request_id = await self.publish(
+            specialist.requests,
+            value,
+            key=key,
+            correlation_id=correlation_id,
+            headers=request_headers(specialist.replies, "test"),
+        )
+        for reply in self.sent(specialist.replies):
+            if reply.request_id == request_id:
+                return answer(reply, specialist, self.payloads)
+        raise CallTimeout(f"no answer from {capability} to request {request_id}")
+
+    async def start(self, workflow: str, value: Record, *, workflow_id: str | None = None) -> str:
+        """Start workflow ``workflow`` with ``value`` (as :meth:`streams.Client.start` does) and let
+        everything settle; returns the workflow id."""
+        definition = self._workflow(workflow)
+        workflow_id = workflow_id or hdr.new_id()
+        event = start_event(definition, value, workflow_id, self.payloads, "test", self.clock.millis())
+        await self.publish(definition.events, event, key=workflow_id)
+        return workflow_id
+
+    async def signal(self, workflow: str, workflow_id: str, name: str, value: Record) -> None:
+        """Send signal ``name`` with ``value`` to a workflow (as :meth:`streams.Client.signal` does)
+        and settle."""
+        definition = self._workflow(workflow)
+        event = signal_event(definition, workflow_id, name, value, self.payloads, "test", self.clock.millis())
+        await self.publish(definition.events, event, key=workflow_id)
+
+    def result(self, workflow: str, workflow_id: str) -> Any:
+        """The output of a workflow that has ended; :class:`WorkflowFailed` if it failed, and
+        :class:`CallTimeout` while it has not ended."""
+        definition = self._workflow(workflow)
+        for event in self.sent(definition.events):
+            if event.workflow_id == workflow_id and event.kind in ENDINGS:
+                return result_of(event, definition, self.payloads)
+        raise CallTimeout(f"workflow {workflow} ({workflow_id}) has not ended")
+
+    def journal(self, workflow: str, workflow_id: str) -> WorkflowJournal | None:
+        """A workflow's journal as its engine keeps it."""
+        self._workflow(workflow)
+        found: WorkflowJournal | None = self.table(workflow, JOURNAL).get(workflow_id)
+        return found
+
+    def _workflow(self, name: str) -> WorkflowDefinition:
+        definition = self.app.workflows.get(name)
+        if definition is None:
+            known = ", ".join(self.app.workflows) or "none"
+            raise ConfigError(f"app {self.app.name} has no workflow {name}; workflows: {known}")
+        return definition
+
     async def publish_raw(
         self,
         topic: str | Topic[Any],
@@ -166,6 +240,12 @@ class TestApp:
         if settle:
             await self.settle()
 
+    async def advance(self, seconds: float) -> None:
+        """Move the fake clock ``seconds`` on and settle: timers due by then fire (a workflow's
+        24-hour approval timeout takes no real time)."""
+        await self.clock.sleep(seconds)
+        await self.settle()
+
     async def settle(self, within: float = 30.0) -> None:
         """Run the agents until none has anything left to handle or commit; raise an agent's failure
         (a handler that failed for good with ``dead_letter=False``). ``within``: seconds of real time
@@ -173,6 +253,8 @@ class TestApp:
         if not self._started:
             raise ConfigError("use TestApp inside `async with`")
         while True:
+            for worker in self._workers.values():
+                await worker.tick(self.clock.millis())
             fetched = sum(worker.fetch() for worker in self._workers.values())
             for worker in self._workers.values():
                 await worker.finish(within)
@@ -293,12 +375,14 @@ class _TwinWorker:
             middleware=Chain(test_app.app.middleware),
             dedup=ids,
             tables=tables,
+            payloads=test_app.payloads,
             sleep=test_app.clock.sleep,
         )
         self._processor = Processor(agent, handler, self.stats, on_fatal=self._fail, dedup=ids)
         self._owned = {(agent.topic.name, p) for p in range(agent.topic.partitions)}
         self._committer = Committer(self._processor.offsets, self._delivery, self._owned, self._commit)
         self._sender = sender
+        self._encoders = encoders
         self._positions = dict.fromkeys(self._owned, 0)
         self._task: asyncio.Task[None] | None = None
 
@@ -311,6 +395,17 @@ class _TwinWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._processor.cancel_running()
+
+    async def tick(self, now_ms: int) -> None:
+        """Run the agent's ticker once, at the fake clock's time, over every partition."""
+        ticker = self.agent.ticker
+        if ticker is None:
+            return
+
+        async def send(topic: Topic[Any], value: Record, key: str | bytes | None) -> None:
+            await send_acknowledged(self._sender, self._encoders, topic, value, key)
+
+        await ticker.tick(now_ms, list(range(self.agent.topic.partitions)), self.tables.open, send)
 
     def fetch(self) -> int:
         """Hand everything new on the agent's topic to the processor; returns how many."""

@@ -23,6 +23,7 @@ from streams.agent import Agent
 from streams.config import Settings
 from streams.middleware import Chain, Middleware
 from streams.serde.codec import RecordDecoder
+from streams.serde.payloads import Payloads
 from streams.serde.registry import SchemaRegistry
 from streams.transport import clients
 from streams.transport.async_producer import AsyncProducer
@@ -37,6 +38,7 @@ from streams.worker.ownership import Ownership
 from streams.worker.processing import Processor
 from streams.worker.stats import WorkerStats
 from streams.worker.tables import AgentTables
+from streams.worker.ticks import TickLoop
 from streams.worker.transactions import KafkaCommits, Transactions
 
 log = logging.getLogger("streams.worker")
@@ -112,6 +114,7 @@ class AgentWorker:
             middleware=self._middleware,
             dedup=self._dedup,
             tables=tables,
+            payloads=Payloads(self._registry),
             propagate_trace=self.settings.streams_tracing,
         )
         poller = self._poller = PollingConsumer(
@@ -156,11 +159,17 @@ class AgentWorker:
         committer = asyncio.create_task(
             self._committer.run_periodically(self._fail), name=f"commit-{agent.name}"
         )
+        ticks = self._start_ticks(tables, encoders)
         stopped = asyncio.create_task(stop.wait())
         failed = asyncio.create_task(self._failed.wait())
         await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         failed.cancel()
+        if ticks is not None:
+            ticker_task, ticker_producer = ticks
+            ticker_task.cancel()
+            await asyncio.gather(ticker_task, return_exceptions=True)
+            await asyncio.get_running_loop().run_in_executor(None, ticker_producer.close)
         await self._shutdown(producer, dispatcher, committer)
         if self._failure is not None:
             raise self._failure
@@ -211,6 +220,30 @@ class AgentWorker:
             self.stats.retries,
             self.stats.dead_lettered,
         )
+
+    def _start_ticks(
+        self, tables: AgentTables | None, encoders: Encoders
+    ) -> tuple[asyncio.Task[None], AsyncProducer] | None:
+        """The agent's ticker on a task, with a producer of its own (outside the handler's transactions)."""
+        ticker = self.agent.ticker
+        if ticker is None:
+            return None
+        assert tables is not None, "a ticker works on the agent's tables"
+        producer = clients.async_producer(
+            self.settings,
+            client_id=f"{self.agent.group_id}.{self.worker_id}.ticks",
+            on_fatal=self._fail_from_thread,
+        )
+        topic = self.agent.topic.name
+        loop = TickLoop(
+            ticker,
+            lambda: sorted(p for t, p in self._assigned if t == topic),
+            tables.open,
+            producer,
+            encoders,
+            self._fail,
+        )
+        return asyncio.create_task(loop.run(), name=f"ticks-{self.agent.name}"), producer
 
     def _fail_from_thread(self, error: BaseException) -> None:
         assert self._loop is not None

@@ -20,6 +20,7 @@ from streams.context import Context
 from streams.errors import DeserializationError, LateRecord, StreamsError
 from streams.middleware import Chain
 from streams.serde.codec import RecordDecoder, decode_key
+from streams.serde.payloads import Payloads
 from streams.worker.deadletter import dead_letter_headers
 from streams.worker.delivery import Delivery
 from streams.worker.items import WorkItem
@@ -59,6 +60,7 @@ class MessageHandler:
         middleware: Chain,
         dedup: SeenIds | None = None,
         tables: AgentTables | None = None,
+        payloads: Payloads | None = None,
         propagate_trace: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -69,6 +71,7 @@ class MessageHandler:
         self._middleware = middleware
         self._dedup = dedup
         self._tables = tables
+        self._payloads = payloads
         self._propagate_trace = propagate_trace
         self._sleep = sleep
 
@@ -104,6 +107,7 @@ class MessageHandler:
                 outbox=outbox,
                 on_send=self._middleware.on_send if self._middleware else None,
                 open_table=self._tables.open if self._tables is not None else None,
+                payloads=self._payloads,
                 propagate_trace=self._propagate_trace,
             )
             try:

@@ -11,6 +11,9 @@ pytestmark = pytest.mark.unit
 EXPECTED = [
     "App",
     "AtLeastOnce",
+    "CallFailed",
+    "CallTimeout",
+    "Client",
     "ConfigError",
     "Context",
     "DeserializationError",
@@ -36,6 +39,8 @@ EXPECTED = [
     "TransportError",
     "Tumbling",
     "Window",
+    "Workflow",
+    "WorkflowFailed",
     "run_agents",
 ]
 

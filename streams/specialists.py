@@ -1,0 +1,133 @@
+"""Specialists: agents reached by capability, whose return value goes back to whoever asked.
+
+A request is a typed record on the capability's request topic; its headers say where the answer goes
+(``reply-to``, a topic of :class:`~streams.events.WorkflowEvent` records, and ``reply-key``: a workflow
+id, or a caller's). The specialist answers with a ``STEP_SUCCEEDED`` event carrying its output as a
+nested record (wire format, schema id first), or ``STEP_FAILED`` with the error that remained after its
+retries, so a caller is never left waiting on an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from streams import headers as hdr
+from streams.context import Context
+from streams.errors import CallFailed, ConfigError
+from streams.events import WorkflowEvent, WorkflowEventKind
+from streams.retry import Retry
+from streams.serde.payloads import Payloads
+from streams.serde.record import Record
+from streams.topics import Topic
+
+log = logging.getLogger("streams.worker")
+
+In = TypeVar("In", bound=Record)
+Out = TypeVar("Out", bound=Record)
+
+SpecialistFunction = Callable[[In, Context], Awaitable[Out]]
+
+
+@dataclass(frozen=True)
+class Specialist(Generic[In, Out]):
+    """What callers need to know of a specialist: its capability, request topic and record types."""
+
+    capability: str
+    requests: Topic[In]
+    output: type[Out]
+    replies: Topic[WorkflowEvent]
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.output, type) and issubclass(self.output, Record)):
+            raise ConfigError(f"specialist {self.capability}: output must be a Record subclass")
+
+
+class SpecialistHandler(Generic[In, Out]):
+    """The agent handler around a specialist function: runs it, then replies."""
+
+    def __init__(
+        self, specialist: Specialist[In, Out], function: SpecialistFunction[In, Out], retry: Retry
+    ) -> None:
+        self._specialist = specialist
+        self._function = function
+        self._retry = retry
+        self._reply_topics: dict[str, Topic[WorkflowEvent]] = {specialist.replies.name: specialist.replies}
+        self.__name__ = getattr(function, "__name__", specialist.capability)
+
+    async def __call__(self, request: In, ctx: Context) -> None:
+        reply_to = ctx.headers.get(hdr.REPLY_TO)
+        try:
+            output = await self._function(request, ctx)
+            if not isinstance(output, self._specialist.output):
+                raise TypeError(
+                    f"specialist {self._specialist.capability} returned {type(output).__name__}, "
+                    f"not {self._specialist.output.__name__}"
+                )
+        except Exception as exc:
+            if reply_to is None or self._retry.should_retry(exc, ctx.attempt):
+                raise  # retried by the worker, or dead-lettered when nobody waits for an answer
+            log.warning(
+                "specialist %s failed request %s after %d attempt(s): %s: %s",
+                self._specialist.capability,
+                ctx.message_id,
+                ctx.attempt,
+                type(exc).__name__,
+                exc,
+            )
+            await self._reply(ctx, reply_to, WorkflowEventKind.STEP_FAILED, error=exc)
+            return
+        if reply_to is not None:
+            await self._reply(
+                ctx, reply_to, WorkflowEventKind.STEP_SUCCEEDED, payload=ctx.payloads.encode(output)
+            )
+
+    async def _reply(
+        self,
+        ctx: Context,
+        reply_to: str,
+        kind: WorkflowEventKind,
+        *,
+        payload: bytes | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        topic = self._reply_topics.get(reply_to)
+        if topic is None:
+            topic = self._reply_topics[reply_to] = Topic(reply_to, value=WorkflowEvent)
+        reply_key = ctx.headers.get(hdr.REPLY_KEY, "")
+        reply = WorkflowEvent(
+            kind=kind,
+            workflow_id=reply_key,
+            name=self._specialist.capability,
+            request_id=ctx.message_id,
+            payload=payload,
+            error=None if error is None else f"{type(error).__name__}: {error}",
+            error_class=None if error is None else f"{type(error).__module__}.{type(error).__qualname__}",
+            attempts=ctx.attempt,
+            sender=ctx.agent,
+            at=datetime.fromtimestamp(time.time(), UTC),
+        )
+        await ctx.send(topic, reply, key=reply_key)
+
+
+def request_headers(replies: Topic[WorkflowEvent], reply_key: str) -> hdr.Headers:
+    """What a request carries beside its identity: where and under which key to answer."""
+    return [(hdr.REPLY_TO, replies.name.encode()), (hdr.REPLY_KEY, reply_key.encode())]
+
+
+def answer(reply: WorkflowEvent, specialist: Specialist[Any, Out], payloads: Payloads) -> Out:
+    """The output a reply carries, or :class:`CallFailed` with the specialist's error."""
+    if reply.kind is not WorkflowEventKind.STEP_SUCCEEDED or reply.payload is None:
+        raise CallFailed(
+            f"{specialist.capability} failed after {reply.attempts} attempt(s): {reply.error}",
+            capability=specialist.capability,
+            error_class=reply.error_class,
+        )
+    return payloads.decode(reply.payload, specialist.output)
+
+
+__all__ = ["Specialist", "SpecialistFunction", "SpecialistHandler", "answer", "request_headers"]

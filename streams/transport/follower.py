@@ -1,0 +1,69 @@
+"""Follow a topic from now on: every record written to any of its partitions after :meth:`start`.
+
+For answers to requests: the follower takes each partition's end before the first request is sent,
+so no answer can slip in between. read_committed, so answers of aborted transactions never arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from confluent_kafka import KafkaException, Message, TopicPartition
+
+from streams.config import Settings
+from streams.errors import TopicError, TransportError
+from streams.transport import clients
+
+log = logging.getLogger("streams.client")
+
+
+class TopicFollower:
+    """Calls ``on_record`` on its own thread for every record of ``topic`` written after ``start()``."""
+
+    def __init__(self, settings: Settings, topic: str, on_record: Callable[[Message], None]) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._on_record = on_record
+        self._consumer = clients.scan_consumer(settings, "follower", **{"isolation.level": "read_committed"})
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name=f"follow-{topic}", daemon=True)
+
+    def start(self) -> None:
+        """Blocking: position every partition at its current end, then follow on a thread."""
+        timeout = self._settings.kafka_timeout
+        try:
+            metadata = self._consumer.list_topics(self._topic, timeout=timeout)
+            found = metadata.topics.get(self._topic)
+            if found is None or found.error is not None or not found.partitions:
+                raise TopicError(f"topic {self._topic} does not exist; create it with `streams topics apply`")
+            ends = []
+            for partition in sorted(found.partitions):
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self._topic, partition), timeout=timeout
+                )
+                ends.append(TopicPartition(self._topic, partition, high))
+        except KafkaException as exc:
+            raise TransportError(f"cannot reach {self._topic}: {exc.args[0].str()}", retriable=True) from exc
+        self._consumer.assign(ends)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                messages = self._consumer.consume(500, 0.1)
+            except KafkaException as exc:
+                log.warning("following %s: %s", self._topic, exc.args[0].str())
+                time.sleep(0.5)
+                continue
+            for message in messages:
+                if message.error() is None:
+                    self._on_record(message)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self._consumer.close()

@@ -1,0 +1,123 @@
+"""A workflow's journal, and what each event does to it. Pure: no Kafka, no clock of its own.
+
+The journal is the workflow's only state: its input, and every durable operation its code asked for,
+in order, with what came back. Events change it in one way each; an event that changes nothing (a
+second start, an answer to a step already answered) is a repeat and is ignored, which is what makes
+redelivered and duplicated events harmless.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from streams.events import (
+    BufferedSignal,
+    JournalStep,
+    StepKind,
+    StepStatus,
+    WorkflowEvent,
+    WorkflowEventKind,
+    WorkflowJournal,
+    WorkflowStatus,
+)
+
+_STEP_ANSWERS = {
+    WorkflowEventKind.STEP_SUCCEEDED: StepStatus.SUCCEEDED,
+    WorkflowEventKind.STEP_FAILED: StepStatus.FAILED,
+}
+
+
+def apply(
+    journal: WorkflowJournal | None, event: WorkflowEvent, correlation_id: str
+) -> WorkflowJournal | None:
+    """The journal after ``event``, or None when the event changes nothing."""
+    if event.kind is WorkflowEventKind.STARTED:
+        if journal is not None or event.payload is None:
+            return None  # started already: a repeated start is the same workflow
+        return WorkflowJournal(
+            workflow=event.name,
+            workflow_id=event.workflow_id,
+            status=WorkflowStatus.RUNNING,
+            input=event.payload,
+            correlation_id=correlation_id,
+            started_at=event.at,
+            updated_at=event.at,
+            steps=[],
+        )
+    if journal is None or journal.status is not WorkflowStatus.RUNNING:
+        return None
+    answered = _STEP_ANSWERS.get(event.kind)
+    if answered is not None:
+        return _answer(journal, event, answered)
+    if event.kind is WorkflowEventKind.TIMER_FIRED:
+        return _fire(journal, event)
+    if event.kind is WorkflowEventKind.SIGNALLED:
+        return _signal(journal, event)
+    if event.kind is WorkflowEventKind.CANCELLED:
+        return journal.model_copy(
+            update={
+                "status": WorkflowStatus.CANCELLED,
+                "error": event.error or "cancelled",
+                "updated_at": event.at,
+            }
+        )
+    return None  # COMPLETED / FAILED: the engine's own report of an end it has journaled already
+
+
+def _answer(journal: WorkflowJournal, event: WorkflowEvent, status: StepStatus) -> WorkflowJournal | None:
+    for index, step in enumerate(journal.steps):
+        if step.request_id == event.request_id:
+            if step.status is not StepStatus.PENDING:
+                return None  # answered already (a redelivered reply)
+            steps = list(journal.steps)
+            steps[index] = step.model_copy(
+                update={
+                    "status": status,
+                    "result": event.payload,
+                    "error": event.error,
+                    "error_class": event.error_class,
+                    "attempts": event.attempts,
+                    "finished_at": event.at,
+                }
+            )
+            return journal.model_copy(update={"steps": steps, "updated_at": event.at})
+    return None  # not a step of this workflow
+
+
+def _fire(journal: WorkflowJournal, event: WorkflowEvent) -> WorkflowJournal | None:
+    """A deadline came: a sleep is over; a call or signal still waiting has timed out."""
+    index = event.step
+    if index is None or not 0 <= index < len(journal.steps):
+        return None
+    step = journal.steps[index]
+    if step.status is not StepStatus.PENDING or step.deadline is None:
+        return None  # answered in time, or fired already
+    status = StepStatus.SUCCEEDED if step.kind is StepKind.SLEEP else StepStatus.TIMED_OUT
+    steps = list(journal.steps)
+    steps[index] = step.model_copy(update={"status": status, "finished_at": event.at})
+    return journal.model_copy(update={"steps": steps, "updated_at": event.at})
+
+
+def _signal(journal: WorkflowJournal, event: WorkflowEvent) -> WorkflowJournal | None:
+    """A signal answers the oldest step waiting for it, or waits in the journal for the code to ask."""
+    if event.payload is None:
+        return None
+    for index, step in enumerate(journal.steps):
+        if step.kind is StepKind.SIGNAL and step.name == event.name and step.status is StepStatus.PENDING:
+            steps = list(journal.steps)
+            steps[index] = step.model_copy(
+                update={"status": StepStatus.SUCCEEDED, "result": event.payload, "finished_at": event.at}
+            )
+            return journal.model_copy(update={"steps": steps, "updated_at": event.at})
+    buffered = BufferedSignal(name=event.name, payload=event.payload, at=event.at)
+    return journal.model_copy(update={"signals": [*journal.signals, buffered], "updated_at": event.at})
+
+
+def finished(
+    journal: WorkflowJournal, status: WorkflowStatus, at: datetime, **changes: object
+) -> WorkflowJournal:
+    return journal.model_copy(update={"status": status, "updated_at": at, **changes})
+
+
+def new_step(step: JournalStep, journal: WorkflowJournal) -> WorkflowJournal:
+    return journal.model_copy(update={"steps": [*journal.steps, step]})

@@ -1,0 +1,66 @@
+"""What clients send to a workflow and read back from it: the start event, and the result a final event
+carries. Shared by :class:`streams.Client` and the in-memory twin, so both speak exactly alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.errors import WorkflowFailed
+from streams.events import WorkflowEvent, WorkflowEventKind
+from streams.serde.payloads import Payloads
+from streams.serde.record import Record
+from streams.workflows.engine import WorkflowDefinition
+
+ENDINGS = (WorkflowEventKind.COMPLETED, WorkflowEventKind.FAILED)
+
+
+def start_event(
+    definition: WorkflowDefinition,
+    value: Record,
+    workflow_id: str,
+    payloads: Payloads,
+    sender: str,
+    now_ms: int,
+) -> WorkflowEvent:
+    if not isinstance(value, definition.input):
+        raise TypeError(
+            f"workflow {definition.name} takes {definition.input.__name__}, not {type(value).__name__}"
+        )
+    return WorkflowEvent(
+        kind=WorkflowEventKind.STARTED,
+        workflow_id=workflow_id,
+        name=definition.name,
+        payload=payloads.encode(value),
+        sender=sender,
+        at=datetime.fromtimestamp(now_ms / 1000, UTC),
+    )
+
+
+def signal_event(
+    definition: WorkflowDefinition,
+    workflow_id: str,
+    name: str,
+    value: Record,
+    payloads: Payloads,
+    sender: str,
+    now_ms: int,
+) -> WorkflowEvent:
+    return WorkflowEvent(
+        kind=WorkflowEventKind.SIGNALLED,
+        workflow_id=workflow_id,
+        name=name,
+        payload=payloads.encode(value),
+        sender=sender,
+        at=datetime.fromtimestamp(now_ms / 1000, UTC),
+    )
+
+
+def result_of(event: WorkflowEvent, definition: WorkflowDefinition, payloads: Payloads) -> Any:
+    """The output a COMPLETED event carries; :class:`WorkflowFailed` for a FAILED one."""
+    if event.kind is WorkflowEventKind.COMPLETED and event.payload is not None:
+        return payloads.decode(event.payload, definition.output)
+    raise WorkflowFailed(
+        f"workflow {definition.name} ({event.workflow_id}) failed: {event.error}",
+        error_class=event.error_class,
+    )

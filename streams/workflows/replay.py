@@ -1,0 +1,275 @@
+"""Running a workflow's code against its journal: completed steps return what they returned before,
+the first step without an answer suspends the run, and steps the code asks for anew become requests.
+
+The code runs from the top on every event. Each durable operation takes the next position in the
+journal; if the journal already holds a different operation there, the code has changed under a
+running workflow (or is not deterministic), and the workflow stops with that error rather than mix
+two histories.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from streams import headers as hdr
+from streams.errors import CallFailed, CallTimeout, StreamsError
+from streams.events import JournalStep, StepKind, StepStatus, WorkflowJournal
+from streams.serde.payloads import Payloads
+from streams.serde.record import Record
+
+T = TypeVar("T")
+R = TypeVar("R", bound=Record)
+
+_SUSPEND = object()  # what a step without an answer yields to the driver
+
+
+class NonDeterminismError(StreamsError):
+    """The workflow's code asked for a different operation than its journal holds at that position."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """A call the code asked for anew: the engine sends it once the journal that records it commits."""
+
+    capability: str
+    value: Record
+    request_id: str
+
+
+@dataclass
+class Outcome:
+    journal: WorkflowJournal
+    requests: list[Request] = field(default_factory=list)
+    output: Record | None = None
+    error: BaseException | None = None
+
+    @property
+    def suspended(self) -> bool:
+        return self.output is None and self.error is None
+
+
+OutputOf = Callable[[str], type[Record]]
+"""The output record type of a capability (from the specialists the app declares)."""
+
+
+class Step(Generic[T]):
+    """A durable operation's result, to ``await``. The operation was registered when the step was made,
+    so several steps made before the first ``await`` run in parallel."""
+
+    def __init__(self, resolve: Callable[[], tuple[bool, T]]) -> None:
+        self._resolve = resolve
+
+    def __await__(self) -> Generator[Any, None, T]:
+        done, value = self._resolve()
+        while not done:
+            yield _SUSPEND
+            done, value = self._resolve()
+        return value
+
+
+class Workflow:
+    """The handle a workflow function gets: durable calls and journaled values."""
+
+    def __init__(
+        self, journal: WorkflowJournal, now_ms: int, payloads: Payloads, output_of: OutputOf
+    ) -> None:
+        self.id = journal.workflow_id
+        self.name = journal.workflow
+        self._journal = journal
+        self._steps = list(journal.steps)
+        self._signals = list(journal.signals)
+        self._position = 0
+        self._now = datetime.fromtimestamp(now_ms / 1000, UTC)
+        self._payloads = payloads
+        self._output_of = output_of
+        self.requests: list[Request] = []
+
+    def call(
+        self,
+        capability: str,
+        value: Record,
+        *,
+        output: type[R] | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Step[Any]:
+        """Ask the specialist for ``capability``; ``await`` the step for its typed output. A failure
+        left after the specialist's retries raises :class:`CallFailed` at the ``await``."""
+        result_type = output or self._output_of(capability)
+        step = self._step(StepKind.CALL, capability)
+        if step is None:
+            request_id = hdr.derived_id(self.id, self.name, self._position - 1)
+            deadline = None if timeout is None else self._now + _duration(timeout)
+            self._record(
+                JournalStep(
+                    kind=StepKind.CALL,
+                    name=capability,
+                    status=StepStatus.PENDING,
+                    request_id=request_id,
+                    started_at=self._now,
+                    deadline=deadline,
+                )
+            )
+            self.requests.append(Request(capability, value, request_id))
+        index = self._position - 1
+
+        def resolve() -> tuple[bool, Any]:
+            current = self._steps[index]
+            if current.status is StepStatus.PENDING:
+                return False, None
+            if current.status is StepStatus.SUCCEEDED and current.result is not None:
+                return True, self._payloads.decode(current.result, result_type)
+            if current.status is StepStatus.TIMED_OUT:
+                raise CallTimeout(f"{capability} did not answer step {index} of workflow {self.id} in time")
+            raise CallFailed(
+                f"{capability} failed after {current.attempts} attempt(s): {current.error}",
+                capability=capability,
+                error_class=current.error_class,
+            )
+
+        return Step(resolve)
+
+    def sleep(self, duration: float | timedelta) -> Step[None]:
+        """A durable pause: ``await wf.sleep(timedelta(hours=1))`` resumes after it, whatever restarts
+        happen meanwhile."""
+        step = self._step(StepKind.SLEEP, "sleep")
+        if step is None:
+            self._record(
+                JournalStep(
+                    kind=StepKind.SLEEP,
+                    name="sleep",
+                    status=StepStatus.PENDING,
+                    started_at=self._now,
+                    deadline=self._now + _duration(duration),
+                )
+            )
+        index = self._position - 1
+        return Step(lambda: (self._steps[index].status is not StepStatus.PENDING, None))
+
+    def signal(self, name: str, value: type[R], *, timeout: float | timedelta | None = None) -> Step[R]:
+        """Wait for signal ``name`` (sent with :meth:`streams.Client.signal` or ``streams workflow
+        signal``) and return its ``value`` record; a signal sent before the code asks is kept for it.
+        With ``timeout``, raises :class:`CallTimeout` at the ``await`` if none came in time."""
+        step = self._step(StepKind.SIGNAL, name)
+        if step is None:
+            buffered = next((s for s in self._signals if s.name == name), None)
+            if buffered is not None:
+                self._signals.remove(buffered)
+            self._record(
+                JournalStep(
+                    kind=StepKind.SIGNAL,
+                    name=name,
+                    status=StepStatus.PENDING if buffered is None else StepStatus.SUCCEEDED,
+                    result=None if buffered is None else buffered.payload,
+                    started_at=self._now,
+                    finished_at=None if buffered is None else self._now,
+                    deadline=None
+                    if timeout is None or buffered is not None
+                    else self._now + _duration(timeout),
+                )
+            )
+        index = self._position - 1
+
+        def resolve() -> tuple[bool, R | None]:
+            current = self._steps[index]
+            if current.status is StepStatus.PENDING:
+                return False, None
+            if current.status is StepStatus.SUCCEEDED and current.result is not None:
+                return True, self._payloads.decode(current.result, value)
+            raise CallTimeout(f"no signal {name!r} came for workflow {self.id} in time")
+
+        return Step(resolve)  # type: ignore[arg-type]
+
+    async def gather(self, *steps: Awaitable[T]) -> list[T]:
+        """The results of ``steps`` (made beforehand, so they run in parallel), in their order."""
+        return [await step for step in steps]
+
+    def now(self) -> datetime:
+        """The time, as it was the first time the code got here (journaled)."""
+        return datetime.fromtimestamp(
+            int(self._value(StepKind.NOW, lambda: str(int(self._now.timestamp() * 1000)))) / 1000, UTC
+        )
+
+    def uuid(self) -> str:
+        """A random id, the same on every replay (journaled)."""
+        return self._value(StepKind.UUID, lambda: uuid.uuid4().hex)
+
+    def random(self) -> float:
+        """A random number in [0, 1), the same on every replay (journaled)."""
+        return float(self._value(StepKind.RANDOM, lambda: repr(random.random())))
+
+    def _value(self, kind: StepKind, make: Callable[[], str]) -> str:
+        step = self._step(kind, kind.value.lower())
+        if step is None:
+            step = JournalStep(
+                kind=kind,
+                name=kind.value.lower(),
+                status=StepStatus.SUCCEEDED,
+                value=make(),
+                started_at=self._now,
+                finished_at=self._now,
+            )
+            self._record(step)
+        assert step.value is not None
+        return step.value
+
+    def _step(self, kind: StepKind, name: str) -> JournalStep | None:
+        """The journal's step at the next position, checked against what the code asks for now."""
+        position = self._position
+        self._position += 1
+        if position >= len(self._steps):
+            return None
+        step = self._steps[position]
+        if step.kind is not kind or step.name != name:
+            raise NonDeterminismError(
+                f"workflow {self.name} ({self.id}) asked for {kind.value.lower()} {name!r} at step "
+                f"{position}, but its journal holds {step.kind.value.lower()} {step.name!r} there: the code "
+                "changed under a running workflow, or depends on something not journaled"
+            )
+        return step
+
+    def _record(self, step: JournalStep) -> None:
+        self._steps.append(step)
+
+    def journal(self) -> WorkflowJournal:
+        return self._journal.model_copy(update={"steps": list(self._steps), "signals": list(self._signals)})
+
+
+WorkflowFunction = Callable[[Any, Workflow], Coroutine[Any, Any, Any]]
+
+
+def _duration(value: float | timedelta) -> timedelta:
+    return value if isinstance(value, timedelta) else timedelta(seconds=value)
+
+
+def replay(
+    function: WorkflowFunction,
+    journal: WorkflowJournal,
+    input_type: type[Record],
+    *,
+    now_ms: int,
+    payloads: Payloads,
+    output_of: OutputOf,
+) -> Outcome:
+    """Run ``function`` against ``journal`` until it returns, fails or waits for an answer."""
+    handle = Workflow(journal, now_ms, payloads, output_of)
+    coroutine = function(payloads.decode(journal.input, input_type), handle)
+    try:
+        yielded = coroutine.send(None)
+    except StopIteration as returned:
+        return Outcome(handle.journal(), handle.requests, output=returned.value)
+    except Exception as exc:  # noqa: BLE001 - whatever the code raises ends the workflow as FAILED
+        return Outcome(handle.journal(), handle.requests, error=exc)
+    finally:
+        coroutine.close()
+    if yielded is not _SUSPEND:
+        error = StreamsError(
+            f"workflow {journal.workflow} awaited {yielded!r}: workflow code may await only the "
+            "workflow's own operations (wf.call, wf.gather, ...), so that it can be replayed"
+        )
+        return Outcome(handle.journal(), handle.requests, error=error)
+    return Outcome(handle.journal(), handle.requests)
