@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from streams import Publisher, Record, Settings, Topic
+from streams import headers as hdr
 from streams.admin import TopicAdmin
 from streams.events import TaskCompleted, TaskRequested
 from streams.serde.codec import RecordDecoder
@@ -78,7 +80,8 @@ class Pipeline:
                 )
         return keys * per_key
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, only: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+        """A `streams run` process of the app: every agent, or ``only`` those named."""
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
@@ -92,7 +95,7 @@ class Pipeline:
         self.started += 1
         with (self.log_dir / f"worker-{self.started}.log").open("wb") as log:  # the child keeps its copy
             worker = subprocess.Popen(
-                [sys.executable, "-m", "streams", "run", self.app_ref],
+                [sys.executable, "-m", "streams", "run", self.app_ref, *(f"--agent={name}" for name in only)],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -155,6 +158,7 @@ class CommittedReader:
         self.by_partition: dict[int, list[str]] = defaultdict(list)
         self.results: list[tuple[str, str | None]] = []  # (task_id, result) of TaskCompleted values
         self.values: list[Any] = []
+        self.ids: list[str] = []  # message-id headers, in the order read
         self.count = 0
 
     def drain(self, seconds: float = 1.0) -> int:
@@ -165,6 +169,7 @@ class CommittedReader:
                     continue
                 value = self._decode(message.value())
                 self.values.append(value)
+                self.ids.append(hdr.get(message.headers(), hdr.MESSAGE_ID) or "")
                 if isinstance(value, TaskCompleted):
                     self.by_partition[message.partition()].append(value.task_id)
                     self.results.append((value.task_id, value.result))
