@@ -43,8 +43,9 @@ def run(
 ) -> None:
     """Run agents as members of their consumer groups; more workers share the partitions.
 
-    A new agent starts where its `start` option says (latest by default); later runs resume from the
-    group's committed position. SIGTERM or Ctrl-C drains in-flight work and commits before exiting.
+    A new agent starts where its `start` option says (the oldest message by default); later runs resume
+    from the group's committed position. SIGTERM or Ctrl-C finishes received work and commits before
+    exiting.
     """
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):

@@ -3,6 +3,7 @@ repeat nothing, and code that changed under a running workflow."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -230,3 +231,22 @@ async def test_bad_starts_and_unknown_names_say_what_is_wrong() -> None:
             await t.start("nope", _task("c1"))
         with pytest.raises(TypeError, match="workflow triage takes TaskRequested, not TaskCompleted"):
             await t.start("triage", _done(_task("c1"), "x", "y"))
+
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+async def test_the_readme_workflow_example_runs_as_written() -> None:
+    code = (
+        README.split("## Specialists and durable workflows", 1)[1]
+        .split("```python\n", 1)[1]
+        .split("```", 1)[0]
+    )
+    example: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), example)  # our own README's example, run as written
+    async with TestApp(example["app"]) as t:
+        case_id = await t.start("triage", _task("case-1", "billing,outage"))
+        journal = t.journal("triage", case_id)
+        assert journal is not None and journal.status is WorkflowStatus.RUNNING, "waiting for approval"
+        await t.signal("triage", case_id, "approval", _done(_task("case-1"), "ana", "approved"))
+        assert t.result("triage", case_id).result == "approved: notes on billing; notes on outage"
