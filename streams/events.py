@@ -369,6 +369,10 @@ class JournalStep(Record):
     started_at: datetime
     finished_at: datetime | None = Field(default=None)
     deadline: datetime | None = Field(default=None)
+    answered_as: int | None = Field(
+        default=None,
+        description='The journal event count when the step got its outcome (orders answers and deadlines).',
+    )
 
 
 class BufferedSignal(Record):
@@ -398,6 +402,10 @@ class WorkflowJournal(Record):
                 {'name': 'correlation_id', 'type': 'string'},
                 {'name': 'started_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
                 {'name': 'updated_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'events',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'How many events have changed the journal.'},
                 {'name': 'steps',
                  'default': [],
                  'type': {'type': 'array',
@@ -456,7 +464,13 @@ class WorkflowJournal(Record):
                                                 'type': ['null',
                                                          {'type': 'long',
                                                           'logicalType': 'timestamp-millis'}],
-                                                'default': None}]}}},
+                                                'default': None},
+                                               {'name': 'answered_as',
+                                                'type': ['null', 'long'],
+                                                'default': None,
+                                                'doc': 'The journal event count when the step got '
+                                                       'its outcome (orders answers and '
+                                                       'deadlines).'}]}}},
                 {'name': 'signals',
                  'default': [],
                  'doc': 'Signals that came before the code asked for them, oldest first.',
@@ -478,6 +492,7 @@ class WorkflowJournal(Record):
     correlation_id: str
     started_at: datetime
     updated_at: datetime
+    events: int = Field(default=0, description='How many events have changed the journal.')
     steps: list[JournalStep] = Field(default_factory=list)
     signals: list[BufferedSignal] = Field(
         default_factory=list,

@@ -1,6 +1,6 @@
 """Durable workflows: plain async functions whose progress is journaled in Kafka (``App.workflow``)."""
 
 from streams.workflows.engine import WorkflowDefinition
-from streams.workflows.replay import NonDeterminismError, Step, Workflow
+from streams.workflows.replay import Gathered, NonDeterminismError, Step, Workflow
 
-__all__ = ["NonDeterminismError", "Step", "Workflow", "WorkflowDefinition"]
+__all__ = ["Gathered", "NonDeterminismError", "Step", "Workflow", "WorkflowDefinition"]

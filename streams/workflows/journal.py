@@ -42,6 +42,7 @@ def apply(
             correlation_id=correlation_id,
             started_at=event.at,
             updated_at=event.at,
+            events=1,
             steps=[],
         )
     if journal is None or journal.status is not WorkflowStatus.RUNNING:
@@ -78,9 +79,10 @@ def _answer(journal: WorkflowJournal, event: WorkflowEvent, status: StepStatus) 
                     "error_class": event.error_class,
                     "attempts": event.attempts,
                     "finished_at": event.at,
+                    "answered_as": journal.events + 1,
                 }
             )
-            return journal.model_copy(update={"steps": steps, "updated_at": event.at})
+            return _changed(journal, event, steps=steps)
     return None  # not a step of this workflow
 
 
@@ -94,8 +96,10 @@ def _fire(journal: WorkflowJournal, event: WorkflowEvent) -> WorkflowJournal | N
         return None  # answered in time, or fired already
     status = StepStatus.SUCCEEDED if step.kind is StepKind.SLEEP else StepStatus.TIMED_OUT
     steps = list(journal.steps)
-    steps[index] = step.model_copy(update={"status": status, "finished_at": event.at})
-    return journal.model_copy(update={"steps": steps, "updated_at": event.at})
+    steps[index] = step.model_copy(
+        update={"status": status, "finished_at": event.at, "answered_as": journal.events + 1}
+    )
+    return _changed(journal, event, steps=steps)
 
 
 def _signal(journal: WorkflowJournal, event: WorkflowEvent) -> WorkflowJournal | None:
@@ -106,11 +110,21 @@ def _signal(journal: WorkflowJournal, event: WorkflowEvent) -> WorkflowJournal |
         if step.kind is StepKind.SIGNAL and step.name == event.name and step.status is StepStatus.PENDING:
             steps = list(journal.steps)
             steps[index] = step.model_copy(
-                update={"status": StepStatus.SUCCEEDED, "result": event.payload, "finished_at": event.at}
+                update={
+                    "status": StepStatus.SUCCEEDED,
+                    "result": event.payload,
+                    "finished_at": event.at,
+                    "answered_as": journal.events + 1,
+                }
             )
-            return journal.model_copy(update={"steps": steps, "updated_at": event.at})
+            return _changed(journal, event, steps=steps)
     buffered = BufferedSignal(name=event.name, payload=event.payload, at=event.at)
-    return journal.model_copy(update={"signals": [*journal.signals, buffered], "updated_at": event.at})
+    return _changed(journal, event, signals=[*journal.signals, buffered])
+
+
+def _changed(journal: WorkflowJournal, event: WorkflowEvent, **changes: object) -> WorkflowJournal:
+    """``journal`` with ``changes`` made by ``event``, counted: the count orders answers and deadlines."""
+    return journal.model_copy(update={**changes, "updated_at": event.at, "events": journal.events + 1})
 
 
 def finished(

@@ -61,8 +61,9 @@ class Step(Generic[T]):
     """A durable operation's result, to ``await``. The operation was registered when the step was made,
     so several steps made before the first ``await`` run in parallel."""
 
-    def __init__(self, resolve: Callable[[], tuple[bool, T]]) -> None:
+    def __init__(self, resolve: Callable[[], tuple[bool, T]], answered_as: Callable[[], int | None]) -> None:
         self._resolve = resolve
+        self.answered_as = answered_as  # when the journal got its outcome (None: not yet)
 
     def __await__(self) -> Generator[Any, None, T]:
         done, value = self._resolve()
@@ -70,6 +71,29 @@ class Step(Generic[T]):
             yield _SUSPEND
             done, value = self._resolve()
         return value
+
+    def outcome(self) -> tuple[bool, T | None, BaseException | None]:
+        """Without waiting: whether it has an outcome, and its value or error."""
+        try:
+            done, value = self._resolve()
+        except (CallFailed, CallTimeout) as exc:
+            return True, None, exc
+        return done, value if done else None, None
+
+
+@dataclass(frozen=True)
+class Gathered(Generic[T]):
+    """What a gather with a deadline got: ``values[i]`` is step i's output, or None where it failed
+    (``failed[i]`` says why) or had not answered by the deadline (``late``)."""
+
+    values: list[T | None]
+    failed: dict[int, BaseException]
+    late: list[int]
+
+    @property
+    def answered(self) -> list[T]:
+        """The outputs that came in time, in the steps' order."""
+        return [value for value in self.values if value is not None]
 
 
 class Workflow:
@@ -131,7 +155,7 @@ class Workflow:
                 error_class=current.error_class,
             )
 
-        return Step(resolve)
+        return Step(resolve, self._answered_as(index))
 
     def sleep(self, duration: float | timedelta) -> Step[None]:
         """A durable pause: ``await wf.sleep(timedelta(hours=1))`` resumes after it, whatever restarts
@@ -148,7 +172,9 @@ class Workflow:
                 )
             )
         index = self._position - 1
-        return Step(lambda: (self._steps[index].status is not StepStatus.PENDING, None))
+        return Step(
+            lambda: (self._steps[index].status is not StepStatus.PENDING, None), self._answered_as(index)
+        )
 
     def signal(self, name: str, value: type[R], *, timeout: float | timedelta | None = None) -> Step[R]:
         """Wait for signal ``name`` (sent with :meth:`streams.Client.signal` or ``streams workflow
@@ -182,11 +208,54 @@ class Workflow:
                 return True, self._payloads.decode(current.result, value)
             raise CallTimeout(f"no signal {name!r} came for workflow {self.id} in time")
 
-        return Step(resolve)  # type: ignore[arg-type]
+        return Step(resolve, self._answered_as(index))  # type: ignore[arg-type]
 
     async def gather(self, *steps: Awaitable[T]) -> list[T]:
-        """The results of ``steps`` (made beforehand, so they run in parallel), in their order."""
+        """The results of ``steps`` (made beforehand, so they run in parallel), in their order; the first
+        failure raises. For a deadline and partial results, see :meth:`gather_within`."""
         return [await step for step in steps]
+
+    def gather_within(
+        self, *steps: Step[T], timeout: float | timedelta, at_least: int | None = None
+    ) -> Step[Gathered[T]]:
+        """Scatter-gather with a deadline: ``await`` it for a :class:`Gathered` once every step has an
+        outcome or ``timeout`` has passed, whichever comes first. Steps still unanswered then are late
+        (their answers are ignored from then on, on every replay). Raises :class:`CallTimeout` if fewer
+        than ``at_least`` (default: all) came back successfully."""
+        wanted = len(steps) if at_least is None else at_least
+        if not 0 <= wanted <= len(steps):
+            raise ValueError(f"at_least={at_least} of {len(steps)} steps")
+        deadline = self.sleep(timeout)
+        deadline_index = self._position - 1
+
+        def resolve() -> tuple[bool, Gathered[T]]:
+            fired = self._steps[deadline_index].answered_as
+            outcomes = [step.outcome() for step in steps]
+            if fired is None and not all(done for done, _, _ in outcomes):
+                return False, Gathered([], {}, [])  # not read: the step waits
+            values: list[T | None] = []
+            failed: dict[int, BaseException] = {}
+            late: list[int] = []
+            for position, (step, (done, value, error)) in enumerate(zip(steps, outcomes, strict=True)):
+                answered = step.answered_as()
+                if not done or (fired is not None and answered is not None and answered > fired):
+                    late.append(position)  # answered after the deadline: as if it never had
+                    values.append(None)
+                elif error is not None:
+                    failed[position] = error
+                    values.append(None)
+                else:
+                    values.append(value)
+            gathered = Gathered(values, failed, late)
+            if len(gathered.answered) < wanted:
+                raise CallTimeout(
+                    f"gather in workflow {self.id}: {len(gathered.answered)} of {len(steps)} answered in "
+                    f"time, {wanted} needed ({len(late)} late, {len(failed)} failed)"
+                )
+            return True, gathered
+
+        del deadline  # its outcome is read through the journal above
+        return Step(resolve, self._answered_as(deadline_index))
 
     def now(self) -> datetime:
         """The time, as it was the first time the code got here (journaled)."""
@@ -231,6 +300,9 @@ class Workflow:
                 "changed under a running workflow, or depends on something not journaled"
             )
         return step
+
+    def _answered_as(self, index: int) -> Callable[[], int | None]:
+        return lambda: self._steps[index].answered_as
 
     def _record(self, step: JournalStep) -> None:
         self._steps.append(step)

@@ -8,8 +8,17 @@ from datetime import timedelta
 import pytest
 
 from streams import App, CallTimeout, Context, Workflow
-from streams.events import StepStatus, TaskCompleted, TaskRequested, TaskStatus, WorkflowStatus
+from streams.events import (
+    StepStatus,
+    TaskCompleted,
+    TaskRequested,
+    TaskStatus,
+    WorkflowEvent,
+    WorkflowEventKind,
+    WorkflowStatus,
+)
 from streams.testing import TestApp
+from tests._records import EPOCH
 
 pytestmark = pytest.mark.unit
 
@@ -130,3 +139,67 @@ async def test_an_unanswered_signal_times_out() -> None:
         workflow_id = await t.start("approval", _task("c1"))
         await t.advance(24 * 3600)
         assert t.result("approval", workflow_id).result == "expired"
+
+
+def _gather_app(at_least: int) -> App:
+    app = App("gather")
+
+    @app.specialist("fast", input=TaskRequested, output=TaskCompleted)
+    async def fast(task: TaskRequested, ctx: Context) -> TaskCompleted:
+        return _done(task.task_id, f"fast {task.payload}")
+
+    @app.specialist("slow", input=TaskRequested, output=TaskCompleted)
+    async def slow(task: TaskRequested, ctx: Context) -> TaskCompleted:
+        return _done(task.task_id, f"slow {task.payload}")
+
+    @app.workflow(input=TaskRequested, output=TaskCompleted)
+    async def poll(case: TaskRequested, wf: Workflow) -> TaskCompleted:
+        asks = [wf.call("fast", _task(case.task_id, "a")), wf.call("slow", _task(case.task_id, "b"))]
+        asks.append(wf.call("fast", _task(case.task_id, "c")))
+        try:
+            got = await wf.gather_within(*asks, timeout=60, at_least=at_least)
+        except CallTimeout as timed_out:
+            return _done(case.task_id, f"too few: {timed_out}")
+        await wf.sleep(1)  # one more event after the gather: its outcome must replay the same
+        return _done(case.task_id, f"{[v.result if v else None for v in got.values]} late={got.late}")
+
+    return app
+
+
+async def test_a_gather_with_a_deadline_returns_what_came_in_time_and_ignores_stragglers() -> None:
+    app = _gather_app(at_least=2)
+    async with TestApp(app) as t:
+        in_time = await t.start("poll", _task("c1"))
+        await t.advance(1)
+        assert t.result("poll", in_time).result == "['fast a', 'slow b', 'fast c'] late=[]"
+
+    async with TestApp(app, agents=["poll", "fast"]) as t:  # nobody serves "slow"
+        workflow_id = await t.start("poll", _task("c2"))
+        await t.advance(60)  # the deadline: "slow" is late
+        journal = t.journal("poll", workflow_id)
+        assert journal is not None
+        [waiting] = [s for s in journal.steps if s.name == "slow"]
+        late_answer = WorkflowEvent(
+            kind=WorkflowEventKind.STEP_SUCCEEDED,
+            workflow_id=workflow_id,
+            name="slow",
+            request_id=waiting.request_id,
+            payload=t.payloads.encode(_done("c2", "slow b")),
+            sender="slow",
+            at=EPOCH,
+        )
+        await t.publish(app.workflows["poll"].events, late_answer, key=workflow_id)  # after the deadline
+        await t.advance(1)
+        assert t.result("poll", workflow_id).result == "['fast a', None, 'fast c'] late=[1]", (
+            "the late answer is journaled but changes nothing the code decided"
+        )
+
+
+async def test_a_gather_that_gets_too_few_answers_in_time_raises() -> None:
+    app = _gather_app(at_least=3)
+    async with TestApp(app, agents=["poll", "fast"]) as t:
+        workflow_id = await t.start("poll", _task("c1"))
+        await t.advance(60)
+        assert t.result("poll", workflow_id).result == (
+            f"too few: gather in workflow {workflow_id}: 2 of 3 answered in time, 3 needed (1 late, 0 failed)"
+        )
