@@ -282,7 +282,7 @@ class App:
                 guarantee=ExactlyOnce(),
                 limits=limits,
                 tables=[JOURNAL],
-            )(WorkflowEngine(definition, self.specialists))
+            )(WorkflowEngine(definition, self.specialists, self.workflows))
             engine = self.agents[workflow_name]
             ticker = TimerTicker(JOURNAL, events, sender=engine.group_id)
             self.agents[workflow_name] = dataclasses.replace(engine, ticker=ticker)

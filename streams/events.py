@@ -19,6 +19,7 @@ __all__ = [
     'BufferedSignal',
     'JournalStep',
     'MetricSample',
+    'ParentStep',
     'Severity',
     'StepKind',
     'StepStatus',
@@ -332,6 +333,12 @@ class WorkflowStatus(StrEnum):
     CANCELLED = 'CANCELLED'
 
 
+class ParentStep(Record):
+    reply_to: str = Field(description="The parent's event topic.")
+    workflow_id: str = Field(description="The parent workflow's id.")
+    request_id: str = Field(description="The parent's step that started this workflow.")
+
+
 class StepKind(StrEnum):
     CALL = 'CALL'
     SLEEP = 'SLEEP'
@@ -339,6 +346,7 @@ class StepKind(StrEnum):
     NOW = 'NOW'
     UUID = 'UUID'
     RANDOM = 'RANDOM'
+    CHILD = 'CHILD'
 
 
 class StepStatus(StrEnum):
@@ -400,6 +408,21 @@ class WorkflowJournal(Record):
                 {'name': 'output', 'type': ['null', 'bytes'], 'default': None},
                 {'name': 'error', 'type': ['null', 'string'], 'default': None},
                 {'name': 'correlation_id', 'type': 'string'},
+                {'name': 'parent',
+                 'default': None,
+                 'doc': "Where a child workflow reports its end: its parent's step.",
+                 'type': ['null',
+                          {'type': 'record',
+                           'name': 'ParentStep',
+                           'fields': [{'name': 'reply_to',
+                                       'type': 'string',
+                                       'doc': "The parent's event topic."},
+                                      {'name': 'workflow_id',
+                                       'type': 'string',
+                                       'doc': "The parent workflow's id."},
+                                      {'name': 'request_id',
+                                       'type': 'string',
+                                       'doc': "The parent's step that started this workflow."}]}]},
                 {'name': 'started_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
                 {'name': 'updated_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
                 {'name': 'events',
@@ -421,7 +444,8 @@ class WorkflowJournal(Record):
                                                                      'SIGNAL',
                                                                      'NOW',
                                                                      'UUID',
-                                                                     'RANDOM']}},
+                                                                     'RANDOM',
+                                                                     'CHILD']}},
                                                {'name': 'name',
                                                 'type': 'string',
                                                 'doc': 'The capability, signal or timer.'},
@@ -490,6 +514,10 @@ class WorkflowJournal(Record):
     output: bytes | None = Field(default=None)
     error: str | None = Field(default=None)
     correlation_id: str
+    parent: ParentStep | None = Field(
+        default=None,
+        description="Where a child workflow reports its end: its parent's step.",
+    )
     started_at: datetime
     updated_at: datetime
     events: int = Field(default=0, description='How many events have changed the journal.')

@@ -15,15 +15,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from streams import headers as hdr
 from streams.context import Context
 from streams.errors import ConfigError
-from streams.events import WorkflowEvent, WorkflowEventKind, WorkflowJournal, WorkflowStatus
+from streams.events import (
+    ParentStep,
+    StepKind,
+    WorkflowEvent,
+    WorkflowEventKind,
+    WorkflowJournal,
+    WorkflowStatus,
+)
 from streams.serde.record import Record
 from streams.specialists import Specialist, request_headers
 from streams.tables import Table
 from streams.topics import Topic
 from streams.workflows.journal import apply, finished
-from streams.workflows.replay import Outcome, WorkflowFunction, replay
+from streams.workflows.replay import Outcome, Request, WorkflowFunction, replay
 from streams.workflows.timers import deadlines_of
 
 log = logging.getLogger("streams.workflows")
@@ -47,16 +55,21 @@ class WorkflowEngine:
     """The handler of a workflow's engine agent."""
 
     def __init__(
-        self, definition: WorkflowDefinition, specialists: Mapping[str, Specialist[Any, Any]]
+        self,
+        definition: WorkflowDefinition,
+        specialists: Mapping[str, Specialist[Any, Any]],
+        workflows: Mapping[str, WorkflowDefinition],
     ) -> None:
         self._definition = definition
-        self._specialists = specialists  # the app's, read when a step is asked for: declared in any order
+        # The app's, read when a step is asked for: declared in any order.
+        self._specialists = specialists
+        self._workflows = workflows
         self.__name__ = definition.name
 
     async def __call__(self, event: WorkflowEvent, ctx: Context) -> None:
         journals = ctx.table(JOURNAL)
         before = journals.get(event.workflow_id)
-        journal = apply(before, event, ctx.correlation_id)
+        journal = apply(before, event, ctx.correlation_id, _parent_of(event, ctx))
         if journal is None:
             return  # a repeat, or news for a workflow that has ended
         if journal.status is WorkflowStatus.RUNNING:
@@ -93,19 +106,38 @@ class WorkflowEngine:
             await self._report(ctx, journal, WorkflowEventKind.FAILED, now, error=outcome.error)
             return finished(journal, WorkflowStatus.FAILED, now, error=error)
         for request in outcome.requests:
-            specialist = self._specialist(request.capability)
-            await ctx.send(
-                specialist.requests,
-                request.value,
-                key=journal.workflow_id,
-                message_id=request.request_id,
-                headers=request_headers(definition.events, journal.workflow_id),
-            )
+            await self._send(ctx, journal, request, now)
         if outcome.output is None:
             return journal
         payload = ctx.payloads.encode(outcome.output)
         await self._report(ctx, journal, WorkflowEventKind.COMPLETED, now, payload=payload)
         return finished(journal, WorkflowStatus.COMPLETED, now, output=payload)
+
+    async def _send(self, ctx: Context, journal: WorkflowJournal, request: Request, now: datetime) -> None:
+        """A new step's request: to a specialist, or the start of a child workflow; either way the
+        answer comes back to this workflow's event topic, citing the request's id."""
+        reply_to = request_headers(self._definition.events, journal.workflow_id)
+        if request.kind is StepKind.CHILD:
+            child = self._workflow(request.name)
+            child_id = request.child_id or request.request_id
+            start = WorkflowEvent(
+                kind=WorkflowEventKind.STARTED,
+                workflow_id=child_id,
+                name=child.name,
+                payload=ctx.payloads.encode(request.value),
+                sender=ctx.agent,
+                at=now,
+            )
+            await ctx.send(child.events, start, key=child_id, message_id=request.request_id, headers=reply_to)
+            return
+        specialist = self._specialist(request.name)
+        await ctx.send(
+            specialist.requests,
+            request.value,
+            key=journal.workflow_id,
+            message_id=request.request_id,
+            headers=reply_to,
+        )
 
     async def _report(
         self,
@@ -117,21 +149,30 @@ class WorkflowEngine:
         payload: bytes | None = None,
         error: BaseException | None = None,
     ) -> None:
-        """Tell whoever follows the event topic how the workflow ended."""
-        await ctx.send(
-            self._definition.events,
-            WorkflowEvent(
-                kind=kind,
-                workflow_id=journal.workflow_id,
-                name=self._definition.name,
-                payload=payload,
-                error=None if error is None else f"{type(error).__name__}: {error}",
-                error_class=None if error is None else f"{type(error).__module__}.{type(error).__qualname__}",
-                sender=ctx.agent,
-                at=now,
-            ),
-            key=journal.workflow_id,
+        """Tell whoever follows the event topic how the workflow ended, and a parent its step's outcome."""
+        ending = WorkflowEvent(
+            kind=kind,
+            workflow_id=journal.workflow_id,
+            name=self._definition.name,
+            payload=payload,
+            error=None if error is None else f"{type(error).__name__}: {error}",
+            error_class=None if error is None else f"{type(error).__module__}.{type(error).__qualname__}",
+            sender=ctx.agent,
+            at=now,
         )
+        await ctx.send(self._definition.events, ending, key=journal.workflow_id)
+        parent = journal.parent
+        if parent is not None:
+            answer = ending.model_copy(
+                update={
+                    "kind": WorkflowEventKind.STEP_SUCCEEDED
+                    if kind is WorkflowEventKind.COMPLETED
+                    else WorkflowEventKind.STEP_FAILED,
+                    "workflow_id": parent.workflow_id,
+                    "request_id": parent.request_id,
+                }
+            )
+            await ctx.send(Topic(parent.reply_to, value=WorkflowEvent), answer, key=parent.workflow_id)
 
     def _specialist(self, capability: str) -> Specialist[Any, Any]:
         specialist = self._specialists.get(capability)
@@ -142,8 +183,29 @@ class WorkflowEngine:
             )
         return specialist
 
-    def _output_of(self, capability: str) -> type[Record]:
-        return self._specialist(capability).output
+    def _workflow(self, name: str) -> WorkflowDefinition:
+        workflow = self._workflows.get(name)
+        if workflow is None:
+            known = ", ".join(self._workflows) or "none"
+            raise ConfigError(
+                f"workflow {self._definition.name}: no workflow {name} to start; workflows: {known}"
+            )
+        return workflow
+
+    def _output_of(self, kind: StepKind, name: str) -> type[Record]:
+        if kind is StepKind.CHILD:
+            return self._workflow(name).output
+        return self._specialist(name).output
+
+
+def _parent_of(event: WorkflowEvent, ctx: Context) -> ParentStep | None:
+    """A start sent by another workflow names the step to report back to (in its headers)."""
+    reply_to = ctx.headers.get(hdr.REPLY_TO)
+    if event.kind is not WorkflowEventKind.STARTED or reply_to is None:
+        return None
+    return ParentStep(
+        reply_to=reply_to, workflow_id=ctx.headers.get(hdr.REPLY_KEY, ""), request_id=ctx.message_id
+    )
 
 
 __all__ = ["JOURNAL", "WorkflowDefinition", "WorkflowEngine"]

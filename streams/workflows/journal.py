@@ -13,6 +13,7 @@ from datetime import datetime
 from streams.events import (
     BufferedSignal,
     JournalStep,
+    ParentStep,
     StepKind,
     StepStatus,
     WorkflowEvent,
@@ -28,9 +29,13 @@ _STEP_ANSWERS = {
 
 
 def apply(
-    journal: WorkflowJournal | None, event: WorkflowEvent, correlation_id: str
+    journal: WorkflowJournal | None,
+    event: WorkflowEvent,
+    correlation_id: str,
+    parent: ParentStep | None = None,
 ) -> WorkflowJournal | None:
-    """The journal after ``event``, or None when the event changes nothing."""
+    """The journal after ``event``, or None when the event changes nothing. ``parent``: the step of
+    another workflow that started this one (a start only)."""
     if event.kind is WorkflowEventKind.STARTED:
         if journal is not None or event.payload is None:
             return None  # started already: a repeated start is the same workflow
@@ -40,6 +45,7 @@ def apply(
             status=WorkflowStatus.RUNNING,
             input=event.payload,
             correlation_id=correlation_id,
+            parent=parent,
             started_at=event.at,
             updated_at=event.at,
             events=1,

@@ -34,11 +34,14 @@ class NonDeterminismError(StreamsError):
 
 @dataclass(frozen=True)
 class Request:
-    """A call the code asked for anew: the engine sends it once the journal that records it commits."""
+    """A call or child workflow the code asked for anew: the engine sends it once the journal that
+    records it commits. ``name`` is the capability, or the child workflow (started as ``child_id``)."""
 
-    capability: str
+    kind: StepKind
+    name: str
     value: Record
     request_id: str
+    child_id: str | None = None
 
 
 @dataclass
@@ -53,8 +56,8 @@ class Outcome:
         return self.output is None and self.error is None
 
 
-OutputOf = Callable[[str], type[Record]]
-"""The output record type of a capability (from the specialists the app declares)."""
+OutputOf = Callable[[StepKind, str], type[Record]]
+"""The output record type of a capability or a child workflow (from the app's declarations)."""
 
 
 class Step(Generic[T]):
@@ -123,22 +126,48 @@ class Workflow:
     ) -> Step[Any]:
         """Ask the specialist for ``capability``; ``await`` the step for its typed output. A failure
         left after the specialist's retries raises :class:`CallFailed` at the ``await``."""
-        result_type = output or self._output_of(capability)
-        step = self._step(StepKind.CALL, capability)
+        return self._ask(StepKind.CALL, capability, value, output, timeout)
+
+    def child(
+        self,
+        workflow: str,
+        value: Record,
+        *,
+        workflow_id: str | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Step[Any]:
+        """Start workflow ``workflow`` of the same app as a child (id ``workflow_id``, by default
+        derived from this workflow's id and the step's position); ``await`` the step for its output.
+        A failed child raises :class:`CallFailed` at the ``await``."""
+        child_id = workflow_id or f"{self.id}/{self._position}"
+        return self._ask(StepKind.CHILD, workflow, value, None, timeout, child_id)
+
+    def _ask(
+        self,
+        kind: StepKind,
+        name: str,
+        value: Record,
+        output: type[Record] | None,
+        timeout: float | timedelta | None,
+        child_id: str | None = None,
+    ) -> Step[Any]:
+        """A step answered by someone else: a specialist, or a child workflow."""
+        result_type = output or self._output_of(kind, name)
+        step = self._step(kind, name)
         if step is None:
             request_id = hdr.derived_id(self.id, self.name, self._position - 1)
             deadline = None if timeout is None else self._now + _duration(timeout)
             self._record(
                 JournalStep(
-                    kind=StepKind.CALL,
-                    name=capability,
+                    kind=kind,
+                    name=name,
                     status=StepStatus.PENDING,
                     request_id=request_id,
                     started_at=self._now,
                     deadline=deadline,
                 )
             )
-            self.requests.append(Request(capability, value, request_id))
+            self.requests.append(Request(kind, name, value, request_id, child_id))
         index = self._position - 1
 
         def resolve() -> tuple[bool, Any]:
@@ -148,10 +177,10 @@ class Workflow:
             if current.status is StepStatus.SUCCEEDED and current.result is not None:
                 return True, self._payloads.decode(current.result, result_type)
             if current.status is StepStatus.TIMED_OUT:
-                raise CallTimeout(f"{capability} did not answer step {index} of workflow {self.id} in time")
+                raise CallTimeout(f"{name} did not answer step {index} of workflow {self.id} in time")
             raise CallFailed(
-                f"{capability} failed after {current.attempts} attempt(s): {current.error}",
-                capability=capability,
+                f"{name} failed after {current.attempts} attempt(s): {current.error}",
+                capability=name,
                 error_class=current.error_class,
             )
 

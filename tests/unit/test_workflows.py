@@ -250,3 +250,55 @@ async def test_the_readme_workflow_example_runs_as_written() -> None:
         assert journal is not None and journal.status is WorkflowStatus.RUNNING, "waiting for approval"
         await t.signal("triage", case_id, "approval", _done(_task("case-1"), "ana", "approved"))
         assert t.result("triage", case_id).result == "approved: notes on billing; notes on outage"
+
+
+def _family() -> App:
+    app = App("family")
+
+    @app.specialist("shout", input=TaskRequested, output=TaskCompleted)
+    async def shout(task: TaskRequested, ctx: Context) -> TaskCompleted:
+        if task.payload == "boom":
+            raise ValueError("cannot shout that")
+        return _done(task, "shout", task.payload.upper())
+
+    @app.workflow(input=TaskRequested, output=TaskCompleted)
+    async def child(case: TaskRequested, wf: Workflow) -> TaskCompleted:
+        loud = await wf.call("shout", case)
+        await wf.sleep(5)
+        return _done(case, "child", f"{loud.result}!")
+
+    @app.workflow(input=TaskRequested, output=TaskCompleted)
+    async def parent(case: TaskRequested, wf: Workflow) -> TaskCompleted:
+        kids = [wf.child("child", _task(f"{case.task_id}-{word}", word)) for word in case.payload.split()]
+        try:
+            results = await wf.gather(*kids)
+        except CallFailed as failed:
+            return _done(case, "parent", f"a child failed: {failed}")
+        return _done(case, "parent", " ".join(r.result or "" for r in results))
+
+    return app
+
+
+async def test_a_child_workflow_runs_durably_and_answers_its_parents_step() -> None:
+    app = _family()
+    async with TestApp(app) as t:
+        parent_id = await t.start("parent", _task("p1", "hi there"))
+        await t.advance(5)
+        assert t.result("parent", parent_id).result == "HI! THERE!"
+        children = {e.workflow_id for e in t.sent(app.workflows["child"].events) if e.kind.value == "STARTED"}
+        assert children == {f"{parent_id}/0", f"{parent_id}/1"}, "child ids derive from the parent's steps"
+        assert t.result("child", f"{parent_id}/0").result == "HI!"
+        child_journal = t.journal("child", f"{parent_id}/1")
+        assert child_journal is not None and child_journal.parent is not None
+        assert child_journal.parent.workflow_id == parent_id
+
+
+async def test_a_failed_child_raises_in_its_parent() -> None:
+    app = _family()
+    async with TestApp(app) as t:
+        parent_id = await t.start("parent", _task("p1", "fine boom"))
+        await t.advance(5)
+        assert t.result("parent", parent_id).result == (
+            "a child failed: child failed after 1 attempt(s): CallFailed: shout failed after 1 attempt(s): "
+            "ValueError: cannot shout that"
+        )
