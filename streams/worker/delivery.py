@@ -80,13 +80,15 @@ class ExactlyOnceDelivery:
         return []
 
     def outputs_below(self, positions: Mapping[TP, int]) -> list[Output]:
-        """The held outputs of every message below each position, in offset order."""
-        return [
+        """The held outputs of every message below each position, in offset order; of the changelog
+        records for one key, only the last (a table written 20 times in one transaction logs once)."""
+        outputs = [
             output
             for tp, position in positions.items()
             for offset in sorted(o for o in self._held.get(tp, {}) if o < position)
             for output in self._held[tp][offset]
         ]
+        return _latest_per_key(outputs)
 
     def committed(self, positions: Mapping[TP, int]) -> None:
         """Drop the outputs the transaction up to ``positions`` produced."""
@@ -102,3 +104,18 @@ class ExactlyOnceDelivery:
 
 
 Delivery = AtLeastOnceDelivery | ExactlyOnceDelivery
+
+
+def _latest_per_key(outputs: list[Output]) -> list[Output]:
+    """``outputs`` without the ``latest_only`` records that a later one for the same key replaces."""
+    seen: set[tuple[str, int | None, bytes | None]] = set()
+    kept: list[Output] = []
+    for output in reversed(outputs):
+        if output.latest_only:
+            slot = (output.topic, output.partition, output.key)
+            if slot in seen:
+                continue
+            seen.add(slot)
+        kept.append(output)
+    kept.reverse()
+    return kept

@@ -52,6 +52,9 @@ class Output:
     key: bytes | None
     headers: Headers
     partition: int | None = None  # changelogs: the input's partition; None lets the partitioner choose
+    # A changelog record: of several for one key in one transaction, only the last matters (compaction
+    # and restore keep the last), so the transaction carries only that one.
+    latest_only: bool = False
 
     def produce_kwargs(self) -> dict[str, Any]:
         return produce_kwargs(self.value, self.key, self.headers, self.partition)

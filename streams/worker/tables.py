@@ -68,7 +68,9 @@ class AgentTables:
             self._stores[view.name].apply(view.partition, changes)
             for key, value in changes.items():
                 payload = None if value is None else self._encoders.encode(changelog, value)
-                await outbox.emit(Output(changelog.name, payload, encode_key(key), [], view.partition))
+                await outbox.emit(
+                    Output(changelog.name, payload, encode_key(key), [], view.partition, latest_only=True)
+                )
 
     def restore(self, partitions: Iterable[int]) -> None:
         """Blocking, on assignment: read each table's changelog partitions into the store."""
