@@ -25,6 +25,7 @@ EXPECTED = [
     "SerializationError",
     "Settings",
     "StackError",
+    "StateError",
     "StreamsError",
     "Table",
     "Topic",
