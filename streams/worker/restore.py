@@ -103,8 +103,7 @@ def restore_table(
         else:
             stats.full_restores += 1
         log.info(
-            "agent %s restored table %s partition %d from changelog offset %d (%s): %s%d record(s) in "
-            "%.2fs",
+            "agent %s restored table %s partition %d from changelog offset %d (%s): %s%d record(s) in %.2fs",
             agent,
             table,
             partition,

@@ -150,7 +150,7 @@ class AgentTables:
                 continue
             changelog = self._changelogs[name].name
             try:
-                ends = end_offsets(self._settings, changelog, todo)
+                ends = end_offsets(self._settings, changelog, todo, timeout=self._settings.kafka_timeout)
             except TransportError as exc:
                 log.warning(
                     "agent %s: no local checkpoint for table %s partitions %s (the next restore reads "
