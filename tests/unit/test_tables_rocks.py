@@ -53,10 +53,12 @@ class ListChangelog:
         self.ends: dict[int, int] = {}
         self.reads: list[dict[int, int]] = []
 
-    def append(self, partition: int, key: str, value: float | None, *, gap: int = 0) -> None:
-        offset = self.ends.get(partition, 0) + gap
+    def append(self, partition: int, key: str, value: float | None) -> None:
+        offset = self.ends.get(partition, 0)
         payload = None if value is None else CODEC.encode(sample("count", value))
-        self.records.setdefault(partition, []).append(ChangelogRecord(partition, offset, key.encode(), payload))
+        self.records.setdefault(partition, []).append(
+            ChangelogRecord(partition, offset, key.encode(), payload)
+        )
         self.ends[partition] = offset + 1
 
     def commit_marker(self, partition: int) -> None:
