@@ -16,7 +16,7 @@ from streams.retry import NO_RETRY, Retry
 from streams.runtime.lanes import Ordering
 from streams.serde.record import Record
 from streams.specialists import Specialist, SpecialistFunction, SpecialistHandler
-from streams.tables import Table
+from streams.tables import StoreKind, Table
 from streams.topics import CleanupPolicy, Topic
 from streams.windows.aggregation import Emit, EventTime, Late, WindowedAggregation
 from streams.windows.kinds import Merger, Reducer
@@ -77,9 +77,17 @@ class App:
         self.topics[name] = declared
         return declared
 
-    def table(self, name: str, *, value: type[V], key: type[str] | type[bytes] = str) -> Table[V]:
-        """Declare a table of ``value`` records by ``key``; give it to an agent with ``tables=[...]``."""
-        declared = Table(name=name, value=value, key=key)
+    def table(
+        self,
+        name: str,
+        *,
+        value: type[V],
+        key: type[str] | type[bytes] = str,
+        store: StoreKind = "memory",
+    ) -> Table[V]:
+        """Declare a table of ``value`` records by ``key``; give it to an agent with ``tables=[...]``.
+        ``store="rocksdb"`` keeps it on disk (``STREAMS_STATE_DIR``) instead of in memory."""
+        declared = Table(name=name, value=value, key=key, store=store)
         existing = self.tables.get(name)
         if existing is not None and existing != declared:
             raise ConfigError(f"table {name} is declared twice with different settings")

@@ -7,6 +7,7 @@ Nothing else in the library builds a librdkafka or registry configuration by han
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
@@ -68,6 +69,13 @@ class Settings(BaseSettings):
         description="Trace agents (spans when OTEL_* configures an exporter; otherwise only W3C context "
         "propagation). False removes the tracing middleware altogether.",
     )
+    # Named after its variable like every field here: a field called `state_dir` would need an alias,
+    # and pydantic-settings would then also read a bare STATE_DIR variable.
+    streams_state_dir: Path = Field(
+        default=Path(".streams/state"),
+        description="Where tables with store='rocksdb' keep their local databases (relative paths are "
+        "resolved against the working directory)",
+    )
 
     def __init__(self, **values: Any) -> None:
         # A bad environment variable is a user mistake: one line naming it, not a validation traceback.
@@ -75,6 +83,11 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise ConfigError(_one_line(exc)) from exc
+
+    @property
+    def state_dir(self) -> Path:
+        """``STREAMS_STATE_DIR``: the root of the local table stores."""
+        return self.streams_state_dir
 
     @model_validator(mode="after")
     def _sasl_needs_a_secured_protocol(self) -> Settings:

@@ -10,6 +10,7 @@ The tree::
     │   └── SchemaIncompatibleError the registry refused a new version under its compatibility rule
     ├── SerializationError          a value could not be encoded (does not match its schema)
     ├── DeserializationError        bytes could not be decoded (not wire format, unknown schema id)
+    ├── StateError                  a table's local store could not be opened or written
     ├── TransportError              the Kafka client reported an error; ``retriable`` from librdkafka
     ├── LateRecord                  a record for windows that have closed (counted; dead-lettered if asked)
     ├── CallFailed                  a specialist answered a call with a failure
@@ -55,6 +56,10 @@ class SerializationError(StreamsError):
 
 class DeserializationError(StreamsError):
     """Bytes read from Kafka are not a decodable message (poison pill)."""
+
+
+class StateError(StreamsError):
+    """A table's local store failed: its directory is locked by another process, unreadable or full."""
 
 
 class TransportError(StreamsError):

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from streams.state.store import MemoryStore
+from streams.state.store import Store
 
 V = TypeVar("V")
 
 
 class TableView(Generic[V]):
-    def __init__(self, name: str, store: MemoryStore[V], partition: int) -> None:
+    def __init__(self, name: str, store: Store[V], partition: int) -> None:
         self.name = name
         self.partition = partition
         self._store = store

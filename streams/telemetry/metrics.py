@@ -98,6 +98,11 @@ _TOTALS: tuple[tuple[str, str, str], ...] = (
     ("streams_dead_letters", "Messages sent to the agent's dead-letter topic.", "dead_lettered"),
     ("streams_duplicates_skipped", "Redelivered messages a dedup agent skipped.", "duplicates"),
     ("streams_late_records", "Records for event-time windows that had closed.", "late_records"),
+    (
+        "streams_table_restored_records",
+        "Table changelog records read back into local stores on assignment.",
+        "restored_records",
+    ),
 )
 
 
@@ -140,6 +145,22 @@ class WorkerCollector(Collector):
             "Messages between the group's committed position and the partition's end.",
             labels=["agent", "topic", "partition"],
         )
+        restores = CounterMetricFamily(
+            "streams_table_restores",
+            "Table partitions restored on assignment, by where their changelog was read from: a local "
+            "checkpoint (the rest of the changelog only) or the beginning.",
+            labels=["agent", "source"],
+        )
+        restore_seconds = GaugeMetricFamily(
+            "streams_table_restore_seconds",
+            "How long the latest table restore took (one table's newly assigned partitions).",
+            labels=["agent"],
+        )
+        for snapshot in snapshots:
+            restores.add_metric([snapshot.agent, "checkpoint"], snapshot.stats.checkpoint_restores)
+            restores.add_metric([snapshot.agent, "beginning"], snapshot.stats.full_restores)
+            restore_seconds.add_metric([snapshot.agent], snapshot.stats.restore_seconds)
+        yield from (restores, restore_seconds)
         for snapshot in snapshots:
             in_flight.add_metric([snapshot.agent], snapshot.in_flight)
             assigned.add_metric([snapshot.agent], len(snapshot.assigned))

@@ -75,6 +75,7 @@ class AgentWorker:
         self._processor: Processor | None = None
         self._committer: Committer | None = None
         self._dedup: DedupStore | None = None
+        self._tables: AgentTables | None = None
 
     # ----------------------------------------------------------------- life cycle
 
@@ -105,7 +106,9 @@ class AgentWorker:
         )
         if agent.dedup:
             self._dedup = DedupStore(self.settings, agent.dedup_changelog_topic, producer)
-        tables = AgentTables(agent, self._registry, encoders, self.settings) if agent.tables else None
+        tables = self._tables = (
+            AgentTables(agent, self._registry, encoders, self.settings, self.stats) if agent.tables else None
+        )
         handler = MessageHandler(
             agent,
             RecordDecoder(self._registry, agent.topic.value),
@@ -209,6 +212,8 @@ class AgentWorker:
             )
         # close() revokes whatever is still assigned; its callback commits what finished meanwhile.
         await loop.run_in_executor(None, self._poller.close)
+        if self._tables is not None:
+            self._tables.close()  # the revocation above dropped what it owned; this covers a failed close
         undelivered = await loop.run_in_executor(None, producer.close)
         if undelivered:
             log.error("agent %s: %d output(s) undelivered at shutdown", self.agent.name, undelivered)

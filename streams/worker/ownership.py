@@ -1,9 +1,10 @@
 """Which partitions a worker owns, and what happens when they move (the poll thread's rebalance
 callbacks: the consumer is blocked until they return; they reach the loop through the poller).
 
-Assigned: restore the dedup ids first, then accept messages. Revoked: let what was received finish
-(bounded by ``drain_timeout``), commit it, then forget the partition. Lost: another member may own
-the partitions already, so drop everything and commit nothing.
+Assigned: restore the dedup ids and tables first, then accept messages. Revoked: let what was received
+finish (bounded by ``drain_timeout``), commit it, checkpoint the tables of partitions that ended with
+everything committed, then forget the partition. Lost: another member may own the partitions already,
+so drop everything and commit nothing.
 """
 
 from __future__ import annotations
@@ -60,7 +61,13 @@ class Ownership:
         if self._dedup is not None:
             self._dedup.restore(p for _, p in partitions)
         if self._tables is not None:
-            self._tables.restore(p for _, p in partitions)
+            tables = self._tables
+            tables.restore((p for _, p in partitions), should_stop=lambda: self._poller.stopping)
+            unrestored = {tp for tp in partitions if not tables.ready(tp[1])}
+            if unrestored:
+                # Shutdown cut the restore short: never handle a message against a partial table.
+                log.info("agent %s: not taking %s (restore stopped)", self._agent.name, describe(unrestored))
+                partitions = partitions - unrestored
         self._poller.run_on_loop(self._own(partitions))
         log.info("agent %s assigned %s", self._agent.name, describe(partitions))
 
@@ -79,6 +86,8 @@ class Ownership:
             log.warning("agent %s: commit on revocation failed: %s", self._agent.name, exc)
         finally:
             poller.run_on_loop(committer.end(committed))
+        if self._tables is not None:
+            self._tables.seal(p for _, p in poller.run_on_loop(self._settled(partitions)))
         poller.run_on_loop(self._forget(partitions))
         log.info("agent %s revoked %s", self._agent.name, describe(partitions))
 
@@ -110,6 +119,13 @@ class Ownership:
                     timeout,
                 )
         self._processor.drop(tps)
+
+    async def _settled(self, tps: set[TP]) -> set[TP]:
+        """The partitions of ``tps`` whose every received message is finished and committed: every
+        table write applied for them is in the changelog, committed (what a local checkpoint needs)."""
+        offsets = self._processor.offsets
+        committable = offsets.committable()
+        return {tp for tp in tps if tp in self.owned and offsets.pending(*tp) == 0 and tp not in committable}
 
     async def _forget(self, tps: set[TP]) -> None:
         if self._dedup is not None:

@@ -18,3 +18,7 @@ class WorkerStats:
     assignments: int = 0
     revocations: int = 0
     peak_in_flight: int = 0
+    restored_records: int = 0  # table changelog records read back into local stores
+    checkpoint_restores: int = 0  # table partitions restored from a local checkpoint on
+    full_restores: int = 0  # table partitions restored from their changelog's start
+    restore_seconds: float = 0.0  # how long the latest table restore took

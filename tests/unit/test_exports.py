@@ -32,6 +32,7 @@ EXPECTED = [
     "Settings",
     "Sliding",
     "StackError",
+    "StateError",
     "StreamsError",
     "Table",
     "Topic",

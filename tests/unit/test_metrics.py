@@ -98,7 +98,17 @@ def _snapshot(agent: str = "a", **changes: object) -> WorkerSnapshot:
         in_flight=3,
         paused=False,
         lag={("in", 0): 5, ("in", 1): 7},
-        stats=WorkerStats(received=10, processed=8, retries=2, dead_lettered=1, duplicates=4),
+        stats=WorkerStats(
+            received=10,
+            processed=8,
+            retries=2,
+            dead_lettered=1,
+            duplicates=4,
+            restored_records=1500,
+            checkpoint_restores=2,
+            full_restores=1,
+            restore_seconds=0.25,
+        ),
         failure=None,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
@@ -128,6 +138,10 @@ def test_collector_reads_worker_state_when_scraped() -> None:
     assert value("streams_retries_total", agent="a") == 2
     assert value("streams_dead_letters_total", agent="a") == 1
     assert value("streams_duplicates_skipped_total", agent="a") == 4
+    assert value("streams_table_restored_records_total", agent="a") == 1500
+    assert value("streams_table_restores_total", agent="a", source="checkpoint") == 2
+    assert value("streams_table_restores_total", agent="a", source="beginning") == 1
+    assert value("streams_table_restore_seconds", agent="a") == 0.25
     assert value("streams_in_flight_messages", agent="a") == 3
     assert value("streams_assigned_partitions", agent="a") == 2
     assert value("streams_paused_partitions", agent="a") == 0
