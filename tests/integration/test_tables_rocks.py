@@ -107,15 +107,24 @@ async def test_a_rocksdb_table_resumes_from_its_checkpoint_and_rebuilds_without_
     assert table_on(machine_a) == {f"k{k}": 10.0 for k in range(KEYS)}
 
     # Another machine takes over with nothing local: everything comes back from the changelog.
+    # At-least-once logs every write; exactly-once the last write of each key per transaction, so
+    # there a read can only be bounded: at least one record per key, at most one per write.
+    exact = isinstance(guarantee, AtLeastOnce)
+
+    def read(records: int, writes: int, keys: int = KEYS) -> bool:
+        return records == writes if exact else keys <= records <= writes
+
     stats, restores = await run(machine_b, 10)
     assert restores == ["full restore"] * PARTITIONS
-    assert stats.restored_records == 50, "one changelog record per handled message so far"
+    assert read(stats.restored_records, 50), f"{stats.restored_records}: the whole changelog so far"
+    full = stats.restored_records
     assert table_on(machine_b) == {f"k{k}": 12.0 for k in range(KEYS)}
 
     # Back on the first machine: its checkpoints are behind, so it reads exactly what it missed.
     stats, restores = await run(machine_a, 10)
     assert restores == ["local checkpoint"] * PARTITIONS
-    assert stats.restored_records == 10, "the tail the other machine wrote, nothing before it"
+    assert read(stats.restored_records, 10, keys=1), "the tail the other machine wrote, nothing before it"
+    assert stats.restored_records < full
     assert table_on(machine_a) == {f"k{k}": 14.0 for k in range(KEYS)}
 
     # Its state directory deleted: a full restore, to the same table.
@@ -123,7 +132,7 @@ async def test_a_rocksdb_table_resumes_from_its_checkpoint_and_rebuilds_without_
     stats, restores = await run(machine_a, 10)
     assert restores == ["full restore"] * PARTITIONS
     assert stats.full_restores == PARTITIONS and stats.checkpoint_restores == 0
-    assert stats.restored_records == 70
+    assert read(stats.restored_records, 70) and stats.restored_records > full
     assert table_on(machine_a) == {f"k{k}": 16.0 for k in range(KEYS)}
 
     by_key: dict[str, list[int]] = defaultdict(list)
