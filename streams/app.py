@@ -155,6 +155,7 @@ class App:
         merge: Merger[A] | None = None,
         timestamp: EventTime | None = None,
         late: Late = "count",
+        store: StoreKind = "memory",
         name: str | None = None,
         concurrency: int = 1,
         guarantee: Guarantee = AtLeastOnce(),
@@ -175,7 +176,8 @@ class App:
         windows have all closed is late: counted (``streams_late_records``) and, with
         ``late="dead-letter"``, dead-lettered. Window state lives in the agent's tables ``windows`` and
         ``stream-time``, so the agent's ``guarantee`` covers it: with :class:`ExactlyOnce` each window's
-        final result is sent exactly once. Records of one partition are handled in order.
+        final result is sent exactly once; ``store="rocksdb"`` keeps the windows on disk. Records of
+        one partition are handled in order.
         """
         if into.name not in self.topics:
             raise ConfigError(f"topic {into.name} is not declared by app {self.name}; use app.topic() first")
@@ -190,6 +192,7 @@ class App:
                 timestamp=timestamp,
                 late=late,
                 reduce=reduce,
+                store=store,
             )
             self.agent(
                 topic,

@@ -17,7 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 from streams.context import Context
 from streams.errors import ConfigError, LateRecord
 from streams.serde.record import Record
-from streams.tables import Table
+from streams.tables import StoreKind, Table
 from streams.timestamps import epoch_millis, iso
 from streams.topics import Topic
 from streams.windows.index import OpenWindows
@@ -58,6 +58,7 @@ class WindowedAggregation(Generic[E, A]):
         merge: Merger[A] | None = None,
         timestamp: EventTime | None = None,
         late: Late = "count",
+        store: StoreKind = "memory",
     ) -> None:
         where = f"windowed aggregation into {into.name}"
         if source.key is None:
@@ -84,7 +85,7 @@ class WindowedAggregation(Generic[E, A]):
         else:
             self._kind = AggregateWindows(spec, self._checked(reduce), merge and self._checked(merge))
             state = into.value
-        self.windows: Table[Any] = Table(name="windows", value=state, key=source.key)
+        self.windows: Table[Any] = Table(name="windows", value=state, key=source.key, store=store)
         self.stream_time: Table[StreamTime] = Table(name="stream-time", value=StreamTime, key=str)
 
     @property

@@ -45,8 +45,9 @@ def _samples() -> list[tuple[str, float]]:
     return events
 
 
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
 def test_a_windowed_count_is_exact_and_emitted_once_through_kills_and_rebalances(
-    settings: Settings, registry: ConfluentRegistry, tmp_path: Path
+    settings: Settings, registry: ConfluentRegistry, tmp_path: Path, store: str
 ) -> None:
     pipeline = Pipeline.create(
         settings,
@@ -54,7 +55,12 @@ def test_a_windowed_count_is_exact_and_emitted_once_through_kills_and_rebalances
         tmp_path,
         app_ref="tests.chaos.window_app:app",
         agents=("count",),
-        extra_env={"CHAOS_REDUCE_SLEEP": "0.001"},
+        # Workers share one state directory, as processes on one host do: each owns its partitions'.
+        extra_env={
+            "CHAOS_REDUCE_SLEEP": "0.001",
+            "CHAOS_TABLE_STORE": store,
+            "STREAMS_STATE_DIR": str(tmp_path / "state"),
+        },
     )
     samples = Topic(f"{pipeline.prefix}.samples", value=MetricSample, partitions=6)
     windows = Topic(f"{pipeline.prefix}.windows", value=WindowSummary, partitions=6)

@@ -20,6 +20,7 @@ PARTITIONS = int(os.environ.get("CHAOS_PARTITIONS", "6"))
 SIZE = float(os.environ.get("CHAOS_WINDOW", "10"))
 GRACE = float(os.environ.get("CHAOS_GRACE", "5"))
 REDUCE_SLEEP = float(os.environ.get("CHAOS_REDUCE_SLEEP", "0"))
+STORE = "rocksdb" if os.environ.get("CHAOS_TABLE_STORE") == "rocksdb" else "memory"
 
 app = App(PREFIX.replace(".", "-"))
 samples = app.topic(f"{PREFIX}.samples", value=MetricSample, partitions=PARTITIONS)
@@ -34,6 +35,7 @@ windows = app.topic(f"{PREFIX}.windows", value=WindowSummary, partitions=PARTITI
     concurrency=PARTITIONS,
     guarantee=ExactlyOnce(),
     late="dead-letter",
+    store=STORE,
 )
 def count(window: Window, current: WindowSummary | None, sample: MetricSample) -> WindowSummary:
     if REDUCE_SLEEP:
