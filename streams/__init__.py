@@ -24,6 +24,7 @@ from streams.errors import (
     StreamsError,
     TopicError,
     TransportError,
+    WorkflowCancelled,
     WorkflowFailed,
 )
 from streams.middleware import Middleware
@@ -69,6 +70,7 @@ __all__ = [
     "Tumbling",
     "Window",
     "Workflow",
+    "WorkflowCancelled",
     "WorkflowFailed",
     "run_agents",
 ]

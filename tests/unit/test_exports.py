@@ -40,6 +40,7 @@ EXPECTED = [
     "Tumbling",
     "Window",
     "Workflow",
+    "WorkflowCancelled",
     "WorkflowFailed",
     "run_agents",
 ]
