@@ -125,8 +125,11 @@ def ls(
     as_json: _Json = False,
     read_timeout: _ReadTimeout = 300.0,
 ) -> None:
-    """List workflow runs, oldest first: status, steps done of steps journaled, start and last change;
-    then how many runs are in each status (of the workflows listed, whatever --status shows)."""
+    """List workflow runs with their status and progress, oldest first.
+
+    Each run shows its steps done of steps journaled, its start and its last change; then how many
+    runs of the workflows listed are in each status, whatever --status shows.
+    """
     if status is not None and status.lower() not in STATUSES:
         raise ConfigError(f"--status {status!r}: choose one of {', '.join(STATUSES)}")
     application = load_app(app_ref)
@@ -164,8 +167,11 @@ def show(
     as_json: _Json = False,
     read_timeout: _ReadTimeout = 300.0,
 ) -> None:
-    """One run: its status, input and output, and each step with its timings, attempts, deadline and
-    result or error; then the command that traces its messages across topics."""
+    """Show one run: its input, output and every step.
+
+    Each step shows its status, attempts, timings, deadline and result or error; payloads are decoded
+    with the registry. Last comes the `streams trace` command that follows the run across topics.
+    """
     application = load_app(app_ref)
     definition = _definition(application, workflow)
     config = settings()
@@ -269,8 +275,11 @@ def cancel(
     timeout: Annotated[float, typer.Option(min=0.1, help="With --wait: give up after this long (s).")] = 30.0,
     read_timeout: _ReadTimeout = 300.0,
 ) -> None:
-    """Cancel a running workflow: it stops where it is, and answers to the steps it waits for are then
-    ignored. A workflow that has ended already is left as it ended (exit code 0)."""
+    """Cancel a running workflow.
+
+    It stops where it is; answers to the steps it waits for are then ignored. A workflow that has
+    ended already is left as it ended (exit code 0).
+    """
     application = load_app(app_ref)
     definition = _definition(application, workflow)
     config = settings()
