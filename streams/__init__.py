@@ -25,6 +25,7 @@ from streams.errors import (
     StreamsError,
     TopicError,
     TransportError,
+    WorkflowCancelled,
     WorkflowFailed,
 )
 from streams.middleware import Middleware
@@ -71,6 +72,7 @@ __all__ = [
     "Tumbling",
     "Window",
     "Workflow",
+    "WorkflowCancelled",
     "WorkflowFailed",
     "run_agents",
 ]

@@ -29,7 +29,7 @@ from streams.serde.registry import SchemaRegistry
 from streams.specialists import answer, request_headers
 from streams.transport.follower import TopicFollower
 from streams.workflows.engine import WorkflowDefinition
-from streams.workflows.messages import ENDINGS, result_of, signal_event, start_event
+from streams.workflows.messages import ENDINGS, cancel_event, result_of, signal_event, start_event
 
 log = logging.getLogger("streams.client")
 
@@ -142,9 +142,22 @@ class Client:
         self._publisher.publish(definition.events, event, key=workflow_id, correlation_id=correlation_id)
         await asyncio.to_thread(self._publisher.flush, self._settings.kafka_timeout)
 
+    async def cancel(
+        self, workflow: str, workflow_id: str, reason: str | None = None, *, correlation_id: str | None = None
+    ) -> None:
+        """Ask a workflow to stop where it is: its engine marks it CANCELLED and reports the end, so
+        :meth:`result` raises :class:`~streams.errors.WorkflowCancelled`. Answers to the steps it was
+        waiting for are then ignored. A workflow that has ended already is left as it ended."""
+        definition = await self._follow(workflow)  # before sending: the report must not slip past
+        self._ending(workflow_id)
+        event = cancel_event(definition, workflow_id, reason, f"client-{self._id}", _now_ms())
+        self._publisher.publish(definition.events, event, key=workflow_id, correlation_id=correlation_id)
+        await asyncio.to_thread(self._publisher.flush, self._settings.kafka_timeout)
+
     async def result(self, workflow: str, workflow_id: str, *, timeout: float = 60.0) -> Any:  # noqa: ASYNC109
         """The typed output of a workflow this client started (or awaits from before it ends); raises
-        :class:`~streams.errors.WorkflowFailed` if it failed, :class:`CallTimeout` after ``timeout``."""
+        :class:`~streams.errors.WorkflowFailed` if it failed (:class:`~streams.errors.WorkflowCancelled`
+        if it was cancelled), :class:`CallTimeout` after ``timeout``."""
         definition = await self._follow(workflow)
         try:
             ending = await asyncio.wait_for(asyncio.shield(self._ending(workflow_id)), timeout)

@@ -16,6 +16,7 @@ The tree::
     ├── CallFailed                  a specialist answered a call with a failure
     ├── CallTimeout                 no answer to a call within its timeout
     └── WorkflowFailed              a workflow ended with an error
+        └── WorkflowCancelled       ... because someone cancelled it (``reason`` says why)
 
 Behaviour lives in class data (``retriable``) so callers branch on a flag, not on a list of classes.
 The CLI prints ``str(error)`` of these as one line; anything else is a bug and keeps its traceback.
@@ -100,3 +101,14 @@ class WorkflowFailed(StreamsError):
     def __init__(self, message: str, *, error_class: str | None) -> None:
         super().__init__(message)
         self.error_class = error_class
+
+
+class WorkflowCancelled(WorkflowFailed):
+    """A workflow was cancelled (``Client.cancel``, ``streams workflow cancel``) before it ended.
+
+    A subclass of :class:`WorkflowFailed`: code that only asks "did it produce a result?" needs no new
+    branch, and code that cares tells a cancellation from a failure by class."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, error_class=f"{__name__}.WorkflowCancelled")
+        self.reason = reason

@@ -7,14 +7,14 @@ import sys
 import typer
 from rich.markup import escape
 
-from streams.cli import agents, codegen, dlq, lag, messages, stack, state, topics, trace
+from streams.cli import agents, codegen, dlq, lag, messages, stack, state, topics, trace, workflow
 from streams.cli._common import err_console
 from streams.errors import StreamsError
 
 cli = typer.Typer(
     name="streams",
     help="Typed multi-agent pipelines on Apache Kafka: run the local stack, manage topics, "
-    "publish and tail typed events, run agents, read their tables.",
+    "publish and tail typed events, run agents, read their tables, run and inspect workflows.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -22,6 +22,7 @@ cli.add_typer(stack.app, name="stack")
 cli.add_typer(topics.app, name="topics")
 cli.add_typer(dlq.app, name="dlq")
 cli.add_typer(state.app, name="state")
+cli.add_typer(workflow.app, name="workflow")
 cli.command("publish")(messages.publish)
 cli.command("tail")(messages.tail_command)
 cli.command("codegen")(codegen.codegen)

@@ -218,7 +218,7 @@ def _reading(
     holder, table = find_table(load_app(app_ref), table_name, agent)
     config = settings()
     with closing(registry(config)) as schemas:
-        progress = _Progress()
+        progress = ReadProgress()
         try:
             state = read_table(
                 config, schemas, holder, table, partitions=partitions, timeout=timeout, progress=progress
@@ -229,7 +229,7 @@ def _reading(
         yield state
 
 
-class _Progress:
+class ReadProgress:
     """Reading progress on stderr, only for a read that takes over a second: a live line on a terminal,
     a line every few seconds otherwise, so a script's log shows it is not stuck."""
 

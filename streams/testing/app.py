@@ -42,7 +42,7 @@ from streams.worker.stats import WorkerStats
 from streams.worker.tables import AgentTables
 from streams.worker.ticks import send_acknowledged
 from streams.workflows.engine import JOURNAL, WorkflowDefinition
-from streams.workflows.messages import ENDINGS, result_of, signal_event, start_event
+from streams.workflows.messages import ENDINGS, cancel_event, result_of, signal_event, start_event
 
 V = TypeVar("V", bound=Record)
 TP = tuple[str, int]
@@ -203,9 +203,16 @@ class TestApp:
         event = signal_event(definition, workflow_id, name, value, self.payloads, "test", self.clock.millis())
         await self.publish(definition.events, event, key=workflow_id)
 
+    async def cancel(self, workflow: str, workflow_id: str, reason: str | None = None) -> None:
+        """Cancel a workflow (as :meth:`streams.Client.cancel` does) and settle."""
+        definition = self._workflow(workflow)
+        event = cancel_event(definition, workflow_id, reason, "test", self.clock.millis())
+        await self.publish(definition.events, event, key=workflow_id)
+
     def result(self, workflow: str, workflow_id: str) -> Any:
-        """The output of a workflow that has ended; :class:`WorkflowFailed` if it failed, and
-        :class:`CallTimeout` while it has not ended."""
+        """The output of a workflow that has ended; :class:`WorkflowFailed` if it failed
+        (:class:`WorkflowCancelled` if it was cancelled), and :class:`CallTimeout` while it has not
+        ended."""
         definition = self._workflow(workflow)
         for event in self.sent(definition.events):
             if event.workflow_id == workflow_id and event.kind in ENDINGS:

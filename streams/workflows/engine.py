@@ -30,7 +30,7 @@ from streams.serde.record import Record
 from streams.specialists import Specialist, request_headers
 from streams.tables import Table
 from streams.topics import Topic
-from streams.workflows.journal import apply, finished
+from streams.workflows.journal import apply, cancelled_error, finished
 from streams.workflows.replay import Outcome, Request, WorkflowFunction, replay
 from streams.workflows.timers import deadlines_of
 
@@ -82,6 +82,15 @@ class WorkflowEngine:
                 output_of=self._output_of,
             )
             journal = await self._act(outcome, ctx)
+        elif journal.status is WorkflowStatus.CANCELLED:
+            # apply() ends only a running workflow this way, so the end is reported once; waiters
+            # wake, and the steps it still waits for are ignored when their answers come.
+            name = self._definition.name
+            log.info("workflow %s (%s) cancelled: %s", name, event.workflow_id, journal.error)
+            now = datetime.fromtimestamp(ctx.timestamp_ms / 1000, UTC)
+            await self._report(
+                ctx, journal, WorkflowEventKind.FAILED, now, error=cancelled_error(journal.error)
+            )
         # New deadlines reach the timer index now; were this call to fail, they would fire for steps
         # the journal does not hold, which the journal ignores.
         deadlines_of(journals.cache()).add(journal, first_step=len(before.steps) if before else 0)
@@ -103,7 +112,8 @@ class WorkflowEngine:
         if outcome.error is not None:
             error = f"{type(outcome.error).__name__}: {outcome.error}"
             log.warning("workflow %s (%s) failed: %s", definition.name, journal.workflow_id, error)
-            await self._report(ctx, journal, WorkflowEventKind.FAILED, now, error=outcome.error)
+            failure = (error, f"{type(outcome.error).__module__}.{type(outcome.error).__qualname__}")
+            await self._report(ctx, journal, WorkflowEventKind.FAILED, now, error=failure)
             return finished(journal, WorkflowStatus.FAILED, now, error=error)
         for request in outcome.requests:
             await self._send(ctx, journal, request, now)
@@ -147,16 +157,17 @@ class WorkflowEngine:
         now: datetime,
         *,
         payload: bytes | None = None,
-        error: BaseException | None = None,
+        error: tuple[str, str] | None = None,
     ) -> None:
-        """Tell whoever follows the event topic how the workflow ended, and a parent its step's outcome."""
+        """Tell whoever follows the event topic how the workflow ended, and a parent its step's outcome;
+        ``error`` is (text, class)."""
         ending = WorkflowEvent(
             kind=kind,
             workflow_id=journal.workflow_id,
             name=self._definition.name,
             payload=payload,
-            error=None if error is None else f"{type(error).__name__}: {error}",
-            error_class=None if error is None else f"{type(error).__module__}.{type(error).__qualname__}",
+            error=None if error is None else error[0],
+            error_class=None if error is None else error[1],
             sender=ctx.agent,
             at=now,
         )

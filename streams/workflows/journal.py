@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from streams.errors import WorkflowCancelled
 from streams.events import (
     BufferedSignal,
     JournalStep,
@@ -21,6 +22,15 @@ from streams.events import (
     WorkflowJournal,
     WorkflowStatus,
 )
+
+NO_REASON = "no reason given"
+
+CANCELLED_CLASS = f"{WorkflowCancelled.__module__}.{WorkflowCancelled.__qualname__}"
+"""The ``error_class`` of the FAILED event by which the engine reports a cancellation. The request is a
+CANCELLED event from a client; the report is a FAILED one from the engine, so whoever waits for an end
+(COMPLETED or FAILED) wakes, old clients included, and both are told apart by kind."""
+
+_CANCELLED_PREFIX = "cancelled: "
 
 _STEP_ANSWERS = {
     WorkflowEventKind.STEP_SUCCEEDED: StepStatus.SUCCEEDED,
@@ -61,10 +71,12 @@ def apply(
     if event.kind is WorkflowEventKind.SIGNALLED:
         return _signal(journal, event)
     if event.kind is WorkflowEventKind.CANCELLED:
+        # The request's ``error`` is the reason. Steps still pending stay so: the journal shows what
+        # the workflow was waiting for, and their late answers change nothing (it is not running).
         return journal.model_copy(
             update={
                 "status": WorkflowStatus.CANCELLED,
-                "error": event.error or "cancelled",
+                "error": event.error or NO_REASON,
                 "updated_at": event.at,
             }
         )
@@ -141,3 +153,14 @@ def finished(
 
 def new_step(step: JournalStep, journal: WorkflowJournal) -> WorkflowJournal:
     return journal.model_copy(update={"steps": [*journal.steps, step]})
+
+
+def cancelled_error(reason: str | None) -> tuple[str, str]:
+    """The error text and class of the engine's report that a workflow was cancelled for ``reason``."""
+    return f"{_CANCELLED_PREFIX}{reason or NO_REASON}", CANCELLED_CLASS
+
+
+def cancel_reason(error: str | None) -> str:
+    """The reason in a cancellation report's error text (the inverse of :func:`cancelled_error`)."""
+    text = error or ""
+    return text[len(_CANCELLED_PREFIX) :] if text.startswith(_CANCELLED_PREFIX) else text or NO_REASON

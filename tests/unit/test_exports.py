@@ -41,6 +41,7 @@ EXPECTED = [
     "Tumbling",
     "Window",
     "Workflow",
+    "WorkflowCancelled",
     "WorkflowFailed",
     "run_agents",
 ]
