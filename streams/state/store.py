@@ -119,6 +119,7 @@ class MemoryStore(Generic[V]):
     def __init__(self, codec: Codec[V] | None = None) -> None:
         self._codec = codec
         self._partitions: dict[int, dict[Key, V]] = {}
+        self._restoring: dict[int, dict[Key, V]] = {}  # held only once open() says it is complete
         self._caches: dict[int, dict[str, Any]] = {}
 
     def get(self, partition: int, key: Key) -> V | None:
@@ -128,7 +129,11 @@ class MemoryStore(Generic[V]):
         yield from self._partitions.get(partition, {}).items()
 
     def apply(self, partition: int, changes: Mapping[Key, V | None]) -> None:
-        values = self._partitions.setdefault(partition, {})
+        values = self._partitions.get(partition)
+        if values is None:
+            # A handler that outlived its partition's revocation: the partition is not this worker's
+            # any more (its new owner handles the message again). Writing would make it look restored.
+            return
         for key, value in changes.items():
             if value is None:
                 values.pop(key, None)
@@ -145,13 +150,15 @@ class MemoryStore(Generic[V]):
         return partition in self._partitions
 
     def open(self, partition: int) -> None:
-        self._partitions.setdefault(partition, {})
+        if partition not in self._partitions:
+            self._partitions[partition] = self._restoring.pop(partition, {})
 
     def cache(self, partition: int) -> dict[str, Any]:
         return self._caches.setdefault(partition, {})
 
     def drop(self, partition: int) -> None:
         self._partitions.pop(partition, None)
+        self._restoring.pop(partition, None)
         self._caches.pop(partition, None)
 
     def checkpoint(self, partition: int) -> int | None:
@@ -165,10 +172,12 @@ class MemoryStore(Generic[V]):
             return
         assert self._codec is not None, "restoring needs the table's codec"
         codec = self._codec
-        self.apply(
-            partition,
-            {codec.decode_key(k): None if v is None else codec.decode(v) for k, v in entries},
-        )
+        values = self._restoring.setdefault(partition, {})
+        for key, value in entries:
+            if value is None:
+                values.pop(codec.decode_key(key), None)
+            else:
+                values[codec.decode_key(key)] = codec.decode(value)
 
     def unsealed(self, partition: int) -> bool:
         return False
@@ -178,4 +187,5 @@ class MemoryStore(Generic[V]):
 
     def close(self) -> None:
         self._partitions.clear()
+        self._restoring.clear()
         self._caches.clear()

@@ -371,6 +371,7 @@ class _TwinWorker:
         )
         ids = InMemoryIds() if agent.dedup else None
         self.tables = AgentTables(agent, test_app.registry, encoders)
+        self.tables.start_empty(range(agent.topic.partitions))
         for changelog in self.tables.changelogs():
             self._broker.create_topic(changelog.name, changelog.partitions)
         tables = self.tables if agent.tables else None

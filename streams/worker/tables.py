@@ -135,6 +135,12 @@ class AgentTables:
                     should_stop=should_stop,
                 )
 
+    def start_empty(self, partitions: Iterable[int]) -> None:
+        """Own ``partitions`` with nothing to restore (the in-memory twin, whose stores never go away)."""
+        for store in self._stores.values():
+            for partition in partitions:
+                store.open(partition)
+
     def ready(self, partition: int) -> bool:
         """Whether every table holds ``partition`` (restored, so handlers may use it)."""
         return all(store.holds(partition) for store in self._stores.values())

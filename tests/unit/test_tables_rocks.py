@@ -192,6 +192,19 @@ def test_a_write_after_the_partition_was_dropped_is_ignored(tmp_path: Path) -> N
     store.close()
 
 
+def test_the_memory_store_ignores_a_write_to_a_partition_it_no_longer_holds() -> None:
+    store: MemoryStore[MetricSample] = MemoryStore(CODEC)
+    store.open(0)
+    store.apply(0, {"k": sample("n", 1)})
+    store.drop(0)
+    store.apply(0, {"late": sample("n", 2)})  # a handler that outlived the revocation
+    assert not store.holds(0), "a late write must not make the partition look restored"
+    store.restore(0, [(b"k", None)], 1)
+    assert not store.holds(0), "restoring is not holding: nothing is readable until open()"
+    store.open(0)
+    assert _values(store, 0) == {}
+
+
 def test_a_scan_left_unfinished_does_not_keep_the_database_locked(tmp_path: Path) -> None:
     store = _rocks(tmp_path, lock_wait=1.0)
     store.open(0)
