@@ -201,7 +201,7 @@ def _run_workflows(
                 result = bench.run(contender, count, concurrency)
                 result.note = f"{contender.how}; {result.note}".rstrip("; ")
                 runs.append(result)
-                console.print(result.status if result.status != "ok" else f"{result.rate:,.0f} workflows/s")
+                console.print(result.status if result.status != "ok" else f"{result.rate:,.1f} workflows/s")
             results.append(_median_workflows(runs))
     return results
 
@@ -290,8 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     versions.update(workflows.versions(runnable_flows))
     console.print(
         f"run {harness.run_id}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"broker {bootstrap}; 1 partition, {KEYS:,} keys, Avro (Confluent wire format); every peer at "
-        f"its default at-least-once; {_revision()}; " + ", ".join(f"{k} {v}" for k, v in versions.items())
+        f"broker {bootstrap}; "
+        + (f"1 partition, {KEYS:,} keys, Avro (Confluent wire format); every peer at its default "
+           f"at-least-once; " if relays else "")
+        + f"{_revision()}; " + ", ".join(f"{k} {v}" for k, v in versions.items())
     )
     console.print(f"logs and configs: {harness.workdir}")
 

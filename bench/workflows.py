@@ -384,7 +384,7 @@ def rows(results: list[WorkflowResult]) -> list[list[str]]:
             f"{r.workflows:,}",
             str(r.concurrency),
             _fmt(r.seconds, ".2f"),
-            _fmt(r.rate, ",.0f"),
+            _fmt(r.rate, ".1f" if r.rate is not None and r.rate < 10 else ",.0f"),
             "-" if ratio is None else f"{ratio:.2f}x",
             _fmt(r.p50_ms, ",.0f"),
             _fmt(r.p99_ms, ",.0f"),
