@@ -223,9 +223,9 @@ class Harness:
                     count += _consume_count(counter, outputs)
                     if count >= expected and "wall" in first:
                         end = time.time()
-                        cpu_end = _cpu_seconds(child.pid)
+                        cpu_end = cpu_seconds(child.pid)
                         _write_thread_cpu(child.pid, first, log_path.with_suffix(".threads.txt"))
-                        result.peak_rss_mb = _peak_rss_mb(child.pid)
+                        result.peak_rss_mb = peak_rss_mb(child.pid)
                         break
                     if child.poll() is not None:
                         result.status = f"failed: exited with {child.returncode} after {count} outputs"
@@ -234,7 +234,7 @@ class Harness:
                     result.status = f"timeout: {count} of {expected} outputs after {self.timeout:.0f} s"
             finally:
                 stopping = time.monotonic()
-                stopped = _stop(child)
+                stopped = stop_process(child)
                 result.stop_seconds = time.monotonic() - stopping
                 if profiler is not None:
                     try:
@@ -256,19 +256,10 @@ class Harness:
             extra = f"{count} outputs, {expected} expected"
             result.note = f"{result.note}; {extra}".lstrip("; ")
         if result.status != "ok":
-            result.note = f"{result.note}; log: {_tail(log_path)}".lstrip("; ")
+            result.note = f"{result.note}; log: {tail(log_path)}".lstrip("; ")
 
     def _start_profiler(self, pid: int, output: Path) -> subprocess.Popen[bytes] | None:
-        """py-spy sampling the contender (all threads, collapsed stacks); slows it, so numbers of a
-        profiled run are for reading the profile only."""
-        if not self.profile:
-            return None
-        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        return subprocess.Popen(
-            [py_spy, "record", "--pid", str(pid), "--rate", "250", "--threads", "--gil", "--nonblocking",
-             "--format", "raw", "--output", str(output)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        return start_profiler(pid, output) if self.profile else None
 
     # ----------------------------------------------------------------- teardown
 
@@ -385,25 +376,36 @@ def _read_marker(child: subprocess.Popen[str], first: dict[str, Any]) -> None:
         at = line.find("FIRST ")
         if at >= 0 and "wall" not in first:
             first["threads"] = _thread_cpu(child.pid)
-            first["cpu"] = _cpu_seconds(child.pid)
+            first["cpu"] = cpu_seconds(child.pid)
             first["wall"] = float(line[at:].split()[1])
 
 
-def _cpu_seconds(pid: int) -> float:
+def start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling process ``pid`` (all threads, collapsed stacks) into ``output``, written once the
+    target has exited; slows it, so numbers of a profiled run are for reading the profile only."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--rate", "250", "--threads", "--gil", "--nonblocking",
+         "--format", "raw", "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def cpu_seconds(pid: int) -> float:
     """User + system CPU of every thread of ``pid`` so far."""
     stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     fields = stat[stat.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
-def _peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def _stop(child: subprocess.Popen[str]) -> bool:
+def stop_process(child: subprocess.Popen[Any]) -> bool:
     """SIGTERM our child, wait for a clean stop, SIGKILL it if it does not come. True if clean."""
     if child.poll() is not None:
         return True
@@ -417,6 +419,6 @@ def _stop(child: subprocess.Popen[str]) -> bool:
         return False
 
 
-def _tail(path: Path, lines: int = 6) -> str:
+def tail(path: Path, lines: int = 6) -> str:
     text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     return " | ".join(text[-lines:])

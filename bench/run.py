@@ -8,6 +8,9 @@ says otherwise; see bench/scenarios.py):
 - ``windows`` (not run by default): a count per key in 10-second tumbling windows of event time,
   MetricSample -> one WindowSummary per key and window, sent when the window closes; the results are
   checked, and a contender with a wrong answer fails.
+- ``workflows`` (not run by default): N durable three-step workflows started and awaited by a client,
+  ours (engine + specialists) and Restate's (see bench/workflows.py); its own table: workflows/s and
+  latency per workflow, every result checked.
 
 Every contender runs alone in its own process on fresh topics, one after another, in this one run.
 Peers (faust-streaming, quixstreams) run from bench/.venv (see bench/requirements.txt); a missing peer
@@ -27,6 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench import workflows
 from bench.harness import REPO, Harness, Result, RunSpec
 from bench.scenarios import KEYS, all_scenarios
 
@@ -167,6 +171,48 @@ def markdown(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def _median_workflows(results: list[workflows.WorkflowResult]) -> workflows.WorkflowResult:
+    ok = sorted((r for r in results if r.status == "ok"), key=lambda r: r.seconds or 0.0)
+    if not ok:
+        return results[-1]
+    chosen = ok[len(ok) // 2]
+    if len(results) > 1:
+        rates = ", ".join(f"{r.rate:,.0f}" for r in ok if r.rate)
+        chosen.note = f"{chosen.note}; median of {len(ok)}/{len(results)} runs ({rates} wf/s)"
+    return chosen
+
+
+def _run_workflows(
+    console: Console,
+    harness: Harness,
+    contenders: list[workflows.WorkflowContender],
+    args: argparse.Namespace,
+) -> list[workflows.WorkflowResult]:
+    """Each concurrency level, each contender at it in turn (side by side), ``--repeat`` times."""
+    bench = workflows.WorkflowBench(harness, timeout=args.timeout, profile=args.profile, keep=args.keep)
+    results = []
+    for concurrency in args.workflow_concurrency:
+        count = min(args.workflows, 100 * concurrency)
+        for contender in contenders:
+            runs = []
+            for attempt in range(args.repeat):
+                console.print(f"workflows: {contender.name} ({count:,} workflows, {concurrency} "
+                              f"outstanding, run {attempt + 1})...", end=" ")
+                result = bench.run(contender, count, concurrency)
+                result.note = f"{contender.how}; {result.note}".rstrip("; ")
+                runs.append(result)
+                console.print(result.status if result.status != "ok" else f"{result.rate:,.1f} workflows/s")
+            results.append(_median_workflows(runs))
+    return results
+
+
+def _concurrency_levels(text: str) -> list[int]:
+    levels = [int(part) for part in text.split(",") if part.strip()]
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError("one or more positive integers, comma-separated")
+    return levels
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,9 +228,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="streams: concurrency of the io agent (200, ordering=key)")
     parser.add_argument("--window-events", type=int, default=5,
                         help="windows scenario: samples per key per 10-second window (5)")
-    parser.add_argument("--only", help="comma-separated contenders: " + ", ".join(c.name for c in CONTENDERS))
+    parser.add_argument("--workflows", type=int, default=2_000,
+                        help="workflows scenario: timed workflows per row (2,000), at most 100 per "
+                             "outstanding one (so 100 at concurrency 1)")
+    parser.add_argument("--workflow-concurrency", type=_concurrency_levels, default=[100],
+                        help="workflows scenario: outstanding workflows, one row per level (100; e.g. 1,100)")
+    parser.add_argument("--only", help="comma-separated contenders: " + ", ".join(
+        [c.name for c in CONTENDERS] + [f"{c.name} (workflows)" for c in workflows.WORKFLOW_CONTENDERS
+                                        if c.name != OURS]))
     parser.add_argument("--extras", action="store_true", help="also run extra rows (streams-eos)")
-    parser.add_argument("--scenarios", default="pipeline,io", help="pipeline,io (default), windows")
+    parser.add_argument("--scenarios", default="pipeline,io",
+                        help="pipeline,io (default), windows, workflows")
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender; the median is shown")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per contender run (300)")
     parser.add_argument("--markdown", action="store_true", help="also print the table as markdown")
@@ -198,14 +252,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.window_events < 1:
         parser.error("--window-events must be at least 1")
     definitions = all_scenarios(window_events=args.window_events)
-    unknown = set(scenarios) - set(definitions)
+    unknown = set(scenarios) - set(definitions) - {"workflows"}
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     names = {n.strip() for n in args.only.split(",")} if args.only else None
-    known = {c.name for c in CONTENDERS}
+    known = {c.name for c in CONTENDERS} | {c.name for c in workflows.WORKFLOW_CONTENDERS}
     if names and names - known:
         parser.error(f"unknown contender(s): {', '.join(sorted(names - known))}")
-    chosen = [c for c in CONTENDERS if (c.name in names if names else (args.extras or not c.extra))]
+    relays = [s for s in scenarios if s != "workflows"]
+    chosen = [c for c in CONTENDERS
+              if relays and (c.name in names if names else (args.extras or not c.extra))]
+    flows = [c for c in workflows.WORKFLOW_CONTENDERS
+             if "workflows" in scenarios and (not names or c.name in names)]
 
     runnable: list[Contender] = []
     for contender in chosen:
@@ -214,6 +272,13 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[yellow]skipping {contender.name}: {why}[/]")
         else:
             runnable.append(contender)
+    runnable_flows: list[workflows.WorkflowContender] = []
+    for flow in flows:
+        why = workflows.missing(flow)
+        if why:
+            console.print(f"[yellow]skipping {flow.name} (workflows): {why}[/]")
+        else:
+            runnable_flows.append(flow)
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     registry = os.environ.get("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
@@ -222,16 +287,20 @@ def main(argv: list[str] | None = None) -> int:
     for contender in runnable:
         if contender.peer:
             versions[contender.dist] = _version(str(PEER_PYTHON), contender.dist)
+    versions.update(workflows.versions(runnable_flows))
     console.print(
         f"run {harness.run_id}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"broker {bootstrap}; 1 partition, {KEYS:,} keys, Avro (Confluent wire format); every peer at "
-        f"its default at-least-once; {_revision()}; " + ", ".join(f"{k} {v}" for k, v in versions.items())
+        f"broker {bootstrap}; "
+        + (f"1 partition, {KEYS:,} keys, Avro (Confluent wire format); every peer at its default "
+           f"at-least-once; " if relays else "")
+        + f"{_revision()}; " + ", ".join(f"{k} {v}" for k, v in versions.items())
     )
     console.print(f"logs and configs: {harness.workdir}")
 
     results: list[Result] = []
+    flow_results: list[workflows.WorkflowResult] = []
     try:
-        for scenario in scenarios:
+        for scenario in relays:
             for contender in runnable:
                 if scenario not in contender.scenarios:
                     continue
@@ -266,21 +335,34 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append(result)
                     console.print(result.status if result.status != "ok" else f"{result.rate:,.0f} msg/s")
                 results.append(_median(runs))
+        if runnable_flows:
+            flow_results = _run_workflows(console, harness, runnable_flows, args)
     finally:
         if not args.keep:
             problems = harness.cleanup()
             for problem in problems:
                 console.print(f"[yellow]cleanup: {problem}[/]")
 
-    table = Table(title="streams vs peers (ours ÷ this: >1 means ours is faster)")
-    for header in HEADERS:
-        table.add_column(header, justify="left" if header in ("scenario", "contender", "notes") else "right")
-    for row in _rows(results):
-        table.add_row(*row)
-    console.print(table)
-    if args.markdown:
-        print(markdown(results))
-    return 0 if all(r.status == "ok" for r in results) else 1
+    if results:
+        table = Table(title="streams vs peers (ours ÷ this: >1 means ours is faster)")
+        for header in HEADERS:
+            left = header in ("scenario", "contender", "notes")
+            table.add_column(header, justify="left" if left else "right")
+        for row in _rows(results):
+            table.add_row(*row)
+        console.print(table)
+        if args.markdown:
+            print(markdown(results))
+    if flow_results:
+        table = Table(title="workflows: 3 durable steps each (ours ÷ this: >1 means ours is faster)")
+        for header in workflows.HEADERS:
+            table.add_column(header, justify="left" if header in ("contender", "notes") else "right")
+        for row in workflows.rows(flow_results):
+            table.add_row(*row)
+        console.print(table)
+        if args.markdown:
+            print(workflows.markdown(flow_results))
+    return 0 if all(r.status == "ok" for r in [*results, *flow_results]) else 1
 
 
 if __name__ == "__main__":
