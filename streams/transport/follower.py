@@ -16,6 +16,7 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 from streams.config import Settings
 from streams.errors import TopicError, TransportError
 from streams.transport import clients
+from streams.transport.records import consume_available
 
 log = logging.getLogger("streams.client")
 
@@ -53,7 +54,7 @@ class TopicFollower:
     def _follow(self) -> None:
         while not self._stopped.is_set():
             try:
-                messages = self._consumer.consume(500, 0.1)
+                messages = consume_available(self._consumer, 500, 0.1)
             except KafkaException as exc:
                 log.warning("following %s: %s", self._topic, exc.args[0].str())
                 time.sleep(0.5)

@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streams.errors import TransportError
 from streams.timestamps import epoch_millis
+from streams.transport.records import consume_available
 
 log = logging.getLogger("streams.worker")
 
@@ -147,7 +148,7 @@ class PollingConsumer:
                     continue
                 self._apply_pause()
                 self._serve_commits()
-                messages = self._consumer.consume(num_messages=self._batch_size, timeout=_POLL_TIMEOUT)
+                messages = consume_available(self._consumer, self._batch_size, _POLL_TIMEOUT)
                 if self._track_group_metadata:
                     self.group_metadata = self._consumer.consumer_group_metadata()
                 if messages:

@@ -160,7 +160,7 @@ class AgentWorker:
         )
         dispatcher = asyncio.create_task(processor.run(), name=f"dispatch-{agent.name}")
         committer = asyncio.create_task(
-            self._committer.run_periodically(self._fail), name=f"commit-{agent.name}"
+            self._committer.run_periodically(self._fail, processor.idle), name=f"commit-{agent.name}"
         )
         ticks = self._start_ticks(tables, encoders)
         stopped = asyncio.create_task(stop.wait())

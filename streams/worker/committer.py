@@ -10,6 +10,7 @@ batch is executed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -53,12 +54,24 @@ class Committer:
                 await self._execute(batch)
                 self._complete(batch)
 
-    async def run_periodically(self, on_fatal: Callable[[BaseException], None]) -> None:
-        """Commit every ``commit_interval`` until :meth:`stop_periodic`; retriable failures are retried
-        at the next tick, fatal ones (a fenced transactional producer) go to ``on_fatal``."""
+    async def run_periodically(
+        self, on_fatal: Callable[[BaseException], None], idle: asyncio.Event | None = None
+    ) -> None:
+        """Commit every ``commit_interval``, or as soon as ``idle`` is set (everything received has
+        finished), until :meth:`stop_periodic`; retriable failures are retried at the next tick, fatal
+        ones (a fenced transactional producer) go to ``on_fatal``.
+
+        Under load the interval batches many messages into one commit; a worker that has just finished
+        all it had commits at once, so a quiet pipeline's hop costs a commit, not a commit interval
+        (with exactly-once, outputs are invisible downstream until their transaction commits)."""
         interval = self._delivery.commit_interval
         while self._periodic:
-            await asyncio.sleep(interval)
+            if idle is None:
+                await asyncio.sleep(interval)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(idle.wait(), interval)
+                idle.clear()
             if not self._periodic:
                 return
             try:

@@ -61,6 +61,7 @@ class Processor:
         self._paused = False  # what this processor asked for through on_pressure
         self._stopped = False  # failed: drains stop waiting
         self._finished_one = asyncio.Event()  # wakes drains as messages finish
+        self.idle = asyncio.Event()  # set when the last message in flight finishes: worth a commit now
 
     @property
     def in_flight(self) -> int:
@@ -133,6 +134,8 @@ class Processor:
         self.offsets.done(item.topic, item.partition, item.offset)
         self._finished_one.set()
         self._backpressure.remove(item.size)
+        if not self._backpressure.messages:
+            self.idle.set()
         if self._paused and self._backpressure.should_resume:
             self._set_paused(False)
 
