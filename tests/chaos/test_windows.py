@@ -57,7 +57,7 @@ def test_a_windowed_count_is_exact_and_emitted_once_through_kills_and_rebalances
         agents=("count",),
         # Workers share one state directory, as processes on one host do: each owns its partitions'.
         extra_env={
-            "CHAOS_REDUCE_SLEEP": "0.001",
+            "CHAOS_REDUCE_SLEEP": "0.002",
             "CHAOS_TABLE_STORE": store,
             "STREAMS_STATE_DIR": str(tmp_path / "state"),
         },
@@ -92,8 +92,11 @@ def test_a_windowed_count_is_exact_and_emitted_once_through_kills_and_rebalances
             assert time.monotonic() - started < DEADLINE, f"stuck waiting for {what}:\n{pipeline.logs()}"
 
     def at(fraction: float) -> None:
-        # And past the previous step: each set of workers makes progress before the next change.
-        target = max(fraction * total, (committed_at[-1] if committed_at else 0) + total // 20)
+        # And past the previous step, so each set of workers makes progress before the next change,
+        # but never so near the end that the step could come after the last sample.
+        target = min(
+            max(fraction * total, (committed_at[-1] if committed_at else 0) + total // 20), 0.85 * total
+        )
         wait(lambda: committed() >= target, f"{target:.0f} of the input committed")
         committed_at.append(committed())
 
