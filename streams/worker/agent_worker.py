@@ -21,6 +21,7 @@ from typing import Any
 
 from streams.agent import Agent
 from streams.config import Settings
+from streams.errors import TransportError
 from streams.middleware import Chain, Middleware
 from streams.serde.codec import RecordDecoder
 from streams.serde.payloads import Payloads
@@ -200,7 +201,21 @@ class AgentWorker:
         if unfinished:
             await processor.cancel_running()
         if self._failure is None:
-            await self._committer.commit()
+            try:
+                await self._committer.commit()
+            except TransportError as exc:
+                if not exc.retriable:
+                    raise
+                # The group moved on while this worker drained (another member left or joined): the
+                # commit is refused, nothing of it became visible, and the partitions' new owners
+                # handle those messages again. A graceful stop, not a failure.
+                log.warning(
+                    "agent %s: final commit refused (%s); %d message(s) from the commit position on go "
+                    "to the partitions' next owner",
+                    self.agent.name,
+                    exc,
+                    processor.offsets.redeliverable(),
+                )
         if unfinished:
             log.warning(
                 "agent %s: %d message(s) unfinished after drain_timeout=%.0fs; %d message(s) from the "
