@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.chaos
 
 WORKFLOWS = 2000 if os.environ.get("STREAMS_SOAK") == "1" else 400
 KILLS = 3
+START_SECONDS = 120 if os.environ.get("STREAMS_SOAK") == "1" else 50  # starts arrive over this long
 DEADLINE = float(os.environ.get("CHAOS_DEADLINE", "900"))
 ENGINE, SPECIALISTS = ("chaos",), ("step", "fan")
 
@@ -53,13 +55,25 @@ def test_workflows_complete_once_with_no_step_requested_twice_through_kills(
     definition = app.workflows["chaos"]
     payloads = Payloads(registry)
     cases = {f"wf-{uuid.uuid4().hex[:12]}": f"case{i}" for i in range(WORKFLOWS)}
-    with Publisher(settings, registry) as publisher:
-        for workflow_id, payload in cases.items():
-            value = TaskRequested(task_id=workflow_id, capability="chaos", payload=payload)
-            event = start_event(
-                definition, value, workflow_id, payloads, "chaos-test", int(time.time() * 1000)
-            )
-            publisher.publish(definition.events, event, key=workflow_id)
+    publishing_failed: list[BaseException] = []
+
+    def publish_over_time() -> None:
+        """Starts arrive over START_SECONDS, as real traffic does: workflows then finish over the
+        run instead of in one wave at its end, so kills scheduled by completions land mid-run."""
+        try:
+            with Publisher(settings, registry) as publisher:
+                for n, (workflow_id, payload) in enumerate(cases.items()):
+                    value = TaskRequested(task_id=workflow_id, capability="chaos", payload=payload)
+                    now = int(time.time() * 1000)
+                    event = start_event(definition, value, workflow_id, payloads, "chaos-test", now)
+                    publisher.publish(definition.events, event, key=workflow_id)
+                    if n % 20 == 19:
+                        publisher.flush()
+                        time.sleep(START_SECONDS * 20 / WORKFLOWS)
+        except BaseException as exc:  # noqa: BLE001 - reported by the waiting loop below
+            publishing_failed.append(exc)
+
+    publisher_thread = threading.Thread(target=publish_over_time, name="starts", daemon=True)
 
     events = CommittedReader(settings, registry, definition.events.name, value=WorkflowEvent)
     started = time.monotonic()
@@ -71,6 +85,7 @@ def test_workflows_complete_once_with_no_step_requested_twice_through_kills(
 
     def wait_for(target: int) -> None:
         while completed() < target:
+            assert not publishing_failed, f"publishing the starts failed: {publishing_failed[0]!r}"
             dead = [w for w in pipeline.workers if w.poll() not in (None, 0, -9)]
             assert not dead, f"a worker exited with {dead[0].returncode}:\n{pipeline.logs()}"
             assert time.monotonic() - started < DEADLINE, f"{completed()} of {target}:\n{pipeline.logs()}"
@@ -78,6 +93,7 @@ def test_workflows_complete_once_with_no_step_requested_twice_through_kills(
     try:
         engine = pipeline.start_worker(ENGINE)
         specialists = pipeline.start_worker(SPECIALISTS)
+        publisher_thread.start()
         for i in range(2 * KILLS):  # engine and specialists by turns, each killed KILLS times
             wait_for(int(WORKFLOWS * (i + 1) / (2 * KILLS + 2)))
             completed_at_kill.append(completed())
