@@ -9,6 +9,7 @@ wiped registry process loses nothing. Clients talk to it through the Confluent-c
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -92,8 +93,33 @@ def is_ready(base_url: str) -> bool:
     return _request("GET", base_url + CCOMPAT_PATH + "/subjects") == 200
 
 
-def set_global_compatibility(base_url: str, level: str = DEFAULT_COMPATIBILITY) -> None:
-    """Make every subject default to ``level`` (Apicurio's own default is no rule at all)."""
-    status = _request("PUT", base_url + CCOMPAT_PATH + "/config", {"compatibility": level}, timeout=10.0)
-    if status != 200:
-        raise StackError(f"registry refused to set global compatibility {level} (HTTP {status or 'error'})")
+def _get_json(url: str) -> dict[str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:
+            body = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def set_global_compatibility(
+    base_url: str, level: str = DEFAULT_COMPATIBILITY, *, settle_seconds: float = 30.0
+) -> None:
+    """Make every subject default to ``level`` (Apicurio's own default is no rule at all).
+
+    On a restart the registry answers before it has replayed its journal: it then takes the PUT for a
+    creation of a rule the journal already holds and refuses it (409). Once the replay catches up the
+    rule reads back, or the PUT succeeds as an update; until ``settle_seconds`` pass, try again."""
+    url = base_url + CCOMPAT_PATH + "/config"
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        status = _request("PUT", url, {"compatibility": level}, timeout=10.0)
+        if status == 200:
+            return
+        if status == 409 and _get_json(url).get("compatibilityLevel") == level:
+            return
+        if status != 409 or time.monotonic() >= deadline:
+            raise StackError(
+                f"registry refused to set global compatibility {level} (HTTP {status or 'error'})"
+            )
+        time.sleep(0.5)

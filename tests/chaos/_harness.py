@@ -23,6 +23,7 @@ from streams.admin import TopicAdmin
 from streams.events import TaskCompleted, TaskRequested
 from streams.serde.codec import RecordDecoder
 from streams.serde.registry import ConfluentRegistry
+from streams.telemetry.lag import LagReader
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,6 +116,14 @@ class Pipeline:
             assert worker.poll() is None, f"worker exited with {worker.returncode}:\n{text}"
             time.sleep(0.2)
         raise AssertionError(f"worker never got partitions:\n{log.read_text(errors='replace')}")
+
+    def committed_input(self, agent: str) -> int:
+        """How many input messages ``agent``'s group has committed: its progress, read from the group's
+        offsets, which move with each commit (a crashed worker's open transaction, which blocks
+        read_committed readers of the output for its timeout, does not hold this back)."""
+        group = f"{self.prefix.replace('.', '-')}.{agent}"
+        rows = LagReader(self.settings).lag({group: [f"{self.prefix}.in"]})
+        return sum(row.committed or 0 for row in rows)
 
     def kill_9(self, worker: subprocess.Popen[bytes]) -> None:
         worker.send_signal(signal.SIGKILL)

@@ -11,6 +11,7 @@ import os
 import re
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -76,40 +77,47 @@ def _count_through_stops(
     started = time.monotonic()
     seen_at_stop: list[int] = []
 
-    def wait_for(target: int) -> None:
-        while reader.drain(1.0) < target:
+    def wait_for(done: Callable[[], bool], what: str) -> None:
+        while not done():
+            reader.drain(0.2)
             dead = [w for w in pipeline.workers if w.poll() not in (None, 0, -9)]
             assert not dead, f"a worker exited with {dead[0].returncode}:\n{pipeline.logs()}"
-            assert time.monotonic() - started < DEADLINE, f"{reader.count} of {target}:\n{pipeline.logs()}"
+            assert time.monotonic() - started < DEADLINE, f"stuck waiting for {what}:\n{pipeline.logs()}"
+
+    def committed() -> int:
+        return pipeline.committed_input("count")
 
     try:
         worker = pipeline.start_worker()
         for i, stop in enumerate(stops):
-            # Each worker stops after it took its partitions and made progress of its own, whatever the
-            # previous one finished while draining.
+            # Each worker stops after it took its partitions and made progress of its own (input it
+            # committed, not output a reader saw: a killed worker's open transaction hides the output
+            # of its successor from read_committed readers until it times out).
             pipeline.wait_until_assigned(worker)
-            wait_for(max(int(total * (i + 1) / (len(stops) + 1)), reader.count + total // 20))
-            landed = reader.count
+            floor = seen_at_stop[-1] if seen_at_stop else 0
+            target = max(int(total * (i + 1) / (len(stops) + 1)), floor + total // 20)
+            wait_for(lambda target=target: committed() >= target, f"{target} inputs committed")
+            seen_at_stop.append(committed())
             if stop == "kill":
                 pipeline.kill_9(worker)
-                seen_at_stop.append(reader.drain(0.5))  # what the killed worker had committed
             else:
                 assert pipeline.sigterm(worker) == 0, pipeline.logs()
-                seen_at_stop.append(landed)  # it finishes what it received: may be everything left
             worker = pipeline.start_worker()
-        wait_for(total)
+        wait_for(lambda: reader.count >= total, f"{total} outputs")
         reader.drain(3.0)  # anything extra (a repeated count) would show up now
     finally:
         codes = pipeline.stop_all()
         reader.close()
     assert codes.count(-9) == stops.count("kill"), codes
-    assert all(seen < total for seen in seen_at_stop), f"every stop must land mid-run: {seen_at_stop}"
+    assert all(seen < total for seen in seen_at_stop), (
+        f"every stop must land mid-run: {seen_at_stop} inputs committed"
+    )
     counts: dict[str, list[int]] = defaultdict(list)
     for task_id, result in reader.results:
         counts[task_id.rsplit(":", 1)[0]].append(int(result or 0))
     wrong = {key: seen for key, seen in counts.items() if seen != list(range(1, per_key + 1))}
     logs = "\n".join(log.read_text(errors="replace") for log in sorted(tmp_path.glob("worker-*.log")))
-    print(f"{reader.count} outputs for {total} messages, stops at {seen_at_stop} outputs")
+    print(f"{reader.count} outputs for {total} messages, stops at {seen_at_stop} inputs committed")
     assert len(counts) == KEYS
     assert not wrong, f"{len(wrong)} keys counted wrong, e.g. {dict(list(wrong.items())[:3])}"
     assert reader.count == total

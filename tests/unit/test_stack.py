@@ -9,15 +9,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import os
 import signal
 import socket
 import stat
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -486,3 +489,52 @@ def test_cli_status_lists_components(tmp_path: Path, monkeypatch: pytest.MonkeyP
     for name in ("kafka-1", "kafka-2", "kafka-3", "registry", "127.0.0.1:19094"):
         assert name in result.output
     assert "running" not in result.output
+
+
+class _ReplayingRegistry(BaseHTTPRequestHandler):
+    """A registry that has not replayed its journal yet: it refuses the first PUTs of the rule the
+    journal holds (409) and reads it back only after ``replayed_after`` requests."""
+
+    requests = 0
+    replayed_after = 3
+    level = "BACKWARD"
+
+    def _answer(self, status: int, body: dict[str, str]) -> None:
+        type(self).requests += 1
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_PUT(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self._answer(409, {"message": "A rule named 'COMPATIBILITY' already exists."})
+
+    def do_GET(self) -> None:
+        replayed = type(self).requests >= self.replayed_after
+        self._answer(200, {"compatibilityLevel": self.level} if replayed else {})
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def replaying_registry() -> Iterator[str]:
+    _ReplayingRegistry.requests = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ReplayingRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_global_compatibility_waits_out_the_journal_replay_of_a_restart(replaying_registry: str) -> None:
+    registry.set_global_compatibility(replaying_registry, "BACKWARD", settle_seconds=10.0)
+    assert _ReplayingRegistry.requests >= 3  # refused, then read back once replayed
+
+
+def test_global_compatibility_refused_for_good_is_an_error(replaying_registry: str) -> None:
+    with pytest.raises(StackError, match=r"refused to set global compatibility FULL \(HTTP 409\)"):
+        registry.set_global_compatibility(replaying_registry, "FULL", settle_seconds=1.0)
