@@ -13,9 +13,10 @@ one of its messages finishes, so ready lanes take turns (round-robin) and a hot 
 queued messages holds at most one slot while every other key still gets its turn.
 
 This module owns only that decision. It does not run handlers, retry, or commit: the consumer loop
-calls :meth:`LaneScheduler.submit` on receipt, starts whatever :meth:`LaneScheduler.next_ready`
-returns, and calls :meth:`LaneScheduler.finished` once that message is fully handled (retries
-included, so a retrying message keeps its lane blocked and key order holds).
+calls :meth:`LaneScheduler.submit` on receipt, starts whatever :meth:`LaneScheduler.take_ready` (or,
+waiting, :meth:`LaneScheduler.next_ready`) returns, and calls :meth:`LaneScheduler.finished` once that
+message is fully handled (retries included, so a retrying message keeps its lane blocked and key order
+holds).
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ class LaneScheduler(Generic[M]):
     """Hands out messages that may start now: in order within a lane, at most ``concurrency`` at once.
 
     Invariant: a lane is in the ready FIFO exactly when it has queued messages and none running.
-    ``submit`` and ``finished`` are synchronous and never block; only :meth:`next_ready` and
-    :meth:`idle` wait, without polling. Use it from one event loop.
+    ``submit``, ``take_ready`` and ``finished`` are synchronous and never block; only :meth:`next_ready`
+    and :meth:`idle` wait, without polling. Use it from one event loop.
     """
 
     def __init__(self, ordering: Ordering = "key", concurrency: int = 1) -> None:
@@ -149,6 +150,14 @@ class LaneScheduler(Generic[M]):
                     with contextlib.suppress(ValueError):
                         self._waiters.remove(waiter)
                 raise
+        item = self.take_ready()
+        assert item is not None
+        return item
+
+    def take_ready(self) -> M | None:
+        """Without waiting: the next item that may start now (taken, as by :meth:`next_ready`), or None."""
+        if not (self._ready and self._in_flight < self._concurrency):
+            return None
         lane_id = self._ready.popleft()
         lane = self._lanes[lane_id]
         item = lane.queue.popleft()

@@ -9,7 +9,6 @@ advances instantly, so a test with backoffs of minutes runs in milliseconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -117,8 +116,6 @@ class TestApp:
         self._started = False
 
     async def __aenter__(self) -> TestApp:
-        for worker in self._workers.values():
-            worker.start()
         self._started = True
         return self
 
@@ -392,16 +389,9 @@ class _TwinWorker:
         self._sender = sender
         self._encoders = encoders
         self._positions = dict.fromkeys(self._owned, 0)
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._processor.run(), name=f"twin-{self.agent.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._processor.halt()
         await self._processor.cancel_running()
 
     async def tick(self, now_ms: int) -> None:

@@ -1,15 +1,22 @@
 """An asyncio producer with two-phase send: ``await send()`` waits for room in librdkafka's bounded
 queue (never drops, never spins), and returns a future that resolves when the broker acknowledges.
 
-Owns the producer and the thread that serves its delivery reports. Cancelling ``await send()`` before it
-returns queues nothing; once it has returned, the message is queued and will be delivered whether or
-not anyone awaits the future.
+Delivery reports are served on the event loop itself, by ``poll(0)`` on a short timer while outputs
+await acknowledgement (and a slow one otherwise, for errors): each report settles its future right
+there. A thread of its own blocking in ``poll()`` would take the GIL once per report and wake the loop
+from outside; under load that contention cost more than the sends. Reports served on another thread
+(a transaction's commit flushes on an executor, ``close()`` flushes on the caller's) are handed to the
+loop in one batch.
+
+Cancelling ``await send()`` before it returns queues nothing; once it has returned, the message is
+queued and will be delivered whether or not anyone awaits the future.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,11 +26,18 @@ from streams.errors import TransportError
 from streams.transport.records import produce_error, produce_kwargs
 
 _QUEUE_FULL_WAIT = 0.005
+# While outputs await acknowledgement: how soon the loop asks for their reports. The broker round trip
+# (plus linger) is milliseconds, so waiting longer only delays commits; asking sooner finds nothing.
+_POLL_BUSY = 0.002
+# With nothing outstanding: still serve error and statistics callbacks now and then.
+_POLL_IDLE = 0.25
+
+Report = tuple[asyncio.Future[Message], KafkaError | None, Message]
 
 
 class AsyncProducer:
-    """``on_fatal`` is called (from the delivery-report thread) if the producer fails for good, e.g.
-    when a newer instance with the same transactional id fences it."""
+    """``on_fatal`` is called if the producer fails for good, e.g. when a newer instance with the same
+    transactional id fences it."""
 
     def __init__(
         self, config: dict[str, Any], on_fatal: Callable[[TransportError], None] | None = None
@@ -31,29 +45,19 @@ class AsyncProducer:
         self._producer = Producer(config)
         self._on_fatal = on_fatal
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Delivery reports collected during one poll() on the poll thread; swapped out, never shared.
-        self._reports: list[tuple[asyncio.Future[Message], KafkaError | None, Message]] = []
-        self._closed = threading.Event()
-        self._poller = threading.Thread(
-            target=self._serve_delivery_reports, name="producer-poll", daemon=True
-        )
-        self._poller.start()
+        self._loop_thread: int | None = None
+        # Reports served on a thread other than the loop's, waiting to be handed over in one batch (a
+        # deque: appended on that thread, emptied on another).
+        self._reports: deque[Report] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._busy = False  # the timer is the short one
+        self._closed = False
+        self._failed = False
 
     @property
     def client(self) -> Producer:
         """The underlying confluent-kafka producer (transactions use it directly)."""
         return self._producer
-
-    def _serve_delivery_reports(self) -> None:
-        while not self._closed.is_set():
-            try:
-                self._producer.poll(0.05)
-                self._hand_over_reports()
-            except KafkaException as exc:
-                error = TransportError(f"producer failed: {exc.args[0].str()}")
-                if self._on_fatal is not None:
-                    self._on_fatal(error)
-                return
 
     async def send(
         self,
@@ -63,35 +67,69 @@ class AsyncProducer:
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
     ) -> asyncio.Future[Message]:
-        loop = self._loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
         delivered: asyncio.Future[Message] = loop.create_future()
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
-            self._reports.append((delivered, error, message))  # runs on the thread serving poll()
+            if threading.get_ident() == self._loop_thread:
+                _settle(delivered, error, message)
+            else:
+                self._reports.append((delivered, error, message))
 
         kwargs = produce_kwargs(value, key, headers, partition)
         while True:
             try:
                 self._producer.produce(topic, on_delivery=on_delivery, **kwargs)
-                return delivered
+                break
             except BufferError:
-                # The local queue is full: the poll thread frees room as the broker acknowledges.
+                # The local queue is full: reports served free room as the broker acknowledges.
+                self._poll()
                 await asyncio.sleep(_QUEUE_FULL_WAIT)
             except KafkaException as exc:
                 raise produce_error(topic, exc) from exc
+        if not self._busy:
+            self._schedule(_POLL_BUSY)
+        return delivered
+
+    def _schedule(self, delay: float) -> None:
+        if self._closed or self._failed or self._loop is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._busy = delay == _POLL_BUSY
+        self._timer = self._loop.call_later(delay, self._poll)
+
+    def _poll(self) -> None:
+        """On the loop: serve the delivery reports that arrived, then look again soon if more are due."""
+        self._timer = None
+        self._busy = False
+        if self._closed or self._failed:
+            return
+        try:
+            self._producer.poll(0)
+        except KafkaException as exc:
+            self._failed = True
+            if self._on_fatal is not None:
+                self._on_fatal(TransportError(f"producer failed: {exc.args[0].str()}"))
+            return
+        self._hand_over_reports()
+        self._schedule(_POLL_BUSY if len(self._producer) else _POLL_IDLE)
 
     def _hand_over_reports(self) -> None:
-        """Settle the futures of one poll's delivery reports in a single wake-up of the loop: one
-        cross-thread call per message cost more than the rest of a send."""
+        """Settle the futures of reports served on another thread, in one wake-up of the loop."""
         if not self._reports or self._loop is None:
             return
-        batch, self._reports = self._reports, []
+        batch = []
+        while self._reports:
+            batch.append(self._reports.popleft())
         self._loop.call_soon_threadsafe(_settle_all, batch)
 
     def close(self, timeout: float = 30.0) -> int:
-        """Flush (bounded) and stop the delivery-report thread; returns messages left undelivered."""
-        self._closed.set()
-        self._poller.join()
+        """Flush (bounded) and stop polling; returns messages left undelivered. Callable from any thread."""
+        self._closed = True
         remaining = int(self._producer.flush(timeout))  # serves the last reports on this thread
         self._hand_over_reports()
         return remaining

@@ -159,7 +159,6 @@ class AgentWorker:
             agent.ordering,
             agent.concurrency,
         )
-        dispatcher = asyncio.create_task(processor.run(), name=f"dispatch-{agent.name}")
         committer = asyncio.create_task(
             self._committer.run_periodically(self._fail, processor.idle), name=f"commit-{agent.name}"
         )
@@ -174,13 +173,11 @@ class AgentWorker:
             ticker_task.cancel()
             await asyncio.gather(ticker_task, return_exceptions=True)
             await asyncio.get_running_loop().run_in_executor(None, ticker_producer.close)
-        await self._shutdown(producer, dispatcher, committer)
+        await self._shutdown(producer, committer)
         if self._failure is not None:
             raise self._failure
 
-    async def _shutdown(
-        self, producer: AsyncProducer, dispatcher: asyncio.Task[None], committer: asyncio.Task[None]
-    ) -> None:
+    async def _shutdown(self, producer: AsyncProducer, committer: asyncio.Task[None]) -> None:
         assert self._poller is not None and self._processor is not None and self._committer is not None
         loop = asyncio.get_running_loop()
         processor = self._processor
@@ -196,7 +193,7 @@ class AgentWorker:
         # already done, and a restart would repeat it.
         if self._failure is None:
             await processor.finish_received(self.agent.limits.drain_timeout)
-        dispatcher.cancel()
+        processor.halt()
         unfinished = processor.offsets.total_pending
         if unfinished:
             await processor.cancel_running()

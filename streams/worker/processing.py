@@ -5,6 +5,11 @@ allow, waits for its outputs (and, for dedup agents, its recorded id) and only t
 finished, so a commit never passes work whose outputs could still be lost. It decides when fetching
 should pause (``on_pressure``) but never touches Kafka or threads: the real worker and the in-memory
 twin both drive it.
+
+The hot path costs no turn of the event loop of its own: a received batch starts what may start right
+away, each handler as an eager task (:mod:`streams.worker.eager`) that, when it never waits, is done
+before the next one starts; a finished message starts the next of its lane the same way; and the
+acknowledgements of its outputs finish it through callbacks, not through a task waiting for them.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from streams.agent import Agent
 from streams.runtime.backpressure import Backpressure
 from streams.runtime.lanes import LaneScheduler
 from streams.runtime.offsets import OffsetTracker
-from streams.worker.handling import MessageHandler
+from streams.worker.eager import start_task
+from streams.worker.handling import MessageHandler, Outcome
 from streams.worker.items import WorkItem
 from streams.worker.stats import WorkerStats
 
@@ -58,6 +64,9 @@ class Processor:
             max_messages=agent.limits.max_in_flight, max_bytes=agent.limits.max_bytes
         )
         self._running: dict[TP, set[asyncio.Task[None]]] = defaultdict(set)
+        self._generation: dict[TP, int] = defaultdict(int)  # bumped when a partition is forgotten
+        self._pumping = False  # inside _pump: a nested call leaves the work to it
+        self._halted = False  # shutting down: nothing new starts
         self._paused = False  # what this processor asked for through on_pressure
         self._stopped = False  # failed: drains stop waiting
         self._finished_one = asyncio.Event()  # wakes drains as messages finish
@@ -84,6 +93,7 @@ class Processor:
             self.offsets.track(item.topic, item.partition, item.offset)
             self._backpressure.add(item.size)
             self._scheduler.submit(item)
+        self._pump()
         if refetched:
             self._stats.refetched += refetched
             log.warning(
@@ -93,14 +103,26 @@ class Processor:
         if not self._paused and self._backpressure.should_pause:
             self._set_paused(True)
 
-    async def run(self) -> None:
-        """Start items as lanes and slots allow; runs until cancelled (cancelling starts nothing new)."""
-        while True:
-            item = await self._scheduler.next_ready()
-            tp = (item.topic, item.partition)
-            task = asyncio.create_task(self._process(item))
-            self._running[tp].add(task)
-            task.add_done_callback(self._running[tp].discard)
+    def halt(self) -> None:
+        """Start nothing new (shutdown): queued messages stay queued, started ones run on."""
+        self._halted = True
+
+    def _pump(self) -> None:
+        """Start every item that may start now. Re-entered from a handler that finished inside it (an
+        eager task), it returns at once: the loop below picks up what that finish made ready, so a
+        batch of handlers that never wait runs one after another, not nested in each other."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while not self._halted and (item := self._scheduler.take_ready()) is not None:
+                task = start_task(asyncio.get_running_loop(), self._process(item))
+                if not task.done():
+                    running = self._running[(item.topic, item.partition)]
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+        finally:
+            self._pumping = False
 
     async def _process(self, item: WorkItem) -> None:
         try:
@@ -110,16 +132,27 @@ class Processor:
         except BaseException as exc:  # noqa: BLE001 - stop the worker; the offset stays uncommitted
             self.fail(exc)
             return
+        if self._dedup is not None:
+            await self._confirm_and_record(item, outcome)
+            return
         # The key's next message may start now: the idempotent producer keeps this one's outputs in
-        # order ahead of it, and only the commit waits for the broker's acknowledgement. Dedup agents
-        # hold the slot until the id is durable, so a crash can repeat at most `concurrency` side
-        # effects instead of everything acknowledged-but-unconfirmed.
-        if self._dedup is None:
-            self._scheduler.finished(item)
+        # order ahead of it, and only the commit waits for the broker's acknowledgement.
+        self._scheduler.finished(item)
+        self._pump()
+        if outcome.deliveries:
+            _Acknowledgements(self, item, outcome.deliveries)
+        else:
+            self._finish(item, self._generation[(item.topic, item.partition)])
+
+    async def _confirm_and_record(self, item: WorkItem, outcome: Outcome) -> None:
+        """Dedup agents hold the slot until the id is durable, so a crash can repeat at most
+        `concurrency` side effects instead of everything acknowledged-but-unconfirmed."""
+        assert self._dedup is not None
+        generation = self._generation[(item.topic, item.partition)]
         try:
             for delivery in outcome.deliveries:
                 await delivery
-            if outcome.handled_id is not None and self._dedup is not None:
+            if outcome.handled_id is not None:
                 # Only now, with every output acknowledged: a durable id means "outputs delivered", so a
                 # redelivery it turns away has nothing left to send. Recorded any earlier, the id could
                 # reach the broker before the outputs and a crash in between would lose them for good.
@@ -129,8 +162,18 @@ class Processor:
         except BaseException as exc:  # noqa: BLE001 - an output is lost for good: stop, uncommitted
             self.fail(exc)
             return
-        if self._dedup is not None:
-            self._scheduler.finished(item)
+        self._scheduler.finished(item)
+        self._pump()
+        self._finish(item, generation)
+
+    def _finish(self, item: WorkItem, generation: int) -> None:
+        """Every output of ``item`` is acknowledged: its offset may be committed. A completion from
+        before its partition was revoked (``generation`` passed) is stale: the partition's messages
+        are received anew, and marking one of them finished would let a commit pass it."""
+        tp = (item.topic, item.partition)
+        if self._generation[tp] != generation:
+            self.offsets.stale_completions += 1
+            return
         self.offsets.done(item.topic, item.partition, item.offset)
         self._finished_one.set()
         self._backpressure.remove(item.size)
@@ -189,9 +232,40 @@ class Processor:
     def forget(self, tps: Iterable[TP]) -> None:
         for topic, partition in tps:
             self.offsets.revoke(topic, partition)
+            self._generation[(topic, partition)] += 1
 
     def _set_paused(self, paused: bool) -> None:
         self._paused = paused
         if paused:
             self._stats.pauses += 1
         self._on_pressure(paused)
+
+
+class _Acknowledgements:
+    """Finishes an item once every output it sent is acknowledged, through the deliveries' callbacks:
+    no task waits for them. A failed delivery stops the worker with the offset uncommitted."""
+
+    __slots__ = ("_generation", "_item", "_left", "_processor")
+
+    def __init__(self, processor: Processor, item: WorkItem, deliveries: list[asyncio.Future[Any]]) -> None:
+        self._processor = processor
+        self._item = item
+        self._generation = processor._generation[(item.topic, item.partition)]
+        self._left = len(deliveries)
+        for delivery in deliveries:
+            delivery.add_done_callback(self._acknowledged)
+
+    def _acknowledged(self, delivery: asyncio.Future[Any]) -> None:
+        if self._left <= 0:
+            return  # failed already
+        if delivery.cancelled():
+            self._left = 0  # given up (shutdown): the message stays unfinished, its offset uncommitted
+            return
+        error = delivery.exception()
+        if error is not None:
+            self._left = 0
+            self._processor.fail(error)
+            return
+        self._left -= 1
+        if not self._left:
+            self._processor._finish(self._item, self._generation)

@@ -1,7 +1,5 @@
 """The processor (lanes, offsets, drains) driven directly, as the twin and the worker drive it."""
 
-import asyncio
-
 import pytest
 
 from streams import App, Context
@@ -49,11 +47,9 @@ async def test_refetched_offsets_are_skipped_not_handled_twice_and_later_ones_st
         value = encode(TaskRequested(task_id=str(offset), capability="c", payload="p"))
         return WorkItem(tasks.name, 0, offset, b"k", value, [], 0, len(value))
 
-    runner = asyncio.create_task(processor.run())
     processor.accept([item(o) for o in range(5)])
     processor.accept([item(o) for o in (2, 3, 4, 5, 6)])  # the client rewound to offset 2
     assert await processor.finish_received(5.0) == 0
-    runner.cancel()
     assert failures == []
     assert sorted(handled) == list(range(7)), "2, 3 and 4 once each; 5 and 6 handled"
     assert stats.refetched == 3
