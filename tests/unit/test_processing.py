@@ -1,5 +1,8 @@
 """The processor (lanes, offsets, drains) driven directly, as the twin and the worker drive it."""
 
+import asyncio
+from collections.abc import Sequence
+
 import pytest
 
 from streams import App, Context
@@ -54,3 +57,80 @@ async def test_refetched_offsets_are_skipped_not_handled_twice_and_later_ones_st
     assert sorted(handled) == list(range(7)), "2, 3 and 4 once each; 5 and 6 handled"
     assert stats.refetched == 3
     assert processor.offsets.committable() == {(tasks.name, 0): 7}
+
+
+class _HeldSender:
+    """Acknowledges nothing until told: each send's future waits in ``pending``."""
+
+    def __init__(self) -> None:
+        self.pending: list[asyncio.Future[None]] = []
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append(future)
+        return future
+
+    def acknowledge(self, futures: list[asyncio.Future[None]]) -> None:
+        for future in futures:
+            future.set_result(None)
+
+
+async def test_a_late_acknowledgement_from_before_a_revocation_does_not_finish_a_new_receipt() -> (
+    None
+):
+    """Handled, sent, not yet acknowledged: the partition is revoked (drain ran out) and assigned back,
+    so the same offsets arrive again. The old outputs' late acknowledgements must not finish the new
+    receipts, or a commit could pass messages whose handling has not even started."""
+    app = App("proc")
+    tasks = app.topic("proc.tasks", value=TaskRequested, partitions=1)
+    out = app.topic("proc.out", value=TaskRequested, partitions=1)
+    gate = asyncio.Event()
+
+    @app.agent(tasks, concurrency=4)
+    async def relay(task: TaskRequested, ctx: Context) -> None:
+        if ctx.attempt == 1 and task.payload == "second time":
+            await gate.wait()  # the new receipts are still being handled
+        await ctx.send(out, task)
+
+    registry = InMemoryRegistry()
+    encode = AvroEncoder(registry, "proc.tasks-value", TaskRequested.avro_schema())
+    sender = _HeldSender()
+    stats = WorkerStats()
+    handler = MessageHandler(
+        app.agents["relay"],
+        RecordDecoder(registry, TaskRequested),
+        AtLeastOnceDelivery(sender, Encoders(registry)),
+        stats,
+        middleware=Chain(()),
+    )
+    processor = Processor(app.agents["relay"], handler, stats, on_fatal=pytest.fail)
+
+    def items(payload: str) -> list[WorkItem]:
+        value = encode(TaskRequested(task_id="t", capability="c", payload=payload))
+        return [WorkItem(tasks.name, 0, o, f"k{o}".encode(), value, [], 0, len(value)) for o in range(3)]
+
+    processor.accept(items("first time"))
+    await asyncio.sleep(0)
+    old = list(sender.pending)
+    assert len(old) == 3 and processor.offsets.pending(tasks.name, 0) == 3
+    processor.drop({(tasks.name, 0)})
+    processor.forget({(tasks.name, 0)})  # revoked with the outputs unacknowledged
+
+    processor.accept(items("second time"))  # assigned back: received again from the committed offset
+    sender.acknowledge(old)
+    await asyncio.sleep(0.01)
+    assert processor.offsets.pending(tasks.name, 0) == 3, "late acknowledgements finished new receipts"
+    assert processor.offsets.stale_completions == 3
+
+    gate.set()
+    await asyncio.sleep(0.01)
+    sender.acknowledge(sender.pending[3:])
+    assert await processor.finish_received(1.0) == 0
+    assert processor.offsets.committable() == {(tasks.name, 0): 3}
