@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -27,6 +28,9 @@ class Outbox(Protocol):
         self, topic: Topic[Any], value: Record, key: str | bytes | None, headers: hdr.Headers
     ) -> None: ...
 
+
+Clock = Callable[[], int]
+"""The time now in epoch milliseconds."""
 
 TableOpener = Callable[[Table[Any], int], TableView[Any]]
 """Opens one partition of a table for one handler call (bound by the worker to the agent's stores)."""
@@ -60,6 +64,7 @@ class Context:
     """
 
     __slots__ = (
+        "_clock",
         "_on_send",
         "_open_table",
         "_outbox",
@@ -95,6 +100,7 @@ class Context:
         open_table: TableOpener | None = None,
         payloads: Payloads | None = None,
         propagate_trace: bool = True,
+        clock: Clock | None = None,
     ) -> None:
         self.agent = agent
         self.topic = topic
@@ -114,7 +120,13 @@ class Context:
         self._payloads = payloads
         self._views: dict[str, TableView[Any]] | None = None  # made on first use: most calls open none
         self._propagate_trace = propagate_trace
+        self._clock = clock
         self._sent = 0
+
+    def now_ms(self) -> int:
+        """The time now, in epoch milliseconds: the wall clock, or the in-memory twin's fake clock, so
+        time-based decisions (a deadline that has passed) are testable without waiting."""
+        return self._clock() if self._clock is not None else int(time.time() * 1000)
 
     def table(self, table: Table[V]) -> TableView[V]:
         """This message's partition of ``table``, one of the agent's ``tables``. Writes are kept only if

@@ -22,6 +22,7 @@ __all__ = [
     'ParentStep',
     'Severity',
     'StepKind',
+    'StepRetry',
     'StepStatus',
     'TaskCompleted',
     'TaskRequested',
@@ -303,7 +304,11 @@ class WorkflowEvent(Record):
                 {'name': 'sender',
                  'type': 'string',
                  'doc': 'The agent or client that produced it.'},
-                {'name': 'at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+                {'name': 'at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'error_kind',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'How the error is classed: TRANSIENT, RESOURCE, DATA or FATAL.'}]}
 
     kind: WorkflowEventKind
     workflow_id: str
@@ -324,6 +329,10 @@ class WorkflowEvent(Record):
     attempts: int = Field(default=1)
     sender: str = Field(description='The agent or client that produced it.')
     at: datetime
+    error_kind: str | None = Field(
+        default=None,
+        description='How the error is classed: TRANSIENT, RESOURCE, DATA or FATAL.',
+    )
 
 
 class WorkflowStatus(StrEnum):
@@ -354,6 +363,14 @@ class StepStatus(StrEnum):
     SUCCEEDED = 'SUCCEEDED'
     FAILED = 'FAILED'
     TIMED_OUT = 'TIMED_OUT'
+    RETRYING = 'RETRYING'
+
+
+class StepRetry(Record):
+    attempts: int
+    backoff_ms: int
+    max_backoff_ms: int
+    jitter: float
 
 
 class JournalStep(Record):
@@ -380,6 +397,18 @@ class JournalStep(Record):
     answered_as: int | None = Field(
         default=None,
         description='The journal event count when the step got its outcome (orders answers and deadlines).',
+    )
+    error_kind: str | None = Field(
+        default=None,
+        description="How the step's error is classed: TRANSIENT, RESOURCE, DATA or FATAL.",
+    )
+    tries: int = Field(
+        default=0,
+        description='How many times the step was requested: a per-step retry asks again.',
+    )
+    retry: StepRetry | None = Field(
+        default=None,
+        description="The step's own retry policy, as the code gave it.",
     )
 
 
@@ -429,6 +458,10 @@ class WorkflowJournal(Record):
                  'type': 'long',
                  'default': 0,
                  'doc': 'How many events have changed the journal.'},
+                {'name': 'deadline',
+                 'type': ['null', {'type': 'long', 'logicalType': 'timestamp-millis'}],
+                 'default': None,
+                 'doc': "The workflow's deadline (declared or inherited): no step waits past it."},
                 {'name': 'steps',
                  'default': [],
                  'type': {'type': 'array',
@@ -455,7 +488,8 @@ class WorkflowJournal(Record):
                                                          'symbols': ['PENDING',
                                                                      'SUCCEEDED',
                                                                      'FAILED',
-                                                                     'TIMED_OUT']}},
+                                                                     'TIMED_OUT',
+                                                                     'RETRYING']}},
                                                {'name': 'request_id',
                                                 'type': ['null', 'string'],
                                                 'default': None},
@@ -494,7 +528,32 @@ class WorkflowJournal(Record):
                                                 'default': None,
                                                 'doc': 'The journal event count when the step got '
                                                        'its outcome (orders answers and '
-                                                       'deadlines).'}]}}},
+                                                       'deadlines).'},
+                                               {'name': 'error_kind',
+                                                'type': ['null', 'string'],
+                                                'default': None,
+                                                'doc': "How the step's error is classed: "
+                                                       'TRANSIENT, RESOURCE, DATA or FATAL.'},
+                                               {'name': 'tries',
+                                                'type': 'int',
+                                                'default': 0,
+                                                'doc': 'How many times the step was requested: a '
+                                                       'per-step retry asks again.'},
+                                               {'name': 'retry',
+                                                'default': None,
+                                                'doc': "The step's own retry policy, as the code "
+                                                       'gave it.',
+                                                'type': ['null',
+                                                         {'type': 'record',
+                                                          'name': 'StepRetry',
+                                                          'fields': [{'name': 'attempts',
+                                                                      'type': 'int'},
+                                                                     {'name': 'backoff_ms',
+                                                                      'type': 'long'},
+                                                                     {'name': 'max_backoff_ms',
+                                                                      'type': 'long'},
+                                                                     {'name': 'jitter',
+                                                                      'type': 'double'}]}]}]}}},
                 {'name': 'signals',
                  'default': [],
                  'doc': 'Signals that came before the code asked for them, oldest first.',
@@ -521,6 +580,10 @@ class WorkflowJournal(Record):
     started_at: datetime
     updated_at: datetime
     events: int = Field(default=0, description='How many events have changed the journal.')
+    deadline: datetime | None = Field(
+        default=None,
+        description="The workflow's deadline (declared or inherited): no step waits past it.",
+    )
     steps: list[JournalStep] = Field(default_factory=list)
     signals: list[BufferedSignal] = Field(
         default_factory=list,

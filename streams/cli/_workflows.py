@@ -172,6 +172,7 @@ def detail(
                 "name": step.name,
                 "status": step.status.value.lower(),
                 "attempts": step.attempts,
+                "tries": step.tries,
                 "started": _iso(step.started_at),
                 "finished": _iso(step.finished_at),
                 "duration_s": _seconds(step.started_at, step.finished_at),
@@ -181,6 +182,7 @@ def detail(
                 "value": step.value,
                 "error": step.error,
                 "error_class": step.error_class,
+                "error_kind": step.error_kind,
             }
             for position, step in enumerate(journal.steps)
         ],

@@ -384,6 +384,7 @@ class _TwinWorker:
             tables=tables,
             payloads=test_app.payloads,
             sleep=test_app.clock.sleep,
+            clock=test_app.clock.millis,
         )
         self._processor = Processor(agent, handler, self.stats, on_fatal=self._fail, dedup=ids)
         self._owned = {(agent.topic.name, p) for p in range(agent.topic.partitions)}

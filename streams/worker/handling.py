@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from streams import headers as hdr
 from streams.agent import Agent
-from streams.context import Context
+from streams.context import Clock, Context
 from streams.errors import DeserializationError, LateRecord, StreamsError
 from streams.middleware import Chain
 from streams.serde.codec import RecordDecoder, decode_key
@@ -63,6 +63,7 @@ class MessageHandler:
         payloads: Payloads | None = None,
         propagate_trace: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock | None = None,
     ) -> None:
         self._agent = agent
         self._decoder = decoder
@@ -74,6 +75,7 @@ class MessageHandler:
         self._payloads = payloads
         self._propagate_trace = propagate_trace
         self._sleep = sleep
+        self._clock = clock
 
     async def handle(self, item: WorkItem) -> Outcome:
         """Run the handler (retrying as the agent's policy says) or dead-letter the message."""
@@ -109,6 +111,7 @@ class MessageHandler:
                 open_table=self._tables.open if self._tables is not None else None,
                 payloads=self._payloads,
                 propagate_trace=self._propagate_trace,
+                clock=self._clock,
             )
             try:
                 if self._middleware:
@@ -130,7 +133,7 @@ class MessageHandler:
                 if agent.retry.should_retry(exc, attempt):
                     self._stats.retries += 1
                     log.debug("agent %s: retrying offset %d after %s", agent.name, item.offset, exc)
-                    await self._sleep(agent.retry.delay(attempt))
+                    await self._sleep(agent.retry.delay(attempt, agent.retry.kind_of(exc)))
                     attempt += 1
                     continue
                 if not agent.dead_letter:

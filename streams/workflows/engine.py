@@ -93,7 +93,7 @@ class WorkflowEngine:
             )
         # New deadlines reach the timer index now; were this call to fail, they would fire for steps
         # the journal does not hold, which the journal ignores.
-        deadlines_of(journals.cache()).add(journal, first_step=len(before.steps) if before else 0)
+        deadlines_of(journals.cache()).add(journal, before)
         journals.set(event.workflow_id, journal)
 
     async def _act(self, outcome: Outcome, ctx: Context) -> WorkflowJournal:

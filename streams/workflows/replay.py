@@ -19,8 +19,10 @@ from typing import Any, Generic, TypeVar
 from streams import headers as hdr
 from streams.errors import CallFailed, CallTimeout, StreamsError
 from streams.events import JournalStep, StepKind, StepStatus, WorkflowJournal
+from streams.retry import Retry
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
+from streams.workflows.retries import retry_request_id, step_retry
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Record)
@@ -42,6 +44,7 @@ class Request:
     value: Record
     request_id: str
     child_id: str | None = None
+    deadline: datetime | None = None  # travels with the request: nobody starts it after this
 
 
 @dataclass
@@ -123,10 +126,16 @@ class Workflow:
         *,
         output: type[R] | None = None,
         timeout: float | timedelta | None = None,
+        retry: Retry | None = None,
     ) -> Step[Any]:
         """Ask the specialist for ``capability``; ``await`` the step for its typed output. A failure
-        left after the specialist's retries raises :class:`CallFailed` at the ``await``."""
-        return self._ask(StepKind.CALL, capability, value, output, timeout)
+        left after the specialist's retries raises :class:`CallFailed` at the ``await``, no answer
+        within ``timeout`` :class:`CallTimeout`.
+
+        ``retry``: the step's own, durable retries: a failure classed TRANSIENT or RESOURCE, or a
+        timeout, asks again (a new request) after a backoff timer, up to ``retry.attempts`` requests;
+        only then does the error reach the code."""
+        return self._ask(StepKind.CALL, capability, value, output, timeout, retry=retry)
 
     def child(
         self,
@@ -150,41 +159,64 @@ class Workflow:
         output: type[Record] | None,
         timeout: float | timedelta | None,
         child_id: str | None = None,
+        retry: Retry | None = None,
     ) -> Step[Any]:
         """A step answered by someone else: a specialist, or a child workflow."""
         result_type = output or self._output_of(kind, name)
         step = self._step(kind, name)
+        index = self._position - 1
         if step is None:
-            request_id = hdr.derived_id(self.id, self.name, self._position - 1)
-            deadline = None if timeout is None else self._now + _duration(timeout)
             self._record(
                 JournalStep(
                     kind=kind,
                     name=name,
                     status=StepStatus.PENDING,
-                    request_id=request_id,
+                    request_id=hdr.derived_id(self.id, self.name, index),
                     started_at=self._now,
-                    deadline=deadline,
+                    tries=1,
+                    retry=None if retry is None else step_retry(retry),
                 )
             )
-            self.requests.append(Request(kind, name, value, request_id, child_id))
-        index = self._position - 1
+            self._request(index, value, timeout, child_id)
+        elif step.status is StepStatus.PENDING and step.request_id is None:
+            # A per-step retry whose backoff is over: asked again, as a new request.
+            tries = max(step.tries, 1) + 1
+            self._steps[index] = step.model_copy(
+                update={
+                    "request_id": retry_request_id(self.id, self.name, index, tries),
+                    "tries": tries,
+                    "finished_at": None,
+                }
+            )
+            self._request(index, value, timeout, child_id)
 
         def resolve() -> tuple[bool, Any]:
             current = self._steps[index]
-            if current.status is StepStatus.PENDING:
+            if current.status is StepStatus.PENDING or current.status is StepStatus.RETRYING:
                 return False, None
             if current.status is StepStatus.SUCCEEDED and current.result is not None:
                 return True, self._payloads.decode(current.result, result_type)
+            tried = f" ({current.tries} requests)" if current.tries > 1 else ""
             if current.status is StepStatus.TIMED_OUT:
-                raise CallTimeout(f"{name} did not answer step {index} of workflow {self.id} in time")
+                raise CallTimeout(f"{name} did not answer step {index} of workflow {self.id} in time{tried}")
             raise CallFailed(
-                f"{name} failed after {current.attempts} attempt(s): {current.error}",
+                f"{name} failed after {current.attempts} attempt(s){tried}: {current.error}",
                 capability=name,
                 error_class=current.error_class,
+                error_kind=current.error_kind,
             )
 
         return Step(resolve, self._answered_as(index))
+
+    def _request(
+        self, index: int, value: Record, timeout: float | timedelta | None, child_id: str | None
+    ) -> None:
+        """Send step ``index``'s request (anew, or again for a retry), waiting at most ``timeout``."""
+        step = self._steps[index]
+        deadline = None if timeout is None else self._now + _duration(timeout)
+        self._steps[index] = step.model_copy(update={"deadline": deadline})
+        assert step.request_id is not None
+        self.requests.append(Request(step.kind, step.name, value, step.request_id, child_id, deadline))
 
     def sleep(self, duration: float | timedelta) -> Step[None]:
         """A durable pause: ``await wf.sleep(timedelta(hours=1))`` resumes after it, whatever restarts
