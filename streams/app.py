@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from streams.agent import Agent, Handler, StartFrom
@@ -267,6 +268,7 @@ class App:
         partitions: int = 6,
         concurrency: int = 64,
         limits: Limits = Limits(),
+        deadline: float | timedelta | None = None,
     ) -> Callable[[WorkflowFunction], WorkflowFunction]:
         """Register ``async def f(value: input, wf: Workflow) -> output`` as a durable workflow.
 
@@ -275,6 +277,10 @@ class App:
         each workflow's journal in its table ``journal`` and runs the code against it on every event.
         Start one with :meth:`streams.Client.start` (or ``TestApp.start``). ``concurrency`` workflows
         advance at once, each one event at a time.
+
+        ``deadline`` (seconds or a timedelta from the start) bounds every step: a call, child or
+        signal not answered by then raises :class:`~streams.errors.CallTimeout` in the code, which may
+        handle it; the deadline travels with each request, so no specialist starts one past it.
         """
 
         def register(function: WorkflowFunction) -> WorkflowFunction:
@@ -284,7 +290,16 @@ class App:
             events = self.topic(
                 f"{self.name}.{workflow_name}.events", value=WorkflowEvent, partitions=partitions
             )
-            definition = WorkflowDefinition(workflow_name, input, output, function, events)
+            definition = WorkflowDefinition(
+                workflow_name,
+                input,
+                output,
+                function,
+                events,
+                deadline
+                if deadline is None or isinstance(deadline, timedelta)
+                else timedelta(seconds=deadline),
+            )
             self.agent(
                 events,
                 name=workflow_name,

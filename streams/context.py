@@ -75,6 +75,7 @@ class Context:
         "agent",
         "attempt",
         "correlation_id",
+        "deadline_ms",
         "headers",
         "key",
         "message_id",
@@ -114,6 +115,9 @@ class Context:
         # so dedup, derived output ids and causation all hang off one stable id.
         self.message_id = hdr.message_identity(headers, topic, partition, offset)
         self.correlation_id = headers.get(hdr.CORRELATION_ID) or self.message_id
+        # The deadline of the work this message is part of: every send carries it on (a handler that
+        # sends on behalf of several pieces of work, as the workflow engine does, clears it).
+        self.deadline_ms = hdr.deadline_of(headers)
         self._outbox = outbox
         self._on_send = on_send
         self._open_table = open_table
@@ -176,6 +180,8 @@ class Context:
         out_headers = hdr.child_headers(self.message_id, self.correlation_id, child_id)
         out_headers.append((hdr.SENT_BY, self.agent.encode()))
         out_headers += headers
+        if self.deadline_ms is not None and not any(name == hdr.DEADLINE for name, _ in headers):
+            out_headers.append(hdr.deadline_header(self.deadline_ms))
         if self._propagate_trace:
             # W3C trace context flows from input to output; a tracing middleware replaces it with
             # its producer span's context when spans are being recorded.

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from streams import headers as hdr
 from streams.context import Context
-from streams.errors import CallFailed, ConfigError, ErrorKind
+from streams.errors import CallFailed, ConfigError, DeadlinePassed, ErrorKind
 from streams.events import WorkflowEvent, WorkflowEventKind
 from streams.retry import Retry
 from streams.serde.payloads import Payloads
@@ -60,6 +60,11 @@ class SpecialistHandler(Generic[In, Out]):
 
     async def __call__(self, request: In, ctx: Context) -> None:
         reply_to = ctx.headers.get(hdr.REPLY_TO)
+        if ctx.deadline_ms is not None and ctx.now_ms() >= ctx.deadline_ms:
+            # Whoever asked has timed out by its own clock (a workflow's timer, a client's wait), so no
+            # answer is owed; the request goes to the dead-letter topic, never started.
+            late = (ctx.now_ms() - ctx.deadline_ms) / 1000
+            raise DeadlinePassed(f"deadline passed {late:.3f}s before {self._specialist.capability} got it")
         try:
             output = await self._function(request, ctx)
             if not isinstance(output, self._specialist.output):

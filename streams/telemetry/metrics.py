@@ -99,6 +99,11 @@ _TOTALS: tuple[tuple[str, str, str], ...] = (
     ("streams_duplicates_skipped", "Redelivered messages a dedup agent skipped.", "duplicates"),
     ("streams_late_records", "Records for event-time windows that had closed.", "late_records"),
     (
+        "streams_deadline_expired",
+        "Requests that arrived past their deadline: dead-lettered, never started.",
+        "expired",
+    ),
+    (
         "streams_table_restored_records",
         "Table changelog records read back into local stores on assignment.",
         "restored_records",

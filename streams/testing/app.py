@@ -165,10 +165,11 @@ class TestApp:
         *,
         key: str | bytes | None = None,
         correlation_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a deadline on the fake clock, carried as a header
     ) -> Any:
         """Ask the app's specialist for ``capability``, as :class:`streams.Client` does, and return its
         typed output once everything has settled; :class:`CallFailed` if it failed, :class:`CallTimeout`
-        if nothing answered."""
+        if nothing answered (``timeout``: the request's deadline, in seconds of the fake clock)."""
         specialist = self.app.specialists.get(capability)
         if specialist is None:
             known = ", ".join(self.app.specialists) or "none"
@@ -180,7 +181,14 @@ class TestApp:
             value,
             key=key,
             correlation_id=correlation_id,
-            headers=request_headers(specialist.replies, "test"),
+            headers=[
+                *request_headers(specialist.replies, "test"),
+                *(
+                    []
+                    if timeout is None
+                    else [hdr.deadline_header(self.clock.millis() + int(timeout * 1000))]
+                ),
+            ],
         )
         for reply in self.sent(specialist.replies):
             if reply.request_id == request_id:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from streams import headers as hdr
 from streams.agent import Agent
 from streams.context import Clock, Context
-from streams.errors import DeserializationError, LateRecord, StreamsError
+from streams.errors import DeadlinePassed, DeserializationError, LateRecord, StreamsError
 from streams.middleware import Chain
 from streams.serde.codec import RecordDecoder, decode_key
 from streams.serde.payloads import Payloads
@@ -136,6 +136,8 @@ class MessageHandler:
                     await self._sleep(agent.retry.delay(attempt, agent.retry.kind_of(exc)))
                     attempt += 1
                     continue
+                if isinstance(exc, DeadlinePassed):
+                    self._stats.expired += 1
                 if not agent.dead_letter:
                     raise HandlerFailed(
                         f"agent {agent.name} failed on {item.topic}[{item.partition}]@{item.offset} after "

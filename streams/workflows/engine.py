@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams import headers as hdr
@@ -29,6 +29,7 @@ from streams.events import (
 from streams.serde.record import Record
 from streams.specialists import Specialist, request_headers
 from streams.tables import Table
+from streams.timestamps import epoch_millis
 from streams.topics import Topic
 from streams.workflows.journal import apply, cancelled_error, finished
 from streams.workflows.replay import Outcome, Request, WorkflowFunction, replay
@@ -46,6 +47,7 @@ class WorkflowDefinition:
     output: type[Record]
     function: WorkflowFunction
     events: Topic[WorkflowEvent]
+    deadline: timedelta | None = None  # from the start: no step of a run waits past it
 
 
 JOURNAL = Table(name="journal", value=WorkflowJournal)
@@ -67,11 +69,16 @@ class WorkflowEngine:
         self.__name__ = definition.name
 
     async def __call__(self, event: WorkflowEvent, ctx: Context) -> None:
+        # An event's own deadline header (an answer carries its request's) is no deadline of the
+        # requests sent now: each of those carries its step's.
+        inherited, ctx.deadline_ms = ctx.deadline_ms, None
         journals = ctx.table(JOURNAL)
         before = journals.get(event.workflow_id)
         journal = apply(before, event, ctx.correlation_id, _parent_of(event, ctx))
         if journal is None:
             return  # a repeat, or news for a workflow that has ended
+        if before is None:
+            journal = self._with_deadline(journal, inherited)
         if journal.status is WorkflowStatus.RUNNING:
             outcome = replay(
                 self._definition.function,
@@ -95,6 +102,16 @@ class WorkflowEngine:
         # the journal does not hold, which the journal ignores.
         deadlines_of(journals.cache()).add(journal, before)
         journals.set(event.workflow_id, journal)
+
+    def _with_deadline(self, journal: WorkflowJournal, inherited_ms: int | None) -> WorkflowJournal:
+        """A new run's deadline: the declared one from its start, or the one it was started under
+        (a parent's, a client's), whichever comes first."""
+        candidates = []
+        if self._definition.deadline is not None:
+            candidates.append(journal.started_at + self._definition.deadline)
+        if inherited_ms is not None:
+            candidates.append(datetime.fromtimestamp(inherited_ms / 1000, UTC))
+        return journal.model_copy(update={"deadline": min(candidates)}) if candidates else journal
 
     async def _act(self, outcome: Outcome, ctx: Context) -> WorkflowJournal:
         journal = outcome.journal
@@ -127,6 +144,8 @@ class WorkflowEngine:
         """A new step's request: to a specialist, or the start of a child workflow; either way the
         answer comes back to this workflow's event topic, citing the request's id."""
         reply_to = request_headers(self._definition.events, journal.workflow_id)
+        if request.deadline is not None:
+            reply_to.append(hdr.deadline_header(epoch_millis(request.deadline)))
         if request.kind is StepKind.CHILD:
             child = self._workflow(request.name)
             child_id = request.child_id or request.request_id

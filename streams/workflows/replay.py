@@ -213,10 +213,28 @@ class Workflow:
     ) -> None:
         """Send step ``index``'s request (anew, or again for a retry), waiting at most ``timeout``."""
         step = self._steps[index]
-        deadline = None if timeout is None else self._now + _duration(timeout)
+        deadline = self._bounded(None if timeout is None else self._now + _duration(timeout))
+        if deadline is not None and deadline <= self._now:
+            # The workflow's deadline has passed: nobody would start the request, so none is sent.
+            self._steps[index] = step.model_copy(
+                update={
+                    "status": StepStatus.TIMED_OUT,
+                    "deadline": deadline,
+                    "finished_at": self._now,
+                    "answered_as": self._journal.events,
+                }
+            )
+            return
         self._steps[index] = step.model_copy(update={"deadline": deadline})
         assert step.request_id is not None
         self.requests.append(Request(step.kind, step.name, value, step.request_id, child_id, deadline))
+
+    def _bounded(self, deadline: datetime | None) -> datetime | None:
+        """``deadline``, or the workflow's own if that comes first."""
+        limit = self._journal.deadline
+        if limit is None:
+            return deadline
+        return limit if deadline is None else min(deadline, limit)
 
     def sleep(self, duration: float | timedelta) -> Step[None]:
         """A durable pause: ``await wf.sleep(timedelta(hours=1))`` resumes after it, whatever restarts
@@ -255,8 +273,8 @@ class Workflow:
                     started_at=self._now,
                     finished_at=None if buffered is None else self._now,
                     deadline=None
-                    if timeout is None or buffered is not None
-                    else self._now + _duration(timeout),
+                    if buffered is not None
+                    else self._bounded(None if timeout is None else self._now + _duration(timeout)),
                 )
             )
         index = self._position - 1
