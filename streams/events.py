@@ -340,6 +340,8 @@ class WorkflowStatus(StrEnum):
     COMPLETED = 'COMPLETED'
     FAILED = 'FAILED'
     CANCELLED = 'CANCELLED'
+    COMPENSATING = 'COMPENSATING'
+    FAILED_COMPENSATION = 'FAILED_COMPENSATION'
 
 
 class ParentStep(Record):
@@ -356,6 +358,7 @@ class StepKind(StrEnum):
     UUID = 'UUID'
     RANDOM = 'RANDOM'
     CHILD = 'CHILD'
+    COMPENSATE = 'COMPENSATE'
 
 
 class StepStatus(StrEnum):
@@ -364,6 +367,7 @@ class StepStatus(StrEnum):
     FAILED = 'FAILED'
     TIMED_OUT = 'TIMED_OUT'
     RETRYING = 'RETRYING'
+    REGISTERED = 'REGISTERED'
 
 
 class StepRetry(Record):
@@ -410,6 +414,10 @@ class JournalStep(Record):
         default=None,
         description="The step's own retry policy, as the code gave it.",
     )
+    request: bytes | None = Field(
+        default=None,
+        description="A compensation's record in the Confluent wire format, sent if the saga unwinds.",
+    )
 
 
 class BufferedSignal(Record):
@@ -430,12 +438,21 @@ class WorkflowJournal(Record):
                 {'name': 'status',
                  'type': {'type': 'enum',
                           'name': 'WorkflowStatus',
-                          'symbols': ['RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED']}},
+                          'symbols': ['RUNNING',
+                                      'COMPLETED',
+                                      'FAILED',
+                                      'CANCELLED',
+                                      'COMPENSATING',
+                                      'FAILED_COMPENSATION']}},
                 {'name': 'input',
                  'type': 'bytes',
                  'doc': 'The input record in the Confluent wire format.'},
                 {'name': 'output', 'type': ['null', 'bytes'], 'default': None},
                 {'name': 'error', 'type': ['null', 'string'], 'default': None},
+                {'name': 'error_class',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'The class of the error that ended (or is unwinding) the run.'},
                 {'name': 'correlation_id', 'type': 'string'},
                 {'name': 'parent',
                  'default': None,
@@ -478,7 +495,8 @@ class WorkflowJournal(Record):
                                                                      'NOW',
                                                                      'UUID',
                                                                      'RANDOM',
-                                                                     'CHILD']}},
+                                                                     'CHILD',
+                                                                     'COMPENSATE']}},
                                                {'name': 'name',
                                                 'type': 'string',
                                                 'doc': 'The capability, signal or timer.'},
@@ -489,7 +507,8 @@ class WorkflowJournal(Record):
                                                                      'SUCCEEDED',
                                                                      'FAILED',
                                                                      'TIMED_OUT',
-                                                                     'RETRYING']}},
+                                                                     'RETRYING',
+                                                                     'REGISTERED']}},
                                                {'name': 'request_id',
                                                 'type': ['null', 'string'],
                                                 'default': None},
@@ -553,7 +572,13 @@ class WorkflowJournal(Record):
                                                                      {'name': 'max_backoff_ms',
                                                                       'type': 'long'},
                                                                      {'name': 'jitter',
-                                                                      'type': 'double'}]}]}]}}},
+                                                                      'type': 'double'}]}]},
+                                               {'name': 'request',
+                                                'type': ['null', 'bytes'],
+                                                'default': None,
+                                                'doc': "A compensation's record in the Confluent "
+                                                       'wire format, sent if the saga '
+                                                       'unwinds.'}]}}},
                 {'name': 'signals',
                  'default': [],
                  'doc': 'Signals that came before the code asked for them, oldest first.',
@@ -572,6 +597,10 @@ class WorkflowJournal(Record):
     input: bytes = Field(description='The input record in the Confluent wire format.')
     output: bytes | None = Field(default=None)
     error: str | None = Field(default=None)
+    error_class: str | None = Field(
+        default=None,
+        description='The class of the error that ended (or is unwinding) the run.',
+    )
     correlation_id: str
     parent: ParentStep | None = Field(
         default=None,

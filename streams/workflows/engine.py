@@ -31,8 +31,9 @@ from streams.specialists import Specialist, request_headers
 from streams.tables import Table
 from streams.timestamps import epoch_millis
 from streams.topics import Topic
-from streams.workflows.journal import apply, cancelled_error, finished
+from streams.workflows.journal import CANCELLED_CLASS, NO_REASON, apply, cancelled_error, finished
 from streams.workflows.replay import Outcome, Request, WorkflowFunction, replay
+from streams.workflows.saga import advance, has_compensations, start_unwinding
 from streams.workflows.timers import deadlines_of
 
 log = logging.getLogger("streams.workflows")
@@ -95,9 +96,14 @@ class WorkflowEngine:
             name = self._definition.name
             log.info("workflow %s (%s) cancelled: %s", name, event.workflow_id, journal.error)
             now = datetime.fromtimestamp(ctx.timestamp_ms / 1000, UTC)
-            await self._report(
-                ctx, journal, WorkflowEventKind.FAILED, now, error=cancelled_error(journal.error)
-            )
+            if has_compensations(journal):
+                journal = start_unwinding(journal, journal.error or NO_REASON, CANCELLED_CLASS, now)
+            else:
+                await self._report(
+                    ctx, journal, WorkflowEventKind.FAILED, now, error=cancelled_error(journal.error)
+                )
+        if journal.status is WorkflowStatus.COMPENSATING:
+            journal = await self._unwind(journal, ctx)
         # New deadlines reach the timer index now; were this call to fail, they would fire for steps
         # the journal does not hold, which the journal ignores.
         deadlines_of(journals.cache()).add(journal, before)
@@ -130,8 +136,10 @@ class WorkflowEngine:
             error = f"{type(outcome.error).__name__}: {outcome.error}"
             log.warning("workflow %s (%s) failed: %s", definition.name, journal.workflow_id, error)
             failure = (error, f"{type(outcome.error).__module__}.{type(outcome.error).__qualname__}")
+            if has_compensations(journal):
+                return start_unwinding(journal, *failure, now)  # the end is reported once unwound
             await self._report(ctx, journal, WorkflowEventKind.FAILED, now, error=failure)
-            return finished(journal, WorkflowStatus.FAILED, now, error=error)
+            return finished(journal, WorkflowStatus.FAILED, now, error=error, error_class=failure[1])
         for request in outcome.requests:
             await self._send(ctx, journal, request, now)
         if outcome.output is None:
@@ -139,6 +147,31 @@ class WorkflowEngine:
         payload = ctx.payloads.encode(outcome.output)
         await self._report(ctx, journal, WorkflowEventKind.COMPLETED, now, payload=payload)
         return finished(journal, WorkflowStatus.COMPLETED, now, output=payload)
+
+    async def _unwind(self, journal: WorkflowJournal, ctx: Context) -> WorkflowJournal:
+        """Move an unwinding saga on: its next compensation, or its end once nothing is left."""
+        now = datetime.fromtimestamp(ctx.timestamp_ms / 1000, UTC)
+        unwound = advance(journal, now, CANCELLED_CLASS)
+        journal = unwound.journal
+        for compensation in unwound.requests:
+            specialist = self._specialist(compensation.capability)
+            await ctx.send(
+                specialist.requests,
+                ctx.payloads.decode(compensation.payload, specialist.requests.value),
+                key=journal.workflow_id,
+                message_id=compensation.request_id,
+                headers=request_headers(self._definition.events, journal.workflow_id),
+            )
+        if not unwound.ended:
+            return journal
+        name, workflow_id = self._definition.name, journal.workflow_id
+        if journal.status is WorkflowStatus.CANCELLED:
+            error = cancelled_error(journal.error)
+        else:
+            error = (journal.error or "", journal.error_class or "")
+        log.warning("workflow %s (%s) unwound, %s: %s", name, workflow_id, journal.status.value, error[0])
+        await self._report(ctx, journal, WorkflowEventKind.FAILED, now, error=error)
+        return journal
 
     async def _send(self, ctx: Context, journal: WorkflowJournal, request: Request, now: datetime) -> None:
         """A new step's request: to a specialist, or the start of a child workflow; either way the

@@ -64,13 +64,15 @@ def apply(
             events=1,
             steps=[],
         )
-    if journal is None or journal.status is not WorkflowStatus.RUNNING:
+    if journal is None or journal.status not in (WorkflowStatus.RUNNING, WorkflowStatus.COMPENSATING):
         return None
     answered = _STEP_ANSWERS.get(event.kind)
     if answered is not None:
         return _answer(journal, event, answered)
     if event.kind is WorkflowEventKind.TIMER_FIRED:
         return _fire(journal, event)
+    if journal.status is WorkflowStatus.COMPENSATING:
+        return None  # unwinding: only its compensations' answers and timers matter now
     if event.kind is WorkflowEventKind.SIGNALLED:
         return _signal(journal, event)
     if event.kind is WorkflowEventKind.CANCELLED:

@@ -23,6 +23,7 @@ from streams.retry import Retry
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
 from streams.workflows.retries import retry_request_id, step_retry
+from streams.workflows.saga import COMPENSATION_RETRY
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Record)
@@ -235,6 +236,25 @@ class Workflow:
         if limit is None:
             return deadline
         return limit if deadline is None else min(deadline, limit)
+
+    def compensate(self, capability: str, value: Record, *, retry: Retry | None = None) -> None:
+        """Register the undoing of what the code has done so far (call it once the step it undoes has
+        succeeded): if the workflow then fails or is cancelled, ``value`` is sent to the specialist for
+        ``capability``, compensations newest first, one at a time, each retried per ``retry`` (default
+        :data:`~streams.workflows.saga.COMPENSATION_RETRY`). Journaled: it is sent even if the engine
+        crashes meanwhile, and only once."""
+        self._output_of(StepKind.CALL, capability)  # an unknown capability fails now, not when unwinding
+        if self._step(StepKind.COMPENSATE, capability) is None:
+            self._record(
+                JournalStep(
+                    kind=StepKind.COMPENSATE,
+                    name=capability,
+                    status=StepStatus.REGISTERED,
+                    request=self._payloads.encode(value),
+                    retry=step_retry(retry or COMPENSATION_RETRY),
+                    started_at=self._now,
+                )
+            )
 
     def sleep(self, duration: float | timedelta) -> Step[None]:
         """A durable pause: ``await wf.sleep(timedelta(hours=1))`` resumes after it, whatever restarts

@@ -21,7 +21,7 @@ from streams.topics import Topic
 
 _CACHE_KEY = "timers"
 _WAITING = (StepStatus.PENDING, StepStatus.RETRYING)
-ACTIVE = (WorkflowStatus.RUNNING,)
+ACTIVE = (WorkflowStatus.RUNNING, WorkflowStatus.COMPENSATING)
 """The statuses in which a workflow still has steps to wait for."""
 
 

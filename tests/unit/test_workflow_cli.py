@@ -184,7 +184,14 @@ def test_ls_filters_by_workflow_and_status_and_prints_json(
     assert code == 0
     document = json.loads(out)
     assert document["workflows"] == ["approval"]
-    assert document["counts"] == {"running": 1, "completed": 0, "failed": 0, "cancelled": 1}
+    assert document["counts"] == {
+        "running": 1,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 1,
+        "compensating": 0,
+        "failed_compensation": 0,
+    }
     [run] = document["runs"]
     assert run["workflow_id"] == "app-2"
     assert (run["status"], run["steps_done"], run["steps"], run["error"]) == ("cancelled", 0, 1, "withdrawn")
