@@ -8,7 +8,18 @@ import uuid
 
 import pytest
 
-from streams import App, CallTimeout, Client, Context, Publisher, Settings
+from streams import (
+    App,
+    CallTimeout,
+    Client,
+    Context,
+    DataError,
+    ExactlyOnce,
+    Publisher,
+    Settings,
+    Workflow,
+    WorkflowFailed,
+)
 from streams import headers as hdr
 from streams.admin import TopicAdmin
 from streams.events import TaskCompleted, TaskRequested, TaskStatus
@@ -62,3 +73,38 @@ async def test_requests_past_their_deadline_never_reach_a_handler(
         "queued",
     ]
     assert all(m.headers[hdr.DLQ_REASON].startswith("deadline passed") for m in letters)
+
+
+async def test_a_saga_whose_third_step_fails_runs_exactly_two_compensations_in_reverse(
+    settings: Settings, registry: ConfluentRegistry
+) -> None:
+    app = App(f"saga-{uuid.uuid4().hex[:8]}", settings)
+    undone: list[tuple[str, str]] = []
+
+    @app.specialist("book", input=TaskRequested, output=TaskCompleted, guarantee=ExactlyOnce())
+    async def book(task: TaskRequested, ctx: Context) -> TaskCompleted:
+        if task.payload == "car":
+            raise DataError("no cars left")
+        return _done(task.task_id, task.payload)
+
+    @app.specialist("undo", input=TaskRequested, output=TaskCompleted, guarantee=ExactlyOnce())
+    async def undo(task: TaskRequested, ctx: Context) -> TaskCompleted:
+        undone.append((task.task_id, task.payload))
+        return _done(task.task_id, f"undid {task.payload}")
+
+    @app.workflow(input=TaskRequested, output=TaskCompleted)
+    async def trip(case: TaskRequested, wf: Workflow) -> TaskCompleted:
+        for thing in ("flight", "hotel", "car"):
+            await wf.call("book", _task(case.task_id, thing))
+            wf.compensate("undo", _task(case.task_id, thing))
+        return _done(case.task_id, "booked")
+
+    TopicAdmin(settings, registry).apply(list(app.topics.values()))
+    async with running(app), Client(app, registry=registry) as client:
+        ids = [await client.start("trip", _task(f"case-{i}")) for i in range(5)]
+        for workflow_id in ids:
+            with pytest.raises(WorkflowFailed, match="no cars left"):
+                await client.result("trip", workflow_id, timeout=120)
+    for i in range(5):
+        assert [thing for case, thing in undone if case == f"case-{i}"] == ["hotel", "flight"]
+    assert len(undone) == 10
