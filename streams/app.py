@@ -22,6 +22,7 @@ from streams.topics import CleanupPolicy, Topic
 from streams.windows.aggregation import Emit, EventTime, Late, WindowedAggregation
 from streams.windows.kinds import Merger, Reducer
 from streams.windows.spec import WindowSpec
+from streams.workflows.cache import CACHE
 from streams.workflows.engine import JOURNAL, WorkflowDefinition, WorkflowEngine
 from streams.workflows.replay import WorkflowFunction
 from streams.workflows.timers import TimerTicker
@@ -307,7 +308,7 @@ class App:
                 ordering="key",
                 guarantee=ExactlyOnce(),
                 limits=limits,
-                tables=[JOURNAL],
+                tables=[JOURNAL, CACHE],
             )(WorkflowEngine(definition, self.specialists, self.workflows))
             engine = self.agents[workflow_name]
             ticker = TimerTicker(JOURNAL, events, sender=engine.group_id)

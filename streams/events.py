@@ -17,6 +17,7 @@ __all__ = [
     'AgentHeartbeat',
     'Alert',
     'BufferedSignal',
+    'CachedResult',
     'JournalStep',
     'MetricSample',
     'ParentStep',
@@ -117,6 +118,28 @@ class Alert(Record):
     value: float | None = Field(default=None, description='The observed value that fired it.')
     labels: dict[str, str] = Field(default_factory=dict)
     fired_at: datetime
+
+
+class CachedResult(Record):
+    """A cacheable call's result, kept by the workflow engine under its capability and input hash."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'CachedResult',
+     'namespace': 'streams.orchestration',
+     'doc': "A cacheable call's result, kept by the workflow engine under its capability and input "
+            'hash.',
+     'fields': [{'name': 'capability', 'type': 'string'},
+                {'name': 'result',
+                 'type': 'bytes',
+                 'doc': 'The output record in the Confluent wire format.'},
+                {'name': 'stored_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'expires_at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+
+    capability: str
+    result: bytes = Field(description='The output record in the Confluent wire format.')
+    stored_at: datetime
+    expires_at: datetime
 
 
 class MetricSample(Record):
@@ -418,6 +441,18 @@ class JournalStep(Record):
         default=None,
         description="A compensation's record in the Confluent wire format, sent if the saga unwinds.",
     )
+    cache_key: str | None = Field(
+        default=None,
+        description="A cacheable call's key: its capability and a hash of its input.",
+    )
+    cache_ttl_ms: int | None = Field(
+        default=None,
+        description="How long a cacheable call's result is served to later calls.",
+    )
+    cached: bool = Field(
+        default=False,
+        description='The result came from the cache: no request was sent.',
+    )
 
 
 class BufferedSignal(Record):
@@ -577,8 +612,22 @@ class WorkflowJournal(Record):
                                                 'type': ['null', 'bytes'],
                                                 'default': None,
                                                 'doc': "A compensation's record in the Confluent "
-                                                       'wire format, sent if the saga '
-                                                       'unwinds.'}]}}},
+                                                       'wire format, sent if the saga unwinds.'},
+                                               {'name': 'cache_key',
+                                                'type': ['null', 'string'],
+                                                'default': None,
+                                                'doc': "A cacheable call's key: its capability and "
+                                                       'a hash of its input.'},
+                                               {'name': 'cache_ttl_ms',
+                                                'type': ['null', 'long'],
+                                                'default': None,
+                                                'doc': "How long a cacheable call's result is "
+                                                       'served to later calls.'},
+                                               {'name': 'cached',
+                                                'type': 'boolean',
+                                                'default': False,
+                                                'doc': 'The result came from the cache: no request '
+                                                       'was sent.'}]}}},
                 {'name': 'signals',
                  'default': [],
                  'doc': 'Signals that came before the code asked for them, oldest first.',

@@ -31,6 +31,7 @@ from streams.specialists import Specialist, request_headers
 from streams.tables import Table
 from streams.timestamps import epoch_millis
 from streams.topics import Topic
+from streams.workflows.cache import CACHE, CacheStats, store_answers
 from streams.workflows.journal import CANCELLED_CLASS, NO_REASON, apply, cancelled_error, finished
 from streams.workflows.replay import Outcome, Request, WorkflowFunction, replay
 from streams.workflows.saga import advance, has_compensations, start_unwinding
@@ -68,6 +69,7 @@ class WorkflowEngine:
         self._specialists = specialists
         self._workflows = workflows
         self.__name__ = definition.name
+        self.cache_stats = CacheStats()
 
     async def __call__(self, event: WorkflowEvent, ctx: Context) -> None:
         # An event's own deadline header (an answer carries its request's) is no deadline of the
@@ -78,6 +80,8 @@ class WorkflowEngine:
         journal = apply(before, event, ctx.correlation_id, _parent_of(event, ctx))
         if journal is None:
             return  # a repeat, or news for a workflow that has ended
+        if event.kind is WorkflowEventKind.STEP_SUCCEEDED and any(s.cache_key for s in journal.steps):
+            store_answers(before, journal, ctx.table(CACHE))
         if before is None:
             journal = self._with_deadline(journal, inherited)
         if journal.status is WorkflowStatus.RUNNING:
@@ -88,6 +92,8 @@ class WorkflowEngine:
                 now_ms=ctx.timestamp_ms,
                 payloads=ctx.payloads,
                 output_of=self._output_of,
+                cached=lambda key: ctx.table(CACHE).get(key),
+                cache_stats=self.cache_stats,
             )
             journal = await self._act(outcome, ctx)
         elif journal.status is WorkflowStatus.CANCELLED:
