@@ -22,6 +22,7 @@ from streams.events import (
     WorkflowJournal,
     WorkflowStatus,
 )
+from streams.timestamps import epoch_millis
 from streams.workflows.retries import retry_due
 
 NO_REASON = "no reason given"
@@ -123,7 +124,8 @@ def _fire(journal: WorkflowJournal, event: WorkflowEvent) -> WorkflowJournal | N
     if index is None or not 0 <= index < len(journal.steps):
         return None
     step = journal.steps[index]
-    if step.deadline is None or event.at < step.deadline:
+    # Compared in whole milliseconds, as both went through Avro: a timer fires at its due ms.
+    if step.deadline is None or epoch_millis(event.at) < epoch_millis(step.deadline):
         return None  # answered in time, fired already, or a timer of an earlier try
     steps = list(journal.steps)
     if step.status is StepStatus.RETRYING:
