@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from streams.agent import Agent, Handler, StartFrom
@@ -21,6 +22,7 @@ from streams.topics import CleanupPolicy, Topic
 from streams.windows.aggregation import Emit, EventTime, Late, WindowedAggregation
 from streams.windows.kinds import Merger, Reducer
 from streams.windows.spec import WindowSpec
+from streams.workflows.cache import CACHE
 from streams.workflows.engine import JOURNAL, WorkflowDefinition, WorkflowEngine
 from streams.workflows.replay import WorkflowFunction
 from streams.workflows.timers import TimerTicker
@@ -267,6 +269,7 @@ class App:
         partitions: int = 6,
         concurrency: int = 64,
         limits: Limits = Limits(),
+        deadline: float | timedelta | None = None,
     ) -> Callable[[WorkflowFunction], WorkflowFunction]:
         """Register ``async def f(value: input, wf: Workflow) -> output`` as a durable workflow.
 
@@ -275,6 +278,10 @@ class App:
         each workflow's journal in its table ``journal`` and runs the code against it on every event.
         Start one with :meth:`streams.Client.start` (or ``TestApp.start``). ``concurrency`` workflows
         advance at once, each one event at a time.
+
+        ``deadline`` (seconds or a timedelta from the start) bounds every step: a call, child or
+        signal not answered by then raises :class:`~streams.errors.CallTimeout` in the code, which may
+        handle it; the deadline travels with each request, so no specialist starts one past it.
         """
 
         def register(function: WorkflowFunction) -> WorkflowFunction:
@@ -284,7 +291,16 @@ class App:
             events = self.topic(
                 f"{self.name}.{workflow_name}.events", value=WorkflowEvent, partitions=partitions
             )
-            definition = WorkflowDefinition(workflow_name, input, output, function, events)
+            definition = WorkflowDefinition(
+                workflow_name,
+                input,
+                output,
+                function,
+                events,
+                deadline
+                if deadline is None or isinstance(deadline, timedelta)
+                else timedelta(seconds=deadline),
+            )
             self.agent(
                 events,
                 name=workflow_name,
@@ -292,7 +308,7 @@ class App:
                 ordering="key",
                 guarantee=ExactlyOnce(),
                 limits=limits,
-                tables=[JOURNAL],
+                tables=[JOURNAL, CACHE],
             )(WorkflowEngine(definition, self.specialists, self.workflows))
             engine = self.agents[workflow_name]
             ticker = TimerTicker(JOURNAL, events, sender=engine.group_id)

@@ -81,8 +81,8 @@ class Client:
         """Send ``value`` to the specialist for ``capability`` and return its typed output.
 
         Raises :class:`~streams.errors.CallFailed` with the specialist's error, or
-        :class:`~streams.errors.CallTimeout` after ``timeout`` seconds without an answer (the request
-        may still be handled later; its answer is then ignored)."""
+        :class:`~streams.errors.CallTimeout` after ``timeout`` seconds without an answer. The request
+        carries that deadline, so a specialist that gets to it later dead-letters it unstarted."""
         if self._loop is None:
             raise ConfigError("use the Client inside `async with Client(app) as client:`")
         specialist = self._app.specialists.get(capability)
@@ -97,7 +97,10 @@ class Client:
             value,
             key=key,
             correlation_id=correlation_id,
-            extra_headers=request_headers(specialist.replies, self._id),
+            extra_headers=[
+                *request_headers(specialist.replies, self._id),
+                hdr.deadline_header(_now_ms() + int(timeout * 1000)),
+            ],
         )
         self._waiting[request_id] = waiting
         try:

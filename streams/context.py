@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -27,6 +28,9 @@ class Outbox(Protocol):
         self, topic: Topic[Any], value: Record, key: str | bytes | None, headers: hdr.Headers
     ) -> None: ...
 
+
+Clock = Callable[[], int]
+"""The time now in epoch milliseconds."""
 
 TableOpener = Callable[[Table[Any], int], TableView[Any]]
 """Opens one partition of a table for one handler call (bound by the worker to the agent's stores)."""
@@ -60,6 +64,7 @@ class Context:
     """
 
     __slots__ = (
+        "_clock",
         "_on_send",
         "_open_table",
         "_outbox",
@@ -70,6 +75,7 @@ class Context:
         "agent",
         "attempt",
         "correlation_id",
+        "deadline_ms",
         "headers",
         "key",
         "message_id",
@@ -95,6 +101,7 @@ class Context:
         open_table: TableOpener | None = None,
         payloads: Payloads | None = None,
         propagate_trace: bool = True,
+        clock: Clock | None = None,
     ) -> None:
         self.agent = agent
         self.topic = topic
@@ -108,13 +115,22 @@ class Context:
         # so dedup, derived output ids and causation all hang off one stable id.
         self.message_id = hdr.message_identity(headers, topic, partition, offset)
         self.correlation_id = headers.get(hdr.CORRELATION_ID) or self.message_id
+        # The deadline of the work this message is part of: every send carries it on (a handler that
+        # sends on behalf of several pieces of work, as the workflow engine does, clears it).
+        self.deadline_ms = hdr.deadline_of(headers)
         self._outbox = outbox
         self._on_send = on_send
         self._open_table = open_table
         self._payloads = payloads
         self._views: dict[str, TableView[Any]] | None = None  # made on first use: most calls open none
         self._propagate_trace = propagate_trace
+        self._clock = clock
         self._sent = 0
+
+    def now_ms(self) -> int:
+        """The time now, in epoch milliseconds: the wall clock, or the in-memory twin's fake clock, so
+        time-based decisions (a deadline that has passed) are testable without waiting."""
+        return self._clock() if self._clock is not None else int(time.time() * 1000)
 
     def table(self, table: Table[V]) -> TableView[V]:
         """This message's partition of ``table``, one of the agent's ``tables``. Writes are kept only if
@@ -164,6 +180,8 @@ class Context:
         out_headers = hdr.child_headers(self.message_id, self.correlation_id, child_id)
         out_headers.append((hdr.SENT_BY, self.agent.encode()))
         out_headers += headers
+        if self.deadline_ms is not None and not any(name == hdr.DEADLINE for name, _ in headers):
+            out_headers.append(hdr.deadline_header(self.deadline_ms))
         if self._propagate_trace:
             # W3C trace context flows from input to output; a tracing middleware replaces it with
             # its producer span's context when spans are being recorded.

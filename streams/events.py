@@ -17,11 +17,13 @@ __all__ = [
     'AgentHeartbeat',
     'Alert',
     'BufferedSignal',
+    'CachedResult',
     'JournalStep',
     'MetricSample',
     'ParentStep',
     'Severity',
     'StepKind',
+    'StepRetry',
     'StepStatus',
     'TaskCompleted',
     'TaskRequested',
@@ -116,6 +118,28 @@ class Alert(Record):
     value: float | None = Field(default=None, description='The observed value that fired it.')
     labels: dict[str, str] = Field(default_factory=dict)
     fired_at: datetime
+
+
+class CachedResult(Record):
+    """A cacheable call's result, kept by the workflow engine under its capability and input hash."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'CachedResult',
+     'namespace': 'streams.orchestration',
+     'doc': "A cacheable call's result, kept by the workflow engine under its capability and input "
+            'hash.',
+     'fields': [{'name': 'capability', 'type': 'string'},
+                {'name': 'result',
+                 'type': 'bytes',
+                 'doc': 'The output record in the Confluent wire format.'},
+                {'name': 'stored_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'expires_at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+
+    capability: str
+    result: bytes = Field(description='The output record in the Confluent wire format.')
+    stored_at: datetime
+    expires_at: datetime
 
 
 class MetricSample(Record):
@@ -303,7 +327,11 @@ class WorkflowEvent(Record):
                 {'name': 'sender',
                  'type': 'string',
                  'doc': 'The agent or client that produced it.'},
-                {'name': 'at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+                {'name': 'at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'error_kind',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'How the error is classed: TRANSIENT, RESOURCE, DATA or FATAL.'}]}
 
     kind: WorkflowEventKind
     workflow_id: str
@@ -324,6 +352,10 @@ class WorkflowEvent(Record):
     attempts: int = Field(default=1)
     sender: str = Field(description='The agent or client that produced it.')
     at: datetime
+    error_kind: str | None = Field(
+        default=None,
+        description='How the error is classed: TRANSIENT, RESOURCE, DATA or FATAL.',
+    )
 
 
 class WorkflowStatus(StrEnum):
@@ -331,6 +363,8 @@ class WorkflowStatus(StrEnum):
     COMPLETED = 'COMPLETED'
     FAILED = 'FAILED'
     CANCELLED = 'CANCELLED'
+    COMPENSATING = 'COMPENSATING'
+    FAILED_COMPENSATION = 'FAILED_COMPENSATION'
 
 
 class ParentStep(Record):
@@ -347,6 +381,7 @@ class StepKind(StrEnum):
     UUID = 'UUID'
     RANDOM = 'RANDOM'
     CHILD = 'CHILD'
+    COMPENSATE = 'COMPENSATE'
 
 
 class StepStatus(StrEnum):
@@ -354,6 +389,15 @@ class StepStatus(StrEnum):
     SUCCEEDED = 'SUCCEEDED'
     FAILED = 'FAILED'
     TIMED_OUT = 'TIMED_OUT'
+    RETRYING = 'RETRYING'
+    REGISTERED = 'REGISTERED'
+
+
+class StepRetry(Record):
+    attempts: int
+    backoff_ms: int
+    max_backoff_ms: int
+    jitter: float
 
 
 class JournalStep(Record):
@@ -381,6 +425,34 @@ class JournalStep(Record):
         default=None,
         description='The journal event count when the step got its outcome (orders answers and deadlines).',
     )
+    error_kind: str | None = Field(
+        default=None,
+        description="How the step's error is classed: TRANSIENT, RESOURCE, DATA or FATAL.",
+    )
+    tries: int = Field(
+        default=0,
+        description='How many times the step was requested: a per-step retry asks again.',
+    )
+    retry: StepRetry | None = Field(
+        default=None,
+        description="The step's own retry policy, as the code gave it.",
+    )
+    request: bytes | None = Field(
+        default=None,
+        description="A compensation's record in the Confluent wire format, sent if the saga unwinds.",
+    )
+    cache_key: str | None = Field(
+        default=None,
+        description="A cacheable call's key: its capability and a hash of its input.",
+    )
+    cache_ttl_ms: int | None = Field(
+        default=None,
+        description="How long a cacheable call's result is served to later calls.",
+    )
+    cached: bool = Field(
+        default=False,
+        description='The result came from the cache: no request was sent.',
+    )
 
 
 class BufferedSignal(Record):
@@ -401,12 +473,21 @@ class WorkflowJournal(Record):
                 {'name': 'status',
                  'type': {'type': 'enum',
                           'name': 'WorkflowStatus',
-                          'symbols': ['RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED']}},
+                          'symbols': ['RUNNING',
+                                      'COMPLETED',
+                                      'FAILED',
+                                      'CANCELLED',
+                                      'COMPENSATING',
+                                      'FAILED_COMPENSATION']}},
                 {'name': 'input',
                  'type': 'bytes',
                  'doc': 'The input record in the Confluent wire format.'},
                 {'name': 'output', 'type': ['null', 'bytes'], 'default': None},
                 {'name': 'error', 'type': ['null', 'string'], 'default': None},
+                {'name': 'error_class',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'The class of the error that ended (or is unwinding) the run.'},
                 {'name': 'correlation_id', 'type': 'string'},
                 {'name': 'parent',
                  'default': None,
@@ -429,6 +510,10 @@ class WorkflowJournal(Record):
                  'type': 'long',
                  'default': 0,
                  'doc': 'How many events have changed the journal.'},
+                {'name': 'deadline',
+                 'type': ['null', {'type': 'long', 'logicalType': 'timestamp-millis'}],
+                 'default': None,
+                 'doc': "The workflow's deadline (declared or inherited): no step waits past it."},
                 {'name': 'steps',
                  'default': [],
                  'type': {'type': 'array',
@@ -445,7 +530,8 @@ class WorkflowJournal(Record):
                                                                      'NOW',
                                                                      'UUID',
                                                                      'RANDOM',
-                                                                     'CHILD']}},
+                                                                     'CHILD',
+                                                                     'COMPENSATE']}},
                                                {'name': 'name',
                                                 'type': 'string',
                                                 'doc': 'The capability, signal or timer.'},
@@ -455,7 +541,9 @@ class WorkflowJournal(Record):
                                                          'symbols': ['PENDING',
                                                                      'SUCCEEDED',
                                                                      'FAILED',
-                                                                     'TIMED_OUT']}},
+                                                                     'TIMED_OUT',
+                                                                     'RETRYING',
+                                                                     'REGISTERED']}},
                                                {'name': 'request_id',
                                                 'type': ['null', 'string'],
                                                 'default': None},
@@ -494,7 +582,52 @@ class WorkflowJournal(Record):
                                                 'default': None,
                                                 'doc': 'The journal event count when the step got '
                                                        'its outcome (orders answers and '
-                                                       'deadlines).'}]}}},
+                                                       'deadlines).'},
+                                               {'name': 'error_kind',
+                                                'type': ['null', 'string'],
+                                                'default': None,
+                                                'doc': "How the step's error is classed: "
+                                                       'TRANSIENT, RESOURCE, DATA or FATAL.'},
+                                               {'name': 'tries',
+                                                'type': 'int',
+                                                'default': 0,
+                                                'doc': 'How many times the step was requested: a '
+                                                       'per-step retry asks again.'},
+                                               {'name': 'retry',
+                                                'default': None,
+                                                'doc': "The step's own retry policy, as the code "
+                                                       'gave it.',
+                                                'type': ['null',
+                                                         {'type': 'record',
+                                                          'name': 'StepRetry',
+                                                          'fields': [{'name': 'attempts',
+                                                                      'type': 'int'},
+                                                                     {'name': 'backoff_ms',
+                                                                      'type': 'long'},
+                                                                     {'name': 'max_backoff_ms',
+                                                                      'type': 'long'},
+                                                                     {'name': 'jitter',
+                                                                      'type': 'double'}]}]},
+                                               {'name': 'request',
+                                                'type': ['null', 'bytes'],
+                                                'default': None,
+                                                'doc': "A compensation's record in the Confluent "
+                                                       'wire format, sent if the saga unwinds.'},
+                                               {'name': 'cache_key',
+                                                'type': ['null', 'string'],
+                                                'default': None,
+                                                'doc': "A cacheable call's key: its capability and "
+                                                       'a hash of its input.'},
+                                               {'name': 'cache_ttl_ms',
+                                                'type': ['null', 'long'],
+                                                'default': None,
+                                                'doc': "How long a cacheable call's result is "
+                                                       'served to later calls.'},
+                                               {'name': 'cached',
+                                                'type': 'boolean',
+                                                'default': False,
+                                                'doc': 'The result came from the cache: no request '
+                                                       'was sent.'}]}}},
                 {'name': 'signals',
                  'default': [],
                  'doc': 'Signals that came before the code asked for them, oldest first.',
@@ -513,6 +646,10 @@ class WorkflowJournal(Record):
     input: bytes = Field(description='The input record in the Confluent wire format.')
     output: bytes | None = Field(default=None)
     error: str | None = Field(default=None)
+    error_class: str | None = Field(
+        default=None,
+        description='The class of the error that ended (or is unwinding) the run.',
+    )
     correlation_id: str
     parent: ParentStep | None = Field(
         default=None,
@@ -521,6 +658,10 @@ class WorkflowJournal(Record):
     started_at: datetime
     updated_at: datetime
     events: int = Field(default=0, description='How many events have changed the journal.')
+    deadline: datetime | None = Field(
+        default=None,
+        description="The workflow's deadline (declared or inherited): no step waits past it.",
+    )
     steps: list[JournalStep] = Field(default_factory=list)
     signals: list[BufferedSignal] = Field(
         default_factory=list,

@@ -21,6 +21,10 @@ TRACESTATE = "tracestate"
 REPLY_TO = "reply-to"
 REPLY_KEY = "reply-key"
 
+# When the work a message asks for stops being wanted (epoch milliseconds). Everything a handler sends
+# carries it on, so it holds across every hop; a specialist never starts a request past it.
+DEADLINE = "deadline"
+
 # Why and where a dead letter failed, added to its original headers (see streams.worker.deadletter).
 DLQ_REASON = "dlq-reason"
 DLQ_ERROR_CLASS = "dlq-error-class"
@@ -43,6 +47,21 @@ DLQ_HEADERS = (
 )
 
 Headers = list[tuple[str, bytes]]
+
+
+def deadline_header(deadline_ms: int) -> tuple[str, bytes]:
+    return (DEADLINE, str(deadline_ms).encode())
+
+
+def deadline_of(headers: dict[str, str]) -> int | None:
+    """The ``deadline`` header in epoch ms; None if absent or unreadable (a foreign client's)."""
+    text = headers.get(DEADLINE)
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def new_id() -> str:

@@ -10,7 +10,6 @@ retries, so a caller is never left waiting on an error.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from streams import headers as hdr
 from streams.context import Context
-from streams.errors import CallFailed, ConfigError
+from streams.errors import CallFailed, ConfigError, DeadlinePassed, ErrorKind
 from streams.events import WorkflowEvent, WorkflowEventKind
 from streams.retry import Retry
 from streams.serde.payloads import Payloads
@@ -61,6 +60,11 @@ class SpecialistHandler(Generic[In, Out]):
 
     async def __call__(self, request: In, ctx: Context) -> None:
         reply_to = ctx.headers.get(hdr.REPLY_TO)
+        if ctx.deadline_ms is not None and ctx.now_ms() >= ctx.deadline_ms:
+            # Whoever asked has timed out by its own clock (a workflow's timer, a client's wait), so no
+            # answer is owed; the request goes to the dead-letter topic, never started.
+            late = (ctx.now_ms() - ctx.deadline_ms) / 1000
+            raise DeadlinePassed(f"deadline passed {late:.3f}s before {self._specialist.capability} got it")
         try:
             output = await self._function(request, ctx)
             if not isinstance(output, self._specialist.output):
@@ -79,7 +83,9 @@ class SpecialistHandler(Generic[In, Out]):
                 type(exc).__name__,
                 exc,
             )
-            await self._reply(ctx, reply_to, WorkflowEventKind.STEP_FAILED, error=exc)
+            await self._reply(
+                ctx, reply_to, WorkflowEventKind.STEP_FAILED, error=exc, error_kind=self._retry.kind_of(exc)
+            )
             return
         if reply_to is not None:
             await self._reply(
@@ -94,6 +100,7 @@ class SpecialistHandler(Generic[In, Out]):
         *,
         payload: bytes | None = None,
         error: BaseException | None = None,
+        error_kind: ErrorKind | None = None,
     ) -> None:
         topic = self._reply_topics.get(reply_to)
         if topic is None:
@@ -107,9 +114,10 @@ class SpecialistHandler(Generic[In, Out]):
             payload=payload,
             error=None if error is None else f"{type(error).__name__}: {error}",
             error_class=None if error is None else f"{type(error).__module__}.{type(error).__qualname__}",
+            error_kind=None if error_kind is None else error_kind.value,
             attempts=ctx.attempt,
             sender=ctx.agent,
-            at=datetime.fromtimestamp(time.time(), UTC),
+            at=datetime.fromtimestamp(ctx.now_ms() / 1000, UTC),
         )
         await ctx.send(topic, reply, key=reply_key)
 
@@ -126,6 +134,7 @@ def answer(reply: WorkflowEvent, specialist: Specialist[Any, Out], payloads: Pay
             f"{specialist.capability} failed after {reply.attempts} attempt(s): {reply.error}",
             capability=specialist.capability,
             error_class=reply.error_class,
+            error_kind=reply.error_kind,
         )
     return payloads.decode(reply.payload, specialist.output)
 

@@ -172,6 +172,7 @@ def detail(
                 "name": step.name,
                 "status": step.status.value.lower(),
                 "attempts": step.attempts,
+                "tries": step.tries,
                 "started": _iso(step.started_at),
                 "finished": _iso(step.finished_at),
                 "duration_s": _seconds(step.started_at, step.finished_at),
@@ -179,8 +180,10 @@ def detail(
                 "request_id": step.request_id,
                 "result": reader.step_result(step),
                 "value": step.value,
+                "compensation": reader.decode(step.request),
                 "error": step.error,
                 "error_class": step.error_class,
+                "error_kind": step.error_kind,
             }
             for position, step in enumerate(journal.steps)
         ],
@@ -236,10 +239,12 @@ def steps_table(shown: dict[str, Any]) -> RichTable:
     table = RichTable(
         "#", "kind", "name", "status", "attempts", "started", "finished", "took", "deadline", "result"
     )
-    running = shown["status"] == "running"
+    running = shown["status"] in ("running", "compensating")
     for step in shown["steps"]:
         status = step["status"] if running or step["status"] != "pending" else "pending (abandoned)"
         outcome = step["error"] if step["error"] is not None else step["result"] or step["value"]
+        if outcome is None and step["kind"] == "compensate":
+            outcome = step["compensation"]
         table.add_row(
             str(step["position"]),
             step["kind"],
@@ -255,5 +260,18 @@ def steps_table(shown: dict[str, Any]) -> RichTable:
     return table
 
 
-_STYLES = {"running": "yellow", "completed": "green", "failed": "red", "cancelled": "magenta"}
-_STEP_STYLES = {"pending": "yellow", "succeeded": "green", "failed": "red", "timed_out": "red"}
+_STYLES = {
+    "running": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+    "compensating": "yellow",
+    "failed_compensation": "bold red",
+}
+_STEP_STYLES = {
+    "pending": "yellow",
+    "succeeded": "green",
+    "failed": "red",
+    "timed_out": "red",
+    "retrying": "yellow",
+}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -22,6 +22,7 @@ from streams.headers import Headers
 from streams.middleware import CallNext, Middleware
 from streams.telemetry.export import ExportStats, export_stats
 from streams.telemetry.probe import ProbeUnavailable, WorkerProbe, WorkerSnapshot
+from streams.workflows.cache import CacheStats
 
 if TYPE_CHECKING:
     from streams.context import Context
@@ -99,6 +100,11 @@ _TOTALS: tuple[tuple[str, str, str], ...] = (
     ("streams_duplicates_skipped", "Redelivered messages a dedup agent skipped.", "duplicates"),
     ("streams_late_records", "Records for event-time windows that had closed.", "late_records"),
     (
+        "streams_deadline_expired",
+        "Requests that arrived past their deadline: dead-lettered, never started.",
+        "expired",
+    ),
+    (
         "streams_table_restored_records",
         "Table changelog records read back into local stores on assignment.",
         "restored_records",
@@ -168,6 +174,29 @@ class WorkerCollector(Collector):
             for (topic, partition), value in sorted(snapshot.lag.items()):
                 lag.add_metric([snapshot.agent, topic, str(partition)], value)
         yield from (in_flight, assigned, paused, lag)
+
+
+class CacheCollector(Collector):
+    """Hits and misses of workflows' cacheable calls (``wf.call(..., cache=)``), per capability."""
+
+    def __init__(self, engines: Mapping[str, CacheStats]) -> None:
+        self._engines = dict(engines)  # by agent name
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        lookups = CounterMetricFamily(
+            "streams_workflow_cache_lookups",
+            "Cacheable workflow calls, by whether an earlier result was served (hit) or a request sent.",
+            labels=["agent", "capability", "result"],
+        )
+        for agent, stats in self._engines.items():
+            # Copies: the engine's loop may add a capability while this thread reads.
+            for result, counts in (("hit", dict(stats.hits)), ("miss", dict(stats.misses))):
+                for capability, count in sorted(counts.items()):
+                    lookups.add_metric([agent, capability, result], count)
+        yield lookups
 
 
 class SpanCollector(Collector):

@@ -28,13 +28,14 @@ from streams.telemetry.config import TelemetryConfig
 from streams.telemetry.export import configure_tracing, reserve_span_queue, tracing_active
 from streams.telemetry.health import Readiness, readiness
 from streams.telemetry.heartbeat import HeartbeatPublisher, heartbeat_topic
-from streams.telemetry.metrics import MetricsMiddleware, SpanCollector, WorkerCollector
+from streams.telemetry.metrics import CacheCollector, MetricsMiddleware, SpanCollector, WorkerCollector
 from streams.telemetry.probe import ProbeUnavailable, WorkerProbe
 from streams.telemetry.server import TelemetryServer
 from streams.telemetry.tracing import TracingMiddleware
 from streams.telemetry.watermarks import Watermarks, with_statistics
 from streams.topics import Topic
 from streams.worker.agent_worker import AgentWorker
+from streams.workflows.engine import WorkflowEngine
 
 
 class ProcessTelemetry:
@@ -104,6 +105,13 @@ class ProcessTelemetry:
         self._probe = WorkerProbe(workers, watermarks)
         if self.config.metrics_enabled:
             self.registry.register(WorkerCollector(self._probe))
+            engines = {
+                w.agent.name: w.agent.handler.cache_stats
+                for w in workers
+                if isinstance(w.agent.handler, WorkflowEngine)
+            }
+            if engines:
+                self.registry.register(CacheCollector(engines))
 
     def readiness(self) -> Readiness:
         try:

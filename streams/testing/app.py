@@ -162,10 +162,11 @@ class TestApp:
         *,
         key: str | bytes | None = None,
         correlation_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a deadline on the fake clock, carried as a header
     ) -> Any:
         """Ask the app's specialist for ``capability``, as :class:`streams.Client` does, and return its
         typed output once everything has settled; :class:`CallFailed` if it failed, :class:`CallTimeout`
-        if nothing answered."""
+        if nothing answered (``timeout``: the request's deadline, in seconds of the fake clock)."""
         specialist = self.app.specialists.get(capability)
         if specialist is None:
             known = ", ".join(self.app.specialists) or "none"
@@ -177,7 +178,14 @@ class TestApp:
             value,
             key=key,
             correlation_id=correlation_id,
-            headers=request_headers(specialist.replies, "test"),
+            headers=[
+                *request_headers(specialist.replies, "test"),
+                *(
+                    []
+                    if timeout is None
+                    else [hdr.deadline_header(self.clock.millis() + int(timeout * 1000))]
+                ),
+            ],
         )
         for reply in self.sent(specialist.replies):
             if reply.request_id == request_id:
@@ -382,6 +390,7 @@ class _TwinWorker:
             tables=tables,
             payloads=test_app.payloads,
             sleep=test_app.clock.sleep,
+            clock=test_app.clock.millis,
         )
         self._processor = Processor(agent, handler, self.stats, on_fatal=self._fail, dedup=ids)
         self._owned = {(agent.topic.name, p) for p in range(agent.topic.partitions)}

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from streams import headers as hdr
 from streams.agent import Agent
-from streams.context import Context
-from streams.errors import DeserializationError, LateRecord, StreamsError
+from streams.context import Clock, Context
+from streams.errors import DeadlinePassed, DeserializationError, LateRecord, StreamsError
 from streams.middleware import Chain
 from streams.serde.codec import RecordDecoder, decode_key
 from streams.serde.payloads import Payloads
@@ -63,6 +63,7 @@ class MessageHandler:
         payloads: Payloads | None = None,
         propagate_trace: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock | None = None,
     ) -> None:
         self._agent = agent
         self._decoder = decoder
@@ -74,6 +75,7 @@ class MessageHandler:
         self._payloads = payloads
         self._propagate_trace = propagate_trace
         self._sleep = sleep
+        self._clock = clock
 
     async def handle(self, item: WorkItem) -> Outcome:
         """Run the handler (retrying as the agent's policy says) or dead-letter the message."""
@@ -109,6 +111,7 @@ class MessageHandler:
                 open_table=self._tables.open if self._tables is not None else None,
                 payloads=self._payloads,
                 propagate_trace=self._propagate_trace,
+                clock=self._clock,
             )
             try:
                 if self._middleware:
@@ -130,9 +133,11 @@ class MessageHandler:
                 if agent.retry.should_retry(exc, attempt):
                     self._stats.retries += 1
                     log.debug("agent %s: retrying offset %d after %s", agent.name, item.offset, exc)
-                    await self._sleep(agent.retry.delay(attempt))
+                    await self._sleep(agent.retry.delay(attempt, agent.retry.kind_of(exc)))
                     attempt += 1
                     continue
+                if isinstance(exc, DeadlinePassed):
+                    self._stats.expired += 1
                 if not agent.dead_letter:
                     raise HandlerFailed(
                         f"agent {agent.name} failed on {item.topic}[{item.partition}]@{item.offset} after "

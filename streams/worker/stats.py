@@ -12,6 +12,7 @@ class WorkerStats:
     retries: int = 0
     dead_lettered: int = 0
     duplicates: int = 0  # skipped by the idempotent consumer
+    expired: int = 0  # requests whose deadline had passed: dead-lettered, never started
     late_records: int = 0  # for windows that had closed (dead-lettered too if the agent asks)
     refetched: int = 0  # delivered again by the client after a rewind of its fetch position; skipped
     pauses: int = 0  # times fetching was paused for backpressure

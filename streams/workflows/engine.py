@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams import headers as hdr
@@ -29,9 +29,12 @@ from streams.events import (
 from streams.serde.record import Record
 from streams.specialists import Specialist, request_headers
 from streams.tables import Table
+from streams.timestamps import epoch_millis
 from streams.topics import Topic
-from streams.workflows.journal import apply, cancelled_error, finished
+from streams.workflows.cache import CACHE, CacheStats, store_answers
+from streams.workflows.journal import CANCELLED_CLASS, NO_REASON, apply, cancelled_error, finished
 from streams.workflows.replay import Outcome, Request, WorkflowFunction, replay
+from streams.workflows.saga import advance, has_compensations, start_unwinding
 from streams.workflows.timers import deadlines_of
 
 log = logging.getLogger("streams.workflows")
@@ -46,6 +49,7 @@ class WorkflowDefinition:
     output: type[Record]
     function: WorkflowFunction
     events: Topic[WorkflowEvent]
+    deadline: timedelta | None = None  # from the start: no step of a run waits past it
 
 
 JOURNAL = Table(name="journal", value=WorkflowJournal)
@@ -65,13 +69,21 @@ class WorkflowEngine:
         self._specialists = specialists
         self._workflows = workflows
         self.__name__ = definition.name
+        self.cache_stats = CacheStats()
 
     async def __call__(self, event: WorkflowEvent, ctx: Context) -> None:
+        # An event's own deadline header (an answer carries its request's) is no deadline of the
+        # requests sent now: each of those carries its step's.
+        inherited, ctx.deadline_ms = ctx.deadline_ms, None
         journals = ctx.table(JOURNAL)
         before = journals.get(event.workflow_id)
         journal = apply(before, event, ctx.correlation_id, _parent_of(event, ctx))
         if journal is None:
             return  # a repeat, or news for a workflow that has ended
+        if event.kind is WorkflowEventKind.STEP_SUCCEEDED and any(s.cache_key for s in journal.steps):
+            store_answers(before, journal, ctx.table(CACHE))
+        if before is None:
+            journal = self._with_deadline(journal, inherited)
         if journal.status is WorkflowStatus.RUNNING:
             outcome = replay(
                 self._definition.function,
@@ -80,6 +92,8 @@ class WorkflowEngine:
                 now_ms=ctx.timestamp_ms,
                 payloads=ctx.payloads,
                 output_of=self._output_of,
+                cached=lambda key: ctx.table(CACHE).get(key),
+                cache_stats=self.cache_stats,
             )
             journal = await self._act(outcome, ctx)
         elif journal.status is WorkflowStatus.CANCELLED:
@@ -88,13 +102,28 @@ class WorkflowEngine:
             name = self._definition.name
             log.info("workflow %s (%s) cancelled: %s", name, event.workflow_id, journal.error)
             now = datetime.fromtimestamp(ctx.timestamp_ms / 1000, UTC)
-            await self._report(
-                ctx, journal, WorkflowEventKind.FAILED, now, error=cancelled_error(journal.error)
-            )
+            if has_compensations(journal):
+                journal = start_unwinding(journal, journal.error or NO_REASON, CANCELLED_CLASS, now)
+            else:
+                await self._report(
+                    ctx, journal, WorkflowEventKind.FAILED, now, error=cancelled_error(journal.error)
+                )
+        if journal.status is WorkflowStatus.COMPENSATING:
+            journal = await self._unwind(journal, ctx)
         # New deadlines reach the timer index now; were this call to fail, they would fire for steps
         # the journal does not hold, which the journal ignores.
-        deadlines_of(journals.cache()).add(journal, first_step=len(before.steps) if before else 0)
+        deadlines_of(journals.cache()).add(journal, before)
         journals.set(event.workflow_id, journal)
+
+    def _with_deadline(self, journal: WorkflowJournal, inherited_ms: int | None) -> WorkflowJournal:
+        """A new run's deadline: the declared one from its start, or the one it was started under
+        (a parent's, a client's), whichever comes first."""
+        candidates = []
+        if self._definition.deadline is not None:
+            candidates.append(journal.started_at + self._definition.deadline)
+        if inherited_ms is not None:
+            candidates.append(datetime.fromtimestamp(inherited_ms / 1000, UTC))
+        return journal.model_copy(update={"deadline": min(candidates)}) if candidates else journal
 
     async def _act(self, outcome: Outcome, ctx: Context) -> WorkflowJournal:
         journal = outcome.journal
@@ -113,8 +142,10 @@ class WorkflowEngine:
             error = f"{type(outcome.error).__name__}: {outcome.error}"
             log.warning("workflow %s (%s) failed: %s", definition.name, journal.workflow_id, error)
             failure = (error, f"{type(outcome.error).__module__}.{type(outcome.error).__qualname__}")
+            if has_compensations(journal):
+                return start_unwinding(journal, *failure, now)  # the end is reported once unwound
             await self._report(ctx, journal, WorkflowEventKind.FAILED, now, error=failure)
-            return finished(journal, WorkflowStatus.FAILED, now, error=error)
+            return finished(journal, WorkflowStatus.FAILED, now, error=error, error_class=failure[1])
         for request in outcome.requests:
             await self._send(ctx, journal, request, now)
         if outcome.output is None:
@@ -123,10 +154,37 @@ class WorkflowEngine:
         await self._report(ctx, journal, WorkflowEventKind.COMPLETED, now, payload=payload)
         return finished(journal, WorkflowStatus.COMPLETED, now, output=payload)
 
+    async def _unwind(self, journal: WorkflowJournal, ctx: Context) -> WorkflowJournal:
+        """Move an unwinding saga on: its next compensation, or its end once nothing is left."""
+        now = datetime.fromtimestamp(ctx.timestamp_ms / 1000, UTC)
+        unwound = advance(journal, now, CANCELLED_CLASS)
+        journal = unwound.journal
+        for compensation in unwound.requests:
+            specialist = self._specialist(compensation.capability)
+            await ctx.send(
+                specialist.requests,
+                ctx.payloads.decode(compensation.payload, specialist.requests.value),
+                key=journal.workflow_id,
+                message_id=compensation.request_id,
+                headers=request_headers(self._definition.events, journal.workflow_id),
+            )
+        if not unwound.ended:
+            return journal
+        name, workflow_id = self._definition.name, journal.workflow_id
+        if journal.status is WorkflowStatus.CANCELLED:
+            error = cancelled_error(journal.error)
+        else:
+            error = (journal.error or "", journal.error_class or "")
+        log.warning("workflow %s (%s) unwound, %s: %s", name, workflow_id, journal.status.value, error[0])
+        await self._report(ctx, journal, WorkflowEventKind.FAILED, now, error=error)
+        return journal
+
     async def _send(self, ctx: Context, journal: WorkflowJournal, request: Request, now: datetime) -> None:
         """A new step's request: to a specialist, or the start of a child workflow; either way the
         answer comes back to this workflow's event topic, citing the request's id."""
         reply_to = request_headers(self._definition.events, journal.workflow_id)
+        if request.deadline is not None:
+            reply_to.append(hdr.deadline_header(epoch_millis(request.deadline)))
         if request.kind is StepKind.CHILD:
             child = self._workflow(request.name)
             child_id = request.child_id or request.request_id

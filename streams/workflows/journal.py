@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from streams.errors import WorkflowCancelled
+from streams.errors import CallTimeout, ErrorKind, WorkflowCancelled
 from streams.events import (
     BufferedSignal,
     JournalStep,
@@ -22,6 +22,8 @@ from streams.events import (
     WorkflowJournal,
     WorkflowStatus,
 )
+from streams.timestamps import epoch_millis
+from streams.workflows.retries import retry_due
 
 NO_REASON = "no reason given"
 
@@ -31,6 +33,8 @@ CANCELLED event from a client; the report is a FAILED one from the engine, so wh
 (COMPLETED or FAILED) wakes, old clients included, and both are told apart by kind."""
 
 _CANCELLED_PREFIX = "cancelled: "
+
+_TIMEOUT_CLASS = f"{CallTimeout.__module__}.{CallTimeout.__qualname__}"
 
 _STEP_ANSWERS = {
     WorkflowEventKind.STEP_SUCCEEDED: StepStatus.SUCCEEDED,
@@ -61,13 +65,15 @@ def apply(
             events=1,
             steps=[],
         )
-    if journal is None or journal.status is not WorkflowStatus.RUNNING:
+    if journal is None or journal.status not in (WorkflowStatus.RUNNING, WorkflowStatus.COMPENSATING):
         return None
     answered = _STEP_ANSWERS.get(event.kind)
     if answered is not None:
         return _answer(journal, event, answered)
     if event.kind is WorkflowEventKind.TIMER_FIRED:
         return _fire(journal, event)
+    if journal.status is WorkflowStatus.COMPENSATING:
+        return None  # unwinding: only its compensations' answers and timers matter now
     if event.kind is WorkflowEventKind.SIGNALLED:
         return _signal(journal, event)
     if event.kind is WorkflowEventKind.CANCELLED:
@@ -89,17 +95,25 @@ def _answer(journal: WorkflowJournal, event: WorkflowEvent, status: StepStatus) 
             if step.status is not StepStatus.PENDING:
                 return None  # answered already (a redelivered reply)
             steps = list(journal.steps)
-            steps[index] = step.model_copy(
-                update={
-                    "status": status,
-                    "result": event.payload,
-                    "error": event.error,
-                    "error_class": event.error_class,
-                    "attempts": event.attempts,
-                    "finished_at": event.at,
-                    "answered_as": journal.events + 1,
-                }
-            )
+            answer = {
+                "result": event.payload,
+                "error": event.error,
+                "error_class": event.error_class,
+                "error_kind": event.error_kind,
+                "attempts": event.attempts,
+                "finished_at": event.at,
+            }
+            kind = _kind(event.error_kind)
+            due = None if status is StepStatus.SUCCEEDED else retry_due(journal, step, kind, event.at)
+            if due is not None:
+                # Not an outcome the code sees: the step waits for its backoff, then is asked again.
+                steps[index] = step.model_copy(
+                    update={**answer, "status": StepStatus.RETRYING, "deadline": due}
+                )
+            else:
+                steps[index] = step.model_copy(
+                    update={**answer, "status": status, "answered_as": journal.events + 1}
+                )
             return _changed(journal, event, steps=steps)
     return None  # not a step of this workflow
 
@@ -110,10 +124,32 @@ def _fire(journal: WorkflowJournal, event: WorkflowEvent) -> WorkflowJournal | N
     if index is None or not 0 <= index < len(journal.steps):
         return None
     step = journal.steps[index]
-    if step.status is not StepStatus.PENDING or step.deadline is None:
-        return None  # answered in time, or fired already
-    status = StepStatus.SUCCEEDED if step.kind is StepKind.SLEEP else StepStatus.TIMED_OUT
+    # Compared in whole milliseconds, as both went through Avro: a timer fires at its due ms.
+    if step.deadline is None or epoch_millis(event.at) < epoch_millis(step.deadline):
+        return None  # answered in time, fired already, or a timer of an earlier try
     steps = list(journal.steps)
+    if step.status is StepStatus.RETRYING:
+        # The backoff is over: the code asks again on this replay (no request id yet says so).
+        steps[index] = step.model_copy(
+            update={"status": StepStatus.PENDING, "request_id": None, "deadline": None}
+        )
+        return _changed(journal, event, steps=steps)
+    if step.status is not StepStatus.PENDING:
+        return None
+    if step.kind is not StepKind.SLEEP and step.kind is not StepKind.SIGNAL:
+        due = retry_due(journal, step, ErrorKind.TRANSIENT, event.at)
+        if due is not None:
+            steps[index] = step.model_copy(
+                update={
+                    "status": StepStatus.RETRYING,
+                    "deadline": due,
+                    "error": "no answer in time",
+                    "error_class": _TIMEOUT_CLASS,
+                    "finished_at": event.at,
+                }
+            )
+            return _changed(journal, event, steps=steps)
+    status = StepStatus.SUCCEEDED if step.kind is StepKind.SLEEP else StepStatus.TIMED_OUT
     steps[index] = step.model_copy(
         update={"status": status, "finished_at": event.at, "answered_as": journal.events + 1}
     )
@@ -164,3 +200,10 @@ def cancel_reason(error: str | None) -> str:
     """The reason in a cancellation report's error text (the inverse of :func:`cancelled_error`)."""
     text = error or ""
     return text[len(_CANCELLED_PREFIX) :] if text.startswith(_CANCELLED_PREFIX) else text or NO_REASON
+
+
+def _kind(value: str | None) -> ErrorKind | None:
+    try:
+        return None if value is None else ErrorKind(value)
+    except ValueError:
+        return None  # a kind this version does not know: no opinion

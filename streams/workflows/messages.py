@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.errors import WorkflowCancelled, WorkflowFailed
+from streams.errors import CompensationFailed, WorkflowCancelled, WorkflowFailed
 from streams.events import WorkflowEvent, WorkflowEventKind
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
 from streams.workflows.engine import WorkflowDefinition
 from streams.workflows.journal import CANCELLED_CLASS, cancel_reason
+from streams.workflows.saga import COMPENSATION_FAILED_CLASS
 
 ENDINGS = (WorkflowEventKind.COMPLETED, WorkflowEventKind.FAILED)
 
@@ -77,6 +78,11 @@ def result_of(event: WorkflowEvent, definition: WorkflowDefinition, payloads: Pa
     subclass :class:`WorkflowCancelled` when the FAILED event reports a cancellation."""
     if event.kind is WorkflowEventKind.COMPLETED and event.payload is not None:
         return payloads.decode(event.payload, definition.output)
+    if event.error_class == COMPENSATION_FAILED_CLASS:
+        raise CompensationFailed(
+            f"workflow {definition.name} ({event.workflow_id}) failed: {event.error}",
+            error_class=event.error_class,
+        )
     if event.error_class == CANCELLED_CLASS:
         raise WorkflowCancelled(
             f"workflow {definition.name} ({event.workflow_id}) {event.error}",

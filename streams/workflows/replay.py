@@ -11,99 +11,55 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from streams import headers as hdr
 from streams.errors import CallFailed, CallTimeout, StreamsError
 from streams.events import JournalStep, StepKind, StepStatus, WorkflowJournal
+from streams.retry import Retry
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
+from streams.workflows.cache import CacheLookup, CacheStats, cache_key, fresh
+from streams.workflows.retries import retry_request_id, step_retry
+from streams.workflows.saga import COMPENSATION_RETRY
+from streams.workflows.steps import (
+    SUSPEND,
+    Gathered,
+    NonDeterminismError,
+    Outcome,
+    OutputOf,
+    Request,
+    Step,
+)
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Record)
 
-_SUSPEND = object()  # what a step without an answer yields to the driver
-
-
-class NonDeterminismError(StreamsError):
-    """The workflow's code asked for a different operation than its journal holds at that position."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """A call or child workflow the code asked for anew: the engine sends it once the journal that
-    records it commits. ``name`` is the capability, or the child workflow (started as ``child_id``)."""
-
-    kind: StepKind
-    name: str
-    value: Record
-    request_id: str
-    child_id: str | None = None
-
-
-@dataclass
-class Outcome:
-    journal: WorkflowJournal
-    requests: list[Request] = field(default_factory=list)
-    output: Record | None = None
-    error: BaseException | None = None
-
-    @property
-    def suspended(self) -> bool:
-        return self.output is None and self.error is None
-
-
-OutputOf = Callable[[StepKind, str], type[Record]]
-"""The output record type of a capability or a child workflow (from the app's declarations)."""
-
-
-class Step(Generic[T]):
-    """A durable operation's result, to ``await``. The operation was registered when the step was made,
-    so several steps made before the first ``await`` run in parallel."""
-
-    def __init__(self, resolve: Callable[[], tuple[bool, T]], answered_as: Callable[[], int | None]) -> None:
-        self._resolve = resolve
-        self.answered_as = answered_as  # when the journal got its outcome (None: not yet)
-
-    def __await__(self) -> Generator[Any, None, T]:
-        done, value = self._resolve()
-        while not done:
-            yield _SUSPEND
-            done, value = self._resolve()
-        return value
-
-    def outcome(self) -> tuple[bool, T | None, BaseException | None]:
-        """Without waiting: whether it has an outcome, and its value or error."""
-        try:
-            done, value = self._resolve()
-        except (CallFailed, CallTimeout) as exc:
-            return True, None, exc
-        return done, value if done else None, None
-
-
-@dataclass(frozen=True)
-class Gathered(Generic[T]):
-    """What a gather with a deadline got: ``values[i]`` is step i's output, or None where it failed
-    (``failed[i]`` says why) or had not answered by the deadline (``late``)."""
-
-    values: list[T | None]
-    failed: dict[int, BaseException]
-    late: list[int]
-
-    @property
-    def answered(self) -> list[T]:
-        """The outputs that came in time, in the steps' order."""
-        return [value for value in self.values if value is not None]
+__all__ = [
+    "Gathered",
+    "NonDeterminismError",
+    "Outcome",
+    "OutputOf",
+    "Request",
+    "Step",
+    "Workflow",
+    "WorkflowFunction",
+    "replay",
+]
 
 
 class Workflow:
     """The handle a workflow function gets: durable calls and journaled values."""
 
     def __init__(
-        self, journal: WorkflowJournal, now_ms: int, payloads: Payloads, output_of: OutputOf
+        self,
+        journal: WorkflowJournal,
+        now_ms: int,
+        payloads: Payloads,
+        output_of: OutputOf,
+        cached: CacheLookup | None = None,
     ) -> None:
         self.id = journal.workflow_id
         self.name = journal.workflow
@@ -115,6 +71,9 @@ class Workflow:
         self._payloads = payloads
         self._output_of = output_of
         self.requests: list[Request] = []
+        self._cached = cached
+        self.cache_hits: list[str] = []  # capabilities served from the cache on this replay
+        self.cache_misses: list[str] = []
 
     def call(
         self,
@@ -123,10 +82,21 @@ class Workflow:
         *,
         output: type[R] | None = None,
         timeout: float | timedelta | None = None,
+        retry: Retry | None = None,
+        cache: float | timedelta | None = None,
     ) -> Step[Any]:
         """Ask the specialist for ``capability``; ``await`` the step for its typed output. A failure
-        left after the specialist's retries raises :class:`CallFailed` at the ``await``."""
-        return self._ask(StepKind.CALL, capability, value, output, timeout)
+        left after the specialist's retries raises :class:`CallFailed` at the ``await``, no answer
+        within ``timeout`` :class:`CallTimeout`.
+
+        ``retry``: the step's own, durable retries: a failure classed TRANSIENT or RESOURCE, or a
+        timeout, asks again (a new request) after a backoff timer, up to ``retry.attempts`` requests;
+        only then does the error reach the code.
+
+        ``cache``: the call is idempotent; its result is served to later calls of ``capability`` with
+        the same input (same wire-format bytes) for this long, without a request (see
+        :mod:`streams.workflows.cache` for the cache's scope)."""
+        return self._ask(StepKind.CALL, capability, value, output, timeout, retry=retry, cache=cache)
 
     def child(
         self,
@@ -150,41 +120,113 @@ class Workflow:
         output: type[Record] | None,
         timeout: float | timedelta | None,
         child_id: str | None = None,
+        retry: Retry | None = None,
+        cache: float | timedelta | None = None,
     ) -> Step[Any]:
         """A step answered by someone else: a specialist, or a child workflow."""
         result_type = output or self._output_of(kind, name)
         step = self._step(kind, name)
+        index = self._position - 1
         if step is None:
-            request_id = hdr.derived_id(self.id, self.name, self._position - 1)
-            deadline = None if timeout is None else self._now + _duration(timeout)
+            key = None if cache is None else cache_key(name, self._payloads.encode(value))
+            hit = None if key is None or self._cached is None else fresh(self._cached(key), self._now)
             self._record(
                 JournalStep(
                     kind=kind,
                     name=name,
-                    status=StepStatus.PENDING,
-                    request_id=request_id,
+                    status=StepStatus.PENDING if hit is None else StepStatus.SUCCEEDED,
+                    request_id=hdr.derived_id(self.id, self.name, index),
                     started_at=self._now,
-                    deadline=deadline,
+                    tries=1 if hit is None else 0,
+                    retry=None if retry is None else step_retry(retry),
+                    cache_key=key,
+                    cache_ttl_ms=None if cache is None else int(_duration(cache).total_seconds() * 1000),
+                    cached=hit is not None,
+                    result=None if hit is None else hit.result,
+                    finished_at=None if hit is None else self._now,
+                    answered_as=None if hit is None else self._journal.events,
                 )
             )
-            self.requests.append(Request(kind, name, value, request_id, child_id))
-        index = self._position - 1
+            if key is not None:
+                (self.cache_misses if hit is None else self.cache_hits).append(name)
+            if hit is None:
+                self._request(index, value, timeout, child_id)
+        elif step.status is StepStatus.PENDING and step.request_id is None:
+            # A per-step retry whose backoff is over: asked again, as a new request.
+            tries = max(step.tries, 1) + 1
+            self._steps[index] = step.model_copy(
+                update={
+                    "request_id": retry_request_id(self.id, self.name, index, tries),
+                    "tries": tries,
+                    "finished_at": None,
+                }
+            )
+            self._request(index, value, timeout, child_id)
 
         def resolve() -> tuple[bool, Any]:
             current = self._steps[index]
-            if current.status is StepStatus.PENDING:
+            if current.status is StepStatus.PENDING or current.status is StepStatus.RETRYING:
                 return False, None
             if current.status is StepStatus.SUCCEEDED and current.result is not None:
                 return True, self._payloads.decode(current.result, result_type)
+            tried = f" ({current.tries} requests)" if current.tries > 1 else ""
             if current.status is StepStatus.TIMED_OUT:
-                raise CallTimeout(f"{name} did not answer step {index} of workflow {self.id} in time")
+                raise CallTimeout(f"{name} did not answer step {index} of workflow {self.id} in time{tried}")
             raise CallFailed(
-                f"{name} failed after {current.attempts} attempt(s): {current.error}",
+                f"{name} failed after {current.attempts} attempt(s){tried}: {current.error}",
                 capability=name,
                 error_class=current.error_class,
+                error_kind=current.error_kind,
             )
 
         return Step(resolve, self._answered_as(index))
+
+    def _request(
+        self, index: int, value: Record, timeout: float | timedelta | None, child_id: str | None
+    ) -> None:
+        """Send step ``index``'s request (anew, or again for a retry), waiting at most ``timeout``."""
+        step = self._steps[index]
+        deadline = self._bounded(None if timeout is None else self._now + _duration(timeout))
+        if deadline is not None and deadline <= self._now:
+            # The workflow's deadline has passed: nobody would start the request, so none is sent.
+            self._steps[index] = step.model_copy(
+                update={
+                    "status": StepStatus.TIMED_OUT,
+                    "deadline": deadline,
+                    "finished_at": self._now,
+                    "answered_as": self._journal.events,
+                }
+            )
+            return
+        self._steps[index] = step.model_copy(update={"deadline": deadline})
+        assert step.request_id is not None
+        self.requests.append(Request(step.kind, step.name, value, step.request_id, child_id, deadline))
+
+    def _bounded(self, deadline: datetime | None) -> datetime | None:
+        """``deadline``, or the workflow's own if that comes first."""
+        limit = self._journal.deadline
+        if limit is None:
+            return deadline
+        return limit if deadline is None else min(deadline, limit)
+
+    def compensate(self, capability: str, value: Record, *, retry: Retry | None = None) -> None:
+        """Register the undoing of what the code has done so far (call it once the step it undoes has
+        succeeded): if the workflow then fails or is cancelled, ``value`` is sent to the specialist for
+        ``capability``, compensations newest first, one at a time, each retried per ``retry`` (default
+        :data:`~streams.workflows.saga.COMPENSATION_RETRY`). Journaled: it is sent even if the engine
+        crashes meanwhile, and only once."""
+        self._output_of(StepKind.CALL, capability)  # an unknown capability fails now, not when unwinding
+        if self._step(StepKind.COMPENSATE, capability) is None:
+            self._record(
+                JournalStep(
+                    kind=StepKind.COMPENSATE,
+                    name=capability,
+                    status=StepStatus.REGISTERED,
+                    request=self._payloads.encode(value),
+                    retry=step_retry(retry or COMPENSATION_RETRY),
+                    started_at=self._now,
+                )
+            )
 
     def sleep(self, duration: float | timedelta) -> Step[None]:
         """A durable pause: ``await wf.sleep(timedelta(hours=1))`` resumes after it, whatever restarts
@@ -223,8 +265,8 @@ class Workflow:
                     started_at=self._now,
                     finished_at=None if buffered is None else self._now,
                     deadline=None
-                    if timeout is None or buffered is not None
-                    else self._now + _duration(timeout),
+                    if buffered is not None
+                    else self._bounded(None if timeout is None else self._now + _duration(timeout)),
                 )
             )
         index = self._position - 1
@@ -355,9 +397,26 @@ def replay(
     now_ms: int,
     payloads: Payloads,
     output_of: OutputOf,
+    cached: CacheLookup | None = None,
+    cache_stats: CacheStats | None = None,
 ) -> Outcome:
     """Run ``function`` against ``journal`` until it returns, fails or waits for an answer."""
-    handle = Workflow(journal, now_ms, payloads, output_of)
+    handle = Workflow(journal, now_ms, payloads, output_of, cached)
+    try:
+        return _run(function, journal, input_type, payloads, handle)
+    finally:
+        if cache_stats is not None:
+            cache_stats.hits.update(handle.cache_hits)
+            cache_stats.misses.update(handle.cache_misses)
+
+
+def _run(
+    function: WorkflowFunction,
+    journal: WorkflowJournal,
+    input_type: type[Record],
+    payloads: Payloads,
+    handle: Workflow,
+) -> Outcome:
     coroutine = function(payloads.decode(journal.input, input_type), handle)
     try:
         yielded = coroutine.send(None)
@@ -367,7 +426,7 @@ def replay(
         return Outcome(handle.journal(), handle.requests, error=exc)
     finally:
         coroutine.close()
-    if yielded is not _SUSPEND:
+    if yielded is not SUSPEND:
         error = StreamsError(
             f"workflow {journal.workflow} awaited {yielded!r}: workflow code may await only the "
             "workflow's own operations (wf.call, wf.gather, ...), so that it can be replayed"

@@ -20,6 +20,9 @@ from streams.timestamps import epoch_millis
 from streams.topics import Topic
 
 _CACHE_KEY = "timers"
+_WAITING = (StepStatus.PENDING, StepStatus.RETRYING)
+ACTIVE = (WorkflowStatus.RUNNING, WorkflowStatus.COMPENSATING)
+"""The statuses in which a workflow still has steps to wait for."""
 
 
 class Deadlines:
@@ -27,15 +30,18 @@ class Deadlines:
         self.built = False
         self._heap: list[tuple[int, str, int, str]] = []  # (due ms, workflow id, step, step name)
 
-    def add(self, journal: WorkflowJournal, first_step: int = 0) -> None:
-        """The deadlines of ``journal``'s waiting steps from ``first_step`` on."""
-        if journal.status is not WorkflowStatus.RUNNING:
+    def add(self, journal: WorkflowJournal, before: WorkflowJournal | None = None) -> None:
+        """The deadlines of ``journal``'s waiting steps (a backoff is one too), those only that are
+        new since ``before``: a step asked for anew, or given a new deadline (a retry)."""
+        if journal.status not in ACTIVE:
             return
-        for index, step in enumerate(journal.steps[first_step:], start=first_step):
-            if step.status is StepStatus.PENDING and step.deadline is not None:
-                heapq.heappush(
-                    self._heap, (epoch_millis(step.deadline), journal.workflow_id, index, step.name)
-                )
+        old = before.steps if before is not None else []
+        for index, step in enumerate(journal.steps):
+            if step.status not in _WAITING or step.deadline is None:
+                continue
+            if index < len(old) and old[index].deadline == step.deadline:
+                continue
+            heapq.heappush(self._heap, (epoch_millis(step.deadline), journal.workflow_id, index, step.name))
 
     def build(self, journals: Iterable[WorkflowJournal]) -> None:
         for journal in journals:
