@@ -14,18 +14,28 @@ from pydantic import Field
 from streams.serde.record import Record
 
 __all__ = [
+    'AbsenceState',
     'AgentHeartbeat',
     'Alert',
+    'AlertState',
+    'AlertStatus',
     'BufferedSignal',
+    'Detection',
+    'EwmaState',
     'JournalStep',
+    'MadState',
     'MetricSample',
     'ParentStep',
+    'QuantileSketch',
+    'RateState',
     'Severity',
+    'SketchBins',
     'StepKind',
     'StepStatus',
     'TaskCompleted',
     'TaskRequested',
     'TaskStatus',
+    'ThresholdState',
     'WindowSummary',
     'WorkerState',
     'WorkflowEvent',
@@ -33,6 +43,24 @@ __all__ = [
     'WorkflowJournal',
     'WorkflowStatus',
 ]
+
+
+class AbsenceState(Record):
+    """When a series' last record arrived, and when its presence was last reported."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'AbsenceState',
+     'namespace': 'streams.monitoring',
+     'doc': "When a series' last record arrived, and when its presence was last reported.",
+     'fields': [{'name': 'last_seen_ms',
+                 'type': 'long',
+                 'doc': 'Epoch ms (record timestamp) of its latest record.'},
+                {'name': 'reported_ms',
+                 'type': 'long',
+                 'doc': 'Epoch ms of the record whose presence was last reported.'}]}
+
+    last_seen_ms: int = Field(description='Epoch ms (record timestamp) of its latest record.')
+    reported_ms: int = Field(description='Epoch ms of the record whose presence was last reported.')
 
 
 class WorkerState(StrEnum):
@@ -88,14 +116,22 @@ class Severity(StrEnum):
     CRITICAL = 'CRITICAL'
 
 
+class AlertStatus(StrEnum):
+    OPEN = 'OPEN'
+    RESOLVED = 'RESOLVED'
+
+
 class Alert(Record):
-    """Raised by a monitoring agent when a rule fires."""
+    """Raised by a monitoring agent when a rule fires; sent again, RESOLVED, when its condition clears."""
 
     __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
      'name': 'Alert',
      'namespace': 'streams.orchestration',
-     'doc': 'Raised by a monitoring agent when a rule fires.',
-     'fields': [{'name': 'alert_id', 'type': 'string'},
+     'doc': 'Raised by a monitoring agent when a rule fires; sent again, RESOLVED, when its '
+            'condition clears.',
+     'fields': [{'name': 'alert_id',
+                 'type': 'string',
+                 'doc': "The same in an alert's OPEN and RESOLVED events."},
                 {'name': 'rule', 'type': 'string', 'doc': 'Name of the rule that fired.'},
                 {'name': 'severity',
                  'type': {'type': 'enum',
@@ -107,15 +143,133 @@ class Alert(Record):
                  'default': None,
                  'doc': 'The observed value that fired it.'},
                 {'name': 'labels', 'type': {'type': 'map', 'values': 'string'}, 'default': {}},
-                {'name': 'fired_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+                {'name': 'fired_at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'},
+                 'doc': 'When the condition was observed to start (OPEN) or to clear (RESOLVED).'},
+                {'name': 'status',
+                 'type': {'type': 'enum', 'name': 'AlertStatus', 'symbols': ['OPEN', 'RESOLVED']},
+                 'default': 'OPEN'}]}
 
-    alert_id: str
+    alert_id: str = Field(description="The same in an alert's OPEN and RESOLVED events.")
     rule: str = Field(description='Name of the rule that fired.')
     severity: Severity
     message: str
     value: float | None = Field(default=None, description='The observed value that fired it.')
     labels: dict[str, str] = Field(default_factory=dict)
-    fired_at: datetime
+    fired_at: datetime = Field(
+        description='When the condition was observed to start (OPEN) or to clear (RESOLVED).',
+    )
+    status: AlertStatus = Field(default=AlertStatus.OPEN)
+
+
+class AlertState(Record):
+    """What an alert rule knows of one series: its open alert, and when the last one resolved."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'AlertState',
+     'namespace': 'streams.monitoring',
+     'doc': 'What an alert rule knows of one series: its open alert, and when the last one '
+            'resolved.',
+     'fields': [{'name': 'open', 'type': 'boolean', 'default': False},
+                {'name': 'alert_id',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'The open (or last) alert.'},
+                {'name': 'message',
+                 'type': 'string',
+                 'default': '',
+                 'doc': "The open alert's message."},
+                {'name': 'labels', 'type': {'type': 'map', 'values': 'string'}, 'default': {}},
+                {'name': 'opened_ms', 'type': ['null', 'long'], 'default': None},
+                {'name': 'resolved_ms', 'type': ['null', 'long'], 'default': None},
+                {'name': 'seen_ms',
+                 'type': ['null', 'long'],
+                 'default': None,
+                 'doc': 'The latest last_seen any detection reported (absence rules).'},
+                {'name': 'suppressed',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Firings dropped by the cool-down.'}]}
+
+    open: bool = Field(default=False)
+    alert_id: str | None = Field(default=None, description='The open (or last) alert.')
+    message: str = Field(default='', description="The open alert's message.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    opened_ms: int | None = Field(default=None)
+    resolved_ms: int | None = Field(default=None)
+    seen_ms: int | None = Field(
+        default=None,
+        description='The latest last_seen any detection reported (absence rules).',
+    )
+    suppressed: int = Field(default=0, description='Firings dropped by the cool-down.')
+
+
+class Detection(Record):
+    """A detector's verdict on one series (the record key) for one rule: firing, or cleared."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'Detection',
+     'namespace': 'streams.monitoring',
+     'doc': "A detector's verdict on one series (the record key) for one rule: firing, or cleared.",
+     'fields': [{'name': 'rule', 'type': 'string'},
+                {'name': 'firing', 'type': 'boolean'},
+                {'name': 'value',
+                 'type': ['null', 'double'],
+                 'default': None,
+                 'doc': 'What was observed.'},
+                {'name': 'message', 'type': 'string'},
+                {'name': 'labels', 'type': {'type': 'map', 'values': 'string'}, 'default': {}},
+                {'name': 'at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'},
+                 'doc': 'When it was observed.'},
+                {'name': 'last_seen',
+                 'type': ['null', 'long'],
+                 'default': None,
+                 'doc': "Absence rules: epoch ms of the series' last record when this was judged; "
+                        'a firing judged on an older one than a clear already reported is stale.'}]}
+
+    rule: str
+    firing: bool
+    value: float | None = Field(default=None, description='What was observed.')
+    message: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    at: datetime = Field(description='When it was observed.')
+    last_seen: int | None = Field(
+        default=None,
+        description="Absence rules: epoch ms of the series' last record when this was judged; a firing judged on an older one than a clear already reported is stale.",
+    )
+
+
+class EwmaState(Record):
+    """An exponentially weighted mean and variance of one series, for z-scores."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'EwmaState',
+     'namespace': 'streams.monitoring',
+     'doc': 'An exponentially weighted mean and variance of one series, for z-scores.',
+     'fields': [{'name': 'firing', 'type': 'boolean', 'default': False},
+                {'name': 'count', 'type': 'long', 'default': 0},
+                {'name': 'mean', 'type': 'double', 'default': 0.0},
+                {'name': 'variance', 'type': 'double', 'default': 0.0}]}
+
+    firing: bool = Field(default=False)
+    count: int = Field(default=0)
+    mean: float = Field(default=0.0)
+    variance: float = Field(default=0.0)
+
+
+class MadState(Record):
+    """The recent values of one series, oldest first, for its median absolute deviation."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'MadState',
+     'namespace': 'streams.monitoring',
+     'doc': 'The recent values of one series, oldest first, for its median absolute deviation.',
+     'fields': [{'name': 'firing', 'type': 'boolean', 'default': False},
+                {'name': 'recent', 'type': {'type': 'array', 'items': 'double'}, 'default': []}]}
+
+    firing: bool = Field(default=False)
+    recent: list[float] = Field(default_factory=list)
 
 
 class MetricSample(Record):
@@ -135,6 +289,22 @@ class MetricSample(Record):
     value: float
     labels: dict[str, str] = Field(default_factory=dict)
     observed_at: datetime
+
+
+class RateState(Record):
+    """The previous value of one series and its time, for its rate of change."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'RateState',
+     'namespace': 'streams.monitoring',
+     'doc': 'The previous value of one series and its time, for its rate of change.',
+     'fields': [{'name': 'firing', 'type': 'boolean', 'default': False},
+                {'name': 'last_value', 'type': ['null', 'double'], 'default': None},
+                {'name': 'last_ms', 'type': ['null', 'long'], 'default': None}]}
+
+    firing: bool = Field(default=False)
+    last_value: float | None = Field(default=None)
+    last_ms: int | None = Field(default=None)
 
 
 class TaskStatus(StrEnum):
@@ -227,6 +397,34 @@ class TaskRequested(Record):
     )
 
 
+class ThresholdState(Record):
+    """A static threshold's state for one series: whether its last value was out of bounds."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'ThresholdState',
+     'namespace': 'streams.monitoring',
+     'doc': "A static threshold's state for one series: whether its last value was out of bounds.",
+     'fields': [{'name': 'firing', 'type': 'boolean', 'default': False}]}
+
+    firing: bool = Field(default=False)
+
+
+class SketchBins(Record):
+    """Bucket i holds values v with gamma^(i-1) < |v| <= gamma^i; indices ascending."""
+
+    indices: list[int] = Field(default_factory=list)
+    counts: list[int] = Field(default_factory=list)
+
+
+class QuantileSketch(Record):
+    """A mergeable quantile sketch: counts of values in logarithmic buckets (DDSketch). A quantile read from it is within relative_accuracy of the exact one."""
+
+    relative_accuracy: float
+    zero_count: int = Field(default=0, description='Values too close to 0 for a bucket.')
+    positive: SketchBins
+    negative: SketchBins = Field(description='Buckets of the negative values, by |v|.')
+
+
 class WindowSummary(Record):
     """The aggregate of one key's numeric observations in one event-time window."""
 
@@ -240,7 +438,37 @@ class WindowSummary(Record):
                 {'name': 'count', 'type': 'long'},
                 {'name': 'sum', 'type': 'double', 'default': 0.0},
                 {'name': 'min', 'type': ['null', 'double'], 'default': None},
-                {'name': 'max', 'type': ['null', 'double'], 'default': None}]}
+                {'name': 'max', 'type': ['null', 'double'], 'default': None},
+                {'name': 'sketch',
+                 'default': None,
+                 'doc': "The values' distribution, for quantiles (streams.monitoring).",
+                 'type': ['null',
+                          {'type': 'record',
+                           'name': 'QuantileSketch',
+                           'doc': 'A mergeable quantile sketch: counts of values in logarithmic '
+                                  'buckets (DDSketch). A quantile read from it is within '
+                                  'relative_accuracy of the exact one.',
+                           'fields': [{'name': 'relative_accuracy', 'type': 'double'},
+                                      {'name': 'zero_count',
+                                       'type': 'long',
+                                       'default': 0,
+                                       'doc': 'Values too close to 0 for a bucket.'},
+                                      {'name': 'positive',
+                                       'type': {'type': 'record',
+                                                'name': 'SketchBins',
+                                                'doc': 'Bucket i holds values v with gamma^(i-1) < '
+                                                       '|v| <= gamma^i; indices ascending.',
+                                                'fields': [{'name': 'indices',
+                                                            'type': {'type': 'array',
+                                                                     'items': 'int'},
+                                                            'default': []},
+                                                           {'name': 'counts',
+                                                            'type': {'type': 'array',
+                                                                     'items': 'long'},
+                                                            'default': []}]}},
+                                      {'name': 'negative',
+                                       'type': 'SketchBins',
+                                       'doc': 'Buckets of the negative values, by |v|.'}]}]}]}
 
     key: str = Field(description='The key the window belongs to.')
     start: datetime
@@ -249,6 +477,10 @@ class WindowSummary(Record):
     sum: float = Field(default=0.0)
     min: float | None = Field(default=None)
     max: float | None = Field(default=None)
+    sketch: QuantileSketch | None = Field(
+        default=None,
+        description="The values' distribution, for quantiles (streams.monitoring).",
+    )
 
 
 class WorkflowEventKind(StrEnum):
