@@ -57,10 +57,19 @@ class AbsenceState(Record):
                  'doc': 'Epoch ms (record timestamp) of its latest record.'},
                 {'name': 'reported_ms',
                  'type': 'long',
-                 'doc': 'Epoch ms of the record whose presence was last reported.'}]}
+                 'doc': 'Epoch ms of the record whose presence was last reported.'},
+                {'name': 'labels',
+                 'type': {'type': 'map', 'values': 'string'},
+                 'default': {},
+                 'doc': "The latest record's labels, for the alert that reports the series "
+                        'silent.'}]}
 
     last_seen_ms: int = Field(description='Epoch ms (record timestamp) of its latest record.')
     reported_ms: int = Field(description='Epoch ms of the record whose presence was last reported.')
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="The latest record's labels, for the alert that reports the series silent.",
+    )
 
 
 class WorkerState(StrEnum):
@@ -225,8 +234,7 @@ class Detection(Record):
                 {'name': 'last_seen',
                  'type': ['null', 'long'],
                  'default': None,
-                 'doc': "Absence rules: epoch ms of the series' last record when this was judged; "
-                        'a firing judged on an older one than a clear already reported is stale.'}]}
+                 'doc': 'Absence rules: epoch ms of the last record of the series when judged.'}]}
 
     rule: str
     firing: bool
@@ -236,7 +244,7 @@ class Detection(Record):
     at: datetime = Field(description='When it was observed.')
     last_seen: int | None = Field(
         default=None,
-        description="Absence rules: epoch ms of the series' last record when this was judged; a firing judged on an older one than a clear already reported is stale.",
+        description='Absence rules: epoch ms of the last record of the series when judged.',
     )
 
 
@@ -417,7 +425,7 @@ class SketchBins(Record):
 
 
 class QuantileSketch(Record):
-    """A mergeable quantile sketch: counts of values in logarithmic buckets (DDSketch). A quantile read from it is within relative_accuracy of the exact one."""
+    """Mergeable DDSketch: value counts in log buckets, quantiles within relative_accuracy."""
 
     relative_accuracy: float
     zero_count: int = Field(default=0, description='Values too close to 0 for a bucket.')
@@ -445,9 +453,8 @@ class WindowSummary(Record):
                  'type': ['null',
                           {'type': 'record',
                            'name': 'QuantileSketch',
-                           'doc': 'A mergeable quantile sketch: counts of values in logarithmic '
-                                  'buckets (DDSketch). A quantile read from it is within '
-                                  'relative_accuracy of the exact one.',
+                           'doc': 'Mergeable DDSketch: value counts in log buckets, quantiles '
+                                  'within relative_accuracy.',
                            'fields': [{'name': 'relative_accuracy', 'type': 'double'},
                                       {'name': 'zero_count',
                                        'type': 'long',
