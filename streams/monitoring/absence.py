@@ -135,10 +135,11 @@ class AbsenceTicker:
                 rule = self._rules.get(rule_name)
                 if rule is None or now_ms - watch.since_ms < rule.after_ms:
                     continue  # a rule no longer declared, or a partition not watched for long enough
+                name = table_key(rule_name, key)
                 found = rule.judge(rule_name, state, now_ms)
                 if found is None:
+                    watch.reported.pop(name, None)
                     continue
-                name = table_key(rule_name, key)
                 last = watch.reported.get(name)
                 if last is not None and last[0] == state.last_seen_ms and now_ms - last[1] < rule.after_ms:
                     continue  # reported already; again only after another ``after``

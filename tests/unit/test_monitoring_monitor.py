@@ -109,6 +109,19 @@ async def test_a_silent_series_is_alerted_once_by_the_ticker_and_resolved_when_i
         assert _alerts(t, alerts) == [("silent", "quiet", "OPEN"), ("silent", "quiet", "RESOLVED")]
 
 
+async def test_a_silence_that_outlasts_the_cooldown_is_alerted_when_the_cooldown_ends() -> None:
+    app, samples, alerts, _ = _app(Rule("silent", Absence(after=10), cooldown=60))
+    async with TestApp(app) as t:
+        await _send(t, samples, "s1", 1)
+        await t.advance(11)  # silent: opens
+        await _send(t, samples, "s1", 1)  # back: resolves at 11 s
+        for _ in range(14):
+            await t.advance(5)  # silent from 11 s: reported at 22 s, 32 s, ... suppressed until 71 s
+        assert [status for _, _, status in _alerts(t, alerts)] == ["OPEN", "RESOLVED", "OPEN"]
+        [_, resolved, reopened] = t.sent(alerts)
+        assert (reopened.fired_at - resolved.fired_at).total_seconds() >= 60
+
+
 async def test_silence_is_judged_only_after_a_partition_was_watched_for_the_period() -> None:
     app, samples, alerts, _ = _app(Rule("silent", Absence(after=30)))
     async with TestApp(app) as t:
