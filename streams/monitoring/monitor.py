@@ -176,7 +176,6 @@ class DetectStage:
         self._value = value
         self._timestamp = timestamp
         self._labels = labels
-        self.__name__ = "detect"
 
     async def __call__(self, record: Any, ctx: Context) -> None:
         if not isinstance(ctx.key, str):
@@ -244,7 +243,6 @@ class AlertStage:
     def __init__(self, rules: Mapping[str, Rule], alerts: Topic[Alert]) -> None:
         self._rules = rules
         self._alerts = alerts
-        self.__name__ = "alerts"
 
     async def __call__(self, detection: Detection, ctx: Context) -> None:
         rule = self._rules.get(detection.rule)
