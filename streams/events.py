@@ -22,6 +22,7 @@ __all__ = [
     'BufferedSignal',
     'Detection',
     'EwmaState',
+    'HandlerLatency',
     'JournalStep',
     'MadState',
     'MetricSample',
@@ -79,6 +80,15 @@ class WorkerState(StrEnum):
     STOPPED = 'STOPPED'
 
 
+class HandlerLatency(Record):
+    """A DDSketch of positive values: bucket i counts values v with gamma^(i-1) < v <= gamma^i."""
+
+    relative_accuracy: float
+    zero_count: int = Field(default=0)
+    indices: list[int] = Field(default_factory=list)
+    counts: list[int] = Field(default_factory=list)
+
+
 class AgentHeartbeat(Record):
     """Periodic liveness and load report of one agent worker."""
 
@@ -104,7 +114,39 @@ class AgentHeartbeat(Record):
                  'type': 'long',
                  'default': 0,
                  'doc': 'Sum of consumer lag over assigned partitions.'},
-                {'name': 'sent_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+                {'name': 'sent_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'retries_total',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Failed handler attempts retried.'},
+                {'name': 'dead_letters_total',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Messages sent to the dead-letter topic.'},
+                {'name': 'paused_partitions',
+                 'type': 'int',
+                 'default': 0,
+                 'doc': 'Assigned partitions paused for backpressure.'},
+                {'name': 'interval_ms',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Milliseconds until the next beat (0: not said).'},
+                {'name': 'latency',
+                 'default': None,
+                 'doc': 'Handler durations (seconds) since the previous beat; null: none finished.',
+                 'type': ['null',
+                          {'type': 'record',
+                           'name': 'HandlerLatency',
+                           'doc': 'A DDSketch of positive values: bucket i counts values v with '
+                                  'gamma^(i-1) < v <= gamma^i.',
+                           'fields': [{'name': 'relative_accuracy', 'type': 'double'},
+                                      {'name': 'zero_count', 'type': 'long', 'default': 0},
+                                      {'name': 'indices',
+                                       'type': {'type': 'array', 'items': 'int'},
+                                       'default': []},
+                                      {'name': 'counts',
+                                       'type': {'type': 'array', 'items': 'long'},
+                                       'default': []}]}]}]}
 
     agent: str = Field(description='Agent name (its consumer group).')
     worker_id: str = Field(description='Unique id of the worker process.')
@@ -117,6 +159,23 @@ class AgentHeartbeat(Record):
     errors_total: int = Field(default=0)
     lag: int = Field(default=0, description='Sum of consumer lag over assigned partitions.')
     sent_at: datetime
+    retries_total: int = Field(default=0, description='Failed handler attempts retried.')
+    dead_letters_total: int = Field(
+        default=0,
+        description='Messages sent to the dead-letter topic.',
+    )
+    paused_partitions: int = Field(
+        default=0,
+        description='Assigned partitions paused for backpressure.',
+    )
+    interval_ms: int = Field(
+        default=0,
+        description='Milliseconds until the next beat (0: not said).',
+    )
+    latency: HandlerLatency | None = Field(
+        default=None,
+        description='Handler durations (seconds) since the previous beat; null: none finished.',
+    )
 
 
 class Severity(StrEnum):

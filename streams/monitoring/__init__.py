@@ -18,7 +18,7 @@ from streams.monitoring.aggregate import Summarize, combine, mean, quantile, rat
 from streams.monitoring.detectors import MAD, Detector, RateOfChange, Threshold, Verdict, ZScore
 from streams.monitoring.monitor import Monitor
 from streams.monitoring.rules import Rule
-from streams.monitoring.sketch import Sketch
+from streams.sketch import Sketch
 
 __all__ = [
     "MAD",

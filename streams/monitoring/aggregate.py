@@ -14,7 +14,7 @@ from operator import attrgetter
 from typing import Any
 
 from streams.events import WindowSummary
-from streams.monitoring.sketch import DEFAULT_ACCURACY, DEFAULT_MAX_BINS, Sketch
+from streams.sketch import DEFAULT_ACCURACY, DEFAULT_MAX_BINS, Sketch
 from streams.windows import Window
 
 ValueOf = Callable[[Any], float]

@@ -13,7 +13,8 @@ into one, so quantiles there lose the guarantee but memory stays bounded. Values
 :data:`MIN_MAGNITUDE` are counted as 0.
 
 :class:`Sketch` is the mutable working form; :class:`~streams.events.QuantileSketch` the Avro record
-it is kept and sent as (inside a :class:`~streams.events.WindowSummary`).
+it is kept and sent as (inside a :class:`~streams.events.WindowSummary`). It lives below telemetry,
+which sketches handler latency for heartbeats, and monitoring, which sketches window values.
 """
 
 from __future__ import annotations
