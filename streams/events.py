@@ -16,6 +16,7 @@ from streams.serde.record import Record
 __all__ = [
     'AbsenceState',
     'AgentHeartbeat',
+    'AgentStatus',
     'Alert',
     'AlertState',
     'AlertStatus',
@@ -39,9 +40,12 @@ __all__ = [
     'ThresholdState',
     'WindowSummary',
     'WorkerState',
+    'WorkerStatus',
+    'WorkflowCounts',
     'WorkflowEvent',
     'WorkflowEventKind',
     'WorkflowJournal',
+    'WorkflowRun',
     'WorkflowStatus',
 ]
 
@@ -176,6 +180,184 @@ class AgentHeartbeat(Record):
         default=None,
         description='Handler durations (seconds) since the previous beat; null: none finished.',
     )
+
+
+class WorkerStatus(Record):
+    """One worker of an agent, from its last heartbeat and the one before."""
+
+    worker_id: str
+    host: str
+    pid: int
+    state: str = Field(description='STARTING, RUNNING, DRAINING or STOPPED.')
+    partitions: int = Field(default=0)
+    paused_partitions: int = Field(default=0)
+    in_flight: int = Field(default=0)
+    lag: int = Field(default=0)
+    lag_rising: int = Field(
+        default=0,
+        description='Its beats in a row whose lag grew (a flat one keeps the count).',
+    )
+    processed_total: int = Field(default=0)
+    errors_total: int = Field(default=0)
+    retries_total: int = Field(default=0)
+    dead_letters_total: int = Field(default=0)
+    throughput: float = Field(default=0.0, description='Messages/s between its last two beats.')
+    error_rate: float = Field(
+        default=0.0,
+        description='Failed attempts/s between its last two beats.',
+    )
+    dead_letter_rate: float = Field(
+        default=0.0,
+        description='Dead letters/s between its last two beats.',
+    )
+    last_seen: datetime = Field(description='When it sent its last beat.')
+
+
+class AgentStatus(Record):
+    """One agent (consumer group) as its workers' heartbeats show it (compacted: latest per agent)."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'AgentStatus',
+     'namespace': 'streams.orchestration',
+     'doc': "One agent (consumer group) as its workers' heartbeats show it (compacted: latest per "
+            'agent).',
+     'fields': [{'name': 'agent',
+                 'type': 'string',
+                 'doc': "The agent's consumer group, as its heartbeats name it."},
+                {'name': 'workers',
+                 'default': [],
+                 'doc': 'Every worker heard from and not yet forgotten.',
+                 'type': {'type': 'array',
+                          'items': {'type': 'record',
+                                    'name': 'WorkerStatus',
+                                    'doc': 'One worker of an agent, from its last heartbeat and '
+                                           'the one before.',
+                                    'fields': [{'name': 'worker_id', 'type': 'string'},
+                                               {'name': 'host', 'type': 'string'},
+                                               {'name': 'pid', 'type': 'int'},
+                                               {'name': 'state',
+                                                'type': 'string',
+                                                'doc': 'STARTING, RUNNING, DRAINING or STOPPED.'},
+                                               {'name': 'partitions', 'type': 'int', 'default': 0},
+                                               {'name': 'paused_partitions',
+                                                'type': 'int',
+                                                'default': 0},
+                                               {'name': 'in_flight', 'type': 'int', 'default': 0},
+                                               {'name': 'lag', 'type': 'long', 'default': 0},
+                                               {'name': 'lag_rising',
+                                                'type': 'int',
+                                                'default': 0,
+                                                'doc': 'Its beats in a row whose lag grew (a flat '
+                                                       'one keeps the count).'},
+                                               {'name': 'processed_total',
+                                                'type': 'long',
+                                                'default': 0},
+                                               {'name': 'errors_total',
+                                                'type': 'long',
+                                                'default': 0},
+                                               {'name': 'retries_total',
+                                                'type': 'long',
+                                                'default': 0},
+                                               {'name': 'dead_letters_total',
+                                                'type': 'long',
+                                                'default': 0},
+                                               {'name': 'throughput',
+                                                'type': 'double',
+                                                'default': 0.0,
+                                                'doc': 'Messages/s between its last two beats.'},
+                                               {'name': 'error_rate',
+                                                'type': 'double',
+                                                'default': 0.0,
+                                                'doc': 'Failed attempts/s between its last two '
+                                                       'beats.'},
+                                               {'name': 'dead_letter_rate',
+                                                'type': 'double',
+                                                'default': 0.0,
+                                                'doc': 'Dead letters/s between its last two '
+                                                       'beats.'},
+                                               {'name': 'last_seen',
+                                                'type': {'type': 'long',
+                                                         'logicalType': 'timestamp-millis'},
+                                                'doc': 'When it sent its last beat.'}]}}},
+                {'name': 'instances',
+                 'type': 'int',
+                 'default': 0,
+                 'doc': 'Workers alive at the last update: not STOPPED, heard from within '
+                        'down_after_ms.'},
+                {'name': 'throughput',
+                 'type': 'double',
+                 'default': 0.0,
+                 'doc': 'Messages/s, summed over the live workers.'},
+                {'name': 'latency_p50_ms',
+                 'type': ['null', 'double'],
+                 'default': None,
+                 'doc': "Handler latency over the live workers' last beat intervals."},
+                {'name': 'latency_p99_ms', 'type': ['null', 'double'], 'default': None},
+                {'name': 'processed_total',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Totals over the workers known (each counts from its start).'},
+                {'name': 'errors_total', 'type': 'long', 'default': 0},
+                {'name': 'retries_total', 'type': 'long', 'default': 0},
+                {'name': 'dead_letters_total', 'type': 'long', 'default': 0},
+                {'name': 'error_rate',
+                 'type': 'double',
+                 'default': 0.0,
+                 'doc': 'Failed attempts/s, summed over the live workers.'},
+                {'name': 'dead_letter_rate', 'type': 'double', 'default': 0.0},
+                {'name': 'lag',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Consumer lag summed over the live workers.'},
+                {'name': 'lag_rising',
+                 'type': 'int',
+                 'default': 0,
+                 'doc': "The most beats in a row any live worker's lag grew."},
+                {'name': 'paused_partitions', 'type': 'int', 'default': 0},
+                {'name': 'in_flight', 'type': 'int', 'default': 0},
+                {'name': 'last_seen',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'},
+                 'doc': "The latest beat's time."},
+                {'name': 'down_after_ms',
+                 'type': 'long',
+                 'doc': 'Silence after which the watch calls the agent down.'}]}
+
+    agent: str = Field(description="The agent's consumer group, as its heartbeats name it.")
+    workers: list[WorkerStatus] = Field(
+        default_factory=list,
+        description='Every worker heard from and not yet forgotten.',
+    )
+    instances: int = Field(
+        default=0,
+        description='Workers alive at the last update: not STOPPED, heard from within down_after_ms.',
+    )
+    throughput: float = Field(default=0.0, description='Messages/s, summed over the live workers.')
+    latency_p50_ms: float | None = Field(
+        default=None,
+        description="Handler latency over the live workers' last beat intervals.",
+    )
+    latency_p99_ms: float | None = Field(default=None)
+    processed_total: int = Field(
+        default=0,
+        description='Totals over the workers known (each counts from its start).',
+    )
+    errors_total: int = Field(default=0)
+    retries_total: int = Field(default=0)
+    dead_letters_total: int = Field(default=0)
+    error_rate: float = Field(
+        default=0.0,
+        description='Failed attempts/s, summed over the live workers.',
+    )
+    dead_letter_rate: float = Field(default=0.0)
+    lag: int = Field(default=0, description='Consumer lag summed over the live workers.')
+    lag_rising: int = Field(
+        default=0,
+        description="The most beats in a row any live worker's lag grew.",
+    )
+    paused_partitions: int = Field(default=0)
+    in_flight: int = Field(default=0)
+    last_seen: datetime = Field(description="The latest beat's time.")
+    down_after_ms: int = Field(description='Silence after which the watch calls the agent down.')
 
 
 class Severity(StrEnum):
@@ -549,6 +731,34 @@ class WindowSummary(Record):
     )
 
 
+class WorkflowCounts(Record):
+    """Runs of a workflow by state in one partition of its event topic (compacted: latest per partition)."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'WorkflowCounts',
+     'namespace': 'streams.orchestration',
+     'doc': 'Runs of a workflow by state in one partition of its event topic (compacted: latest '
+            'per partition).',
+     'fields': [{'name': 'agent',
+                 'type': 'string',
+                 'doc': "The workflow engine's consumer group (its heartbeats' agent)."},
+                {'name': 'partition', 'type': 'int'},
+                {'name': 'running', 'type': 'long', 'default': 0},
+                {'name': 'completed', 'type': 'long', 'default': 0},
+                {'name': 'failed', 'type': 'long', 'default': 0},
+                {'name': 'cancelled', 'type': 'long', 'default': 0},
+                {'name': 'updated_at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+
+    agent: str = Field(description="The workflow engine's consumer group (its heartbeats' agent).")
+    partition: int
+    running: int = Field(default=0)
+    completed: int = Field(default=0)
+    failed: int = Field(default=0)
+    cancelled: int = Field(default=0)
+    updated_at: datetime
+
+
 class WorkflowEventKind(StrEnum):
     STARTED = 'STARTED'
     STEP_SUCCEEDED = 'STEP_SUCCEEDED'
@@ -824,3 +1034,17 @@ class WorkflowJournal(Record):
         default_factory=list,
         description='Signals that came before the code asked for them, oldest first.',
     )
+
+
+class WorkflowRun(Record):
+    """The agent watch's note of one workflow run: the state its events last moved it to."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'WorkflowRun',
+     'namespace': 'streams.orchestration',
+     'doc': "The agent watch's note of one workflow run: the state its events last moved it to.",
+     'fields': [{'name': 'status',
+                 'type': 'string',
+                 'doc': 'RUNNING, COMPLETED, FAILED or CANCELLED.'}]}
+
+    status: str = Field(description='RUNNING, COMPLETED, FAILED or CANCELLED.')

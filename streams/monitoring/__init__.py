@@ -11,6 +11,9 @@ partitions; it never reads a clock except through the worker's ticker.
   :class:`Absence` (no record for a while).
 - :class:`Rule` gives a detector a name, a severity and a cool-down; :class:`Monitor` runs rules
   over a topic and sends ``OPEN`` / ``RESOLVED`` :class:`~streams.events.Alert` events.
+- :class:`AgentWatch` turns workers' heartbeats into one :class:`~streams.events.AgentStatus` per agent
+  and alerts on agents (down, lag growing, errors, dead letters) with those same rules; its
+  :class:`Bounds` say when, :class:`WatchSettings` read them and its topics from the environment.
 """
 
 from streams.monitoring.absence import Absence
@@ -18,11 +21,15 @@ from streams.monitoring.aggregate import Summarize, combine, mean, quantile, rat
 from streams.monitoring.detectors import MAD, Detector, RateOfChange, Threshold, Verdict, ZScore
 from streams.monitoring.monitor import Monitor
 from streams.monitoring.rules import Rule
+from streams.monitoring.settings import WatchSettings
+from streams.monitoring.watch import AgentWatch, Bounds
 from streams.sketch import Sketch
 
 __all__ = [
     "MAD",
     "Absence",
+    "AgentWatch",
+    "Bounds",
     "Detector",
     "Monitor",
     "RateOfChange",
@@ -31,6 +38,7 @@ __all__ = [
     "Summarize",
     "Threshold",
     "Verdict",
+    "WatchSettings",
     "ZScore",
     "combine",
     "mean",

@@ -8,6 +8,18 @@ import streams.testing
 
 pytestmark = pytest.mark.unit
 
+SUBMODULES = {
+    "absence",
+    "aggregate",
+    "detectors",
+    "fleet",
+    "monitor",
+    "rules",
+    "settings",
+    "watch",
+    "workflow_counts",
+}
+
 
 EXPECTED = [
     "App",
@@ -53,6 +65,8 @@ def test_the_public_surface_is_exactly_what_users_need() -> None:
     assert streams.monitoring.__all__ == [
         "MAD",
         "Absence",
+        "AgentWatch",
+        "Bounds",
         "Detector",
         "Monitor",
         "RateOfChange",
@@ -61,6 +75,7 @@ def test_the_public_surface_is_exactly_what_users_need() -> None:
         "Summarize",
         "Threshold",
         "Verdict",
+        "WatchSettings",
         "ZScore",
         "combine",
         "mean",
@@ -69,9 +84,7 @@ def test_the_public_surface_is_exactly_what_users_need() -> None:
         "sum_rate",
     ]
     monitoring_public = {n for n in vars(streams.monitoring) if not n.startswith("_")}
-    assert monitoring_public - {"absence", "aggregate", "detectors", "monitor", "rules", "sketch"} == set(
-        streams.monitoring.__all__
-    )
+    assert monitoring_public - SUBMODULES == set(streams.monitoring.__all__)
 
 
 def test_all_is_sorted_and_unique() -> None:
