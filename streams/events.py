@@ -14,27 +14,69 @@ from pydantic import Field
 from streams.serde.record import Record
 
 __all__ = [
+    'AbsenceState',
     'AgentHeartbeat',
+    'AgentStatus',
     'Alert',
+    'AlertState',
+    'AlertStatus',
     'BufferedSignal',
     'CachedResult',
+    'Detection',
+    'EwmaState',
+    'HandlerLatency',
     'JournalStep',
+    'MadState',
     'MetricSample',
     'ParentStep',
+    'QuantileSketch',
+    'RateState',
     'Severity',
+    'SketchBins',
     'StepKind',
     'StepRetry',
     'StepStatus',
     'TaskCompleted',
     'TaskRequested',
     'TaskStatus',
+    'ThresholdState',
     'WindowSummary',
     'WorkerState',
+    'WorkerStatus',
+    'WorkflowCounts',
     'WorkflowEvent',
     'WorkflowEventKind',
     'WorkflowJournal',
+    'WorkflowRun',
     'WorkflowStatus',
 ]
+
+
+class AbsenceState(Record):
+    """When a series' last record arrived, and when its presence was last reported."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'AbsenceState',
+     'namespace': 'streams.monitoring',
+     'doc': "When a series' last record arrived, and when its presence was last reported.",
+     'fields': [{'name': 'last_seen_ms',
+                 'type': 'long',
+                 'doc': 'Epoch ms (record timestamp) of its latest record.'},
+                {'name': 'reported_ms',
+                 'type': 'long',
+                 'doc': 'Epoch ms of the record whose presence was last reported.'},
+                {'name': 'labels',
+                 'type': {'type': 'map', 'values': 'string'},
+                 'default': {},
+                 'doc': "The latest record's labels, for the alert that reports the series "
+                        'silent.'}]}
+
+    last_seen_ms: int = Field(description='Epoch ms (record timestamp) of its latest record.')
+    reported_ms: int = Field(description='Epoch ms of the record whose presence was last reported.')
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="The latest record's labels, for the alert that reports the series silent.",
+    )
 
 
 class WorkerState(StrEnum):
@@ -42,6 +84,15 @@ class WorkerState(StrEnum):
     RUNNING = 'RUNNING'
     DRAINING = 'DRAINING'
     STOPPED = 'STOPPED'
+
+
+class HandlerLatency(Record):
+    """A DDSketch of positive values: bucket i counts values v with gamma^(i-1) < v <= gamma^i."""
+
+    relative_accuracy: float
+    zero_count: int = Field(default=0)
+    indices: list[int] = Field(default_factory=list)
+    counts: list[int] = Field(default_factory=list)
 
 
 class AgentHeartbeat(Record):
@@ -69,7 +120,39 @@ class AgentHeartbeat(Record):
                  'type': 'long',
                  'default': 0,
                  'doc': 'Sum of consumer lag over assigned partitions.'},
-                {'name': 'sent_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+                {'name': 'sent_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'retries_total',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Failed handler attempts retried.'},
+                {'name': 'dead_letters_total',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Messages sent to the dead-letter topic.'},
+                {'name': 'paused_partitions',
+                 'type': 'int',
+                 'default': 0,
+                 'doc': 'Assigned partitions paused for backpressure.'},
+                {'name': 'interval_ms',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Milliseconds until the next beat (0: not said).'},
+                {'name': 'latency',
+                 'default': None,
+                 'doc': 'Handler durations (seconds) since the previous beat; null: none finished.',
+                 'type': ['null',
+                          {'type': 'record',
+                           'name': 'HandlerLatency',
+                           'doc': 'A DDSketch of positive values: bucket i counts values v with '
+                                  'gamma^(i-1) < v <= gamma^i.',
+                           'fields': [{'name': 'relative_accuracy', 'type': 'double'},
+                                      {'name': 'zero_count', 'type': 'long', 'default': 0},
+                                      {'name': 'indices',
+                                       'type': {'type': 'array', 'items': 'int'},
+                                       'default': []},
+                                      {'name': 'counts',
+                                       'type': {'type': 'array', 'items': 'long'},
+                                       'default': []}]}]}]}
 
     agent: str = Field(description='Agent name (its consumer group).')
     worker_id: str = Field(description='Unique id of the worker process.')
@@ -82,6 +165,201 @@ class AgentHeartbeat(Record):
     errors_total: int = Field(default=0)
     lag: int = Field(default=0, description='Sum of consumer lag over assigned partitions.')
     sent_at: datetime
+    retries_total: int = Field(default=0, description='Failed handler attempts retried.')
+    dead_letters_total: int = Field(
+        default=0,
+        description='Messages sent to the dead-letter topic.',
+    )
+    paused_partitions: int = Field(
+        default=0,
+        description='Assigned partitions paused for backpressure.',
+    )
+    interval_ms: int = Field(
+        default=0,
+        description='Milliseconds until the next beat (0: not said).',
+    )
+    latency: HandlerLatency | None = Field(
+        default=None,
+        description='Handler durations (seconds) since the previous beat; null: none finished.',
+    )
+
+
+class WorkerStatus(Record):
+    """One worker of an agent, from its last heartbeat and the one before."""
+
+    worker_id: str
+    host: str
+    pid: int
+    state: str = Field(description='STARTING, RUNNING, DRAINING or STOPPED.')
+    partitions: int = Field(default=0)
+    paused_partitions: int = Field(default=0)
+    in_flight: int = Field(default=0)
+    lag: int = Field(default=0)
+    lag_rising: int = Field(
+        default=0,
+        description='Its beats in a row whose lag grew (a flat one keeps the count).',
+    )
+    processed_total: int = Field(default=0)
+    errors_total: int = Field(default=0)
+    retries_total: int = Field(default=0)
+    dead_letters_total: int = Field(default=0)
+    throughput: float = Field(default=0.0, description='Messages/s between its last two beats.')
+    error_rate: float = Field(
+        default=0.0,
+        description='Failed attempts/s between its last two beats.',
+    )
+    dead_letter_rate: float = Field(
+        default=0.0,
+        description='Dead letters/s between its last two beats.',
+    )
+    last_seen: datetime = Field(description='When it sent its last beat.')
+
+
+class AgentStatus(Record):
+    """One agent (consumer group) as its workers' heartbeats show it (compacted: latest per agent)."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'AgentStatus',
+     'namespace': 'streams.orchestration',
+     'doc': "One agent (consumer group) as its workers' heartbeats show it (compacted: latest per "
+            'agent).',
+     'fields': [{'name': 'agent',
+                 'type': 'string',
+                 'doc': "The agent's consumer group, as its heartbeats name it."},
+                {'name': 'workers',
+                 'default': [],
+                 'doc': 'Every worker heard from and not yet forgotten.',
+                 'type': {'type': 'array',
+                          'items': {'type': 'record',
+                                    'name': 'WorkerStatus',
+                                    'doc': 'One worker of an agent, from its last heartbeat and '
+                                           'the one before.',
+                                    'fields': [{'name': 'worker_id', 'type': 'string'},
+                                               {'name': 'host', 'type': 'string'},
+                                               {'name': 'pid', 'type': 'int'},
+                                               {'name': 'state',
+                                                'type': 'string',
+                                                'doc': 'STARTING, RUNNING, DRAINING or STOPPED.'},
+                                               {'name': 'partitions', 'type': 'int', 'default': 0},
+                                               {'name': 'paused_partitions',
+                                                'type': 'int',
+                                                'default': 0},
+                                               {'name': 'in_flight', 'type': 'int', 'default': 0},
+                                               {'name': 'lag', 'type': 'long', 'default': 0},
+                                               {'name': 'lag_rising',
+                                                'type': 'int',
+                                                'default': 0,
+                                                'doc': 'Its beats in a row whose lag grew (a flat '
+                                                       'one keeps the count).'},
+                                               {'name': 'processed_total',
+                                                'type': 'long',
+                                                'default': 0},
+                                               {'name': 'errors_total',
+                                                'type': 'long',
+                                                'default': 0},
+                                               {'name': 'retries_total',
+                                                'type': 'long',
+                                                'default': 0},
+                                               {'name': 'dead_letters_total',
+                                                'type': 'long',
+                                                'default': 0},
+                                               {'name': 'throughput',
+                                                'type': 'double',
+                                                'default': 0.0,
+                                                'doc': 'Messages/s between its last two beats.'},
+                                               {'name': 'error_rate',
+                                                'type': 'double',
+                                                'default': 0.0,
+                                                'doc': 'Failed attempts/s between its last two '
+                                                       'beats.'},
+                                               {'name': 'dead_letter_rate',
+                                                'type': 'double',
+                                                'default': 0.0,
+                                                'doc': 'Dead letters/s between its last two '
+                                                       'beats.'},
+                                               {'name': 'last_seen',
+                                                'type': {'type': 'long',
+                                                         'logicalType': 'timestamp-millis'},
+                                                'doc': 'When it sent its last beat.'}]}}},
+                {'name': 'instances',
+                 'type': 'int',
+                 'default': 0,
+                 'doc': 'Workers alive at the last update: not STOPPED, heard from within '
+                        'down_after_ms.'},
+                {'name': 'throughput',
+                 'type': 'double',
+                 'default': 0.0,
+                 'doc': 'Messages/s, summed over the live workers.'},
+                {'name': 'latency_p50_ms',
+                 'type': ['null', 'double'],
+                 'default': None,
+                 'doc': "Handler latency over the live workers' last beat intervals."},
+                {'name': 'latency_p99_ms', 'type': ['null', 'double'], 'default': None},
+                {'name': 'processed_total',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Totals over the workers known (each counts from its start).'},
+                {'name': 'errors_total', 'type': 'long', 'default': 0},
+                {'name': 'retries_total', 'type': 'long', 'default': 0},
+                {'name': 'dead_letters_total', 'type': 'long', 'default': 0},
+                {'name': 'error_rate',
+                 'type': 'double',
+                 'default': 0.0,
+                 'doc': 'Failed attempts/s, summed over the live workers.'},
+                {'name': 'dead_letter_rate', 'type': 'double', 'default': 0.0},
+                {'name': 'lag',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Consumer lag summed over the live workers.'},
+                {'name': 'lag_rising',
+                 'type': 'int',
+                 'default': 0,
+                 'doc': "The most beats in a row any live worker's lag grew."},
+                {'name': 'paused_partitions', 'type': 'int', 'default': 0},
+                {'name': 'in_flight', 'type': 'int', 'default': 0},
+                {'name': 'last_seen',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'},
+                 'doc': "The latest beat's time."},
+                {'name': 'down_after_ms',
+                 'type': 'long',
+                 'doc': 'Silence after which the watch calls the agent down.'}]}
+
+    agent: str = Field(description="The agent's consumer group, as its heartbeats name it.")
+    workers: list[WorkerStatus] = Field(
+        default_factory=list,
+        description='Every worker heard from and not yet forgotten.',
+    )
+    instances: int = Field(
+        default=0,
+        description='Workers alive at the last update: not STOPPED, heard from within down_after_ms.',
+    )
+    throughput: float = Field(default=0.0, description='Messages/s, summed over the live workers.')
+    latency_p50_ms: float | None = Field(
+        default=None,
+        description="Handler latency over the live workers' last beat intervals.",
+    )
+    latency_p99_ms: float | None = Field(default=None)
+    processed_total: int = Field(
+        default=0,
+        description='Totals over the workers known (each counts from its start).',
+    )
+    errors_total: int = Field(default=0)
+    retries_total: int = Field(default=0)
+    dead_letters_total: int = Field(default=0)
+    error_rate: float = Field(
+        default=0.0,
+        description='Failed attempts/s, summed over the live workers.',
+    )
+    dead_letter_rate: float = Field(default=0.0)
+    lag: int = Field(default=0, description='Consumer lag summed over the live workers.')
+    lag_rising: int = Field(
+        default=0,
+        description="The most beats in a row any live worker's lag grew.",
+    )
+    paused_partitions: int = Field(default=0)
+    in_flight: int = Field(default=0)
+    last_seen: datetime = Field(description="The latest beat's time.")
+    down_after_ms: int = Field(description='Silence after which the watch calls the agent down.')
 
 
 class Severity(StrEnum):
@@ -90,14 +368,22 @@ class Severity(StrEnum):
     CRITICAL = 'CRITICAL'
 
 
+class AlertStatus(StrEnum):
+    OPEN = 'OPEN'
+    RESOLVED = 'RESOLVED'
+
+
 class Alert(Record):
-    """Raised by a monitoring agent when a rule fires."""
+    """Raised by a monitoring agent when a rule fires; sent again, RESOLVED, when its condition clears."""
 
     __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
      'name': 'Alert',
      'namespace': 'streams.orchestration',
-     'doc': 'Raised by a monitoring agent when a rule fires.',
-     'fields': [{'name': 'alert_id', 'type': 'string'},
+     'doc': 'Raised by a monitoring agent when a rule fires; sent again, RESOLVED, when its '
+            'condition clears.',
+     'fields': [{'name': 'alert_id',
+                 'type': 'string',
+                 'doc': "The same in an alert's OPEN and RESOLVED events."},
                 {'name': 'rule', 'type': 'string', 'doc': 'Name of the rule that fired.'},
                 {'name': 'severity',
                  'type': {'type': 'enum',
@@ -109,15 +395,65 @@ class Alert(Record):
                  'default': None,
                  'doc': 'The observed value that fired it.'},
                 {'name': 'labels', 'type': {'type': 'map', 'values': 'string'}, 'default': {}},
-                {'name': 'fired_at', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+                {'name': 'fired_at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'},
+                 'doc': 'When the condition was observed to start (OPEN) or to clear (RESOLVED).'},
+                {'name': 'status',
+                 'type': {'type': 'enum', 'name': 'AlertStatus', 'symbols': ['OPEN', 'RESOLVED']},
+                 'default': 'OPEN'}]}
 
-    alert_id: str
+    alert_id: str = Field(description="The same in an alert's OPEN and RESOLVED events.")
     rule: str = Field(description='Name of the rule that fired.')
     severity: Severity
     message: str
     value: float | None = Field(default=None, description='The observed value that fired it.')
     labels: dict[str, str] = Field(default_factory=dict)
-    fired_at: datetime
+    fired_at: datetime = Field(
+        description='When the condition was observed to start (OPEN) or to clear (RESOLVED).',
+    )
+    status: AlertStatus = Field(default=AlertStatus.OPEN)
+
+
+class AlertState(Record):
+    """What an alert rule knows of one series: its open alert, and when the last one resolved."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'AlertState',
+     'namespace': 'streams.monitoring',
+     'doc': 'What an alert rule knows of one series: its open alert, and when the last one '
+            'resolved.',
+     'fields': [{'name': 'open', 'type': 'boolean', 'default': False},
+                {'name': 'alert_id',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'The open (or last) alert.'},
+                {'name': 'message',
+                 'type': 'string',
+                 'default': '',
+                 'doc': "The open alert's message."},
+                {'name': 'labels', 'type': {'type': 'map', 'values': 'string'}, 'default': {}},
+                {'name': 'opened_ms', 'type': ['null', 'long'], 'default': None},
+                {'name': 'resolved_ms', 'type': ['null', 'long'], 'default': None},
+                {'name': 'seen_ms',
+                 'type': ['null', 'long'],
+                 'default': None,
+                 'doc': 'The latest last_seen any detection reported (absence rules).'},
+                {'name': 'suppressed',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'Firings dropped by the cool-down.'}]}
+
+    open: bool = Field(default=False)
+    alert_id: str | None = Field(default=None, description='The open (or last) alert.')
+    message: str = Field(default='', description="The open alert's message.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    opened_ms: int | None = Field(default=None)
+    resolved_ms: int | None = Field(default=None)
+    seen_ms: int | None = Field(
+        default=None,
+        description='The latest last_seen any detection reported (absence rules).',
+    )
+    suppressed: int = Field(default=0, description='Firings dropped by the cool-down.')
 
 
 class CachedResult(Record):
@@ -142,6 +478,73 @@ class CachedResult(Record):
     expires_at: datetime
 
 
+class Detection(Record):
+    """A detector's verdict on one series (the record key) for one rule: firing, or cleared."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'Detection',
+     'namespace': 'streams.monitoring',
+     'doc': "A detector's verdict on one series (the record key) for one rule: firing, or cleared.",
+     'fields': [{'name': 'rule', 'type': 'string'},
+                {'name': 'firing', 'type': 'boolean'},
+                {'name': 'value',
+                 'type': ['null', 'double'],
+                 'default': None,
+                 'doc': 'What was observed.'},
+                {'name': 'message', 'type': 'string'},
+                {'name': 'labels', 'type': {'type': 'map', 'values': 'string'}, 'default': {}},
+                {'name': 'at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'},
+                 'doc': 'When it was observed.'},
+                {'name': 'last_seen',
+                 'type': ['null', 'long'],
+                 'default': None,
+                 'doc': 'Absence rules: epoch ms of the last record of the series when judged.'}]}
+
+    rule: str
+    firing: bool
+    value: float | None = Field(default=None, description='What was observed.')
+    message: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    at: datetime = Field(description='When it was observed.')
+    last_seen: int | None = Field(
+        default=None,
+        description='Absence rules: epoch ms of the last record of the series when judged.',
+    )
+
+
+class EwmaState(Record):
+    """An exponentially weighted mean and variance of one series, for z-scores."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'EwmaState',
+     'namespace': 'streams.monitoring',
+     'doc': 'An exponentially weighted mean and variance of one series, for z-scores.',
+     'fields': [{'name': 'firing', 'type': 'boolean', 'default': False},
+                {'name': 'count', 'type': 'long', 'default': 0},
+                {'name': 'mean', 'type': 'double', 'default': 0.0},
+                {'name': 'variance', 'type': 'double', 'default': 0.0}]}
+
+    firing: bool = Field(default=False)
+    count: int = Field(default=0)
+    mean: float = Field(default=0.0)
+    variance: float = Field(default=0.0)
+
+
+class MadState(Record):
+    """The recent values of one series, oldest first, for its median absolute deviation."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'MadState',
+     'namespace': 'streams.monitoring',
+     'doc': 'The recent values of one series, oldest first, for its median absolute deviation.',
+     'fields': [{'name': 'firing', 'type': 'boolean', 'default': False},
+                {'name': 'recent', 'type': {'type': 'array', 'items': 'double'}, 'default': []}]}
+
+    firing: bool = Field(default=False)
+    recent: list[float] = Field(default_factory=list)
+
+
 class MetricSample(Record):
     """One observation of a named metric, the input of monitoring pipelines."""
 
@@ -159,6 +562,22 @@ class MetricSample(Record):
     value: float
     labels: dict[str, str] = Field(default_factory=dict)
     observed_at: datetime
+
+
+class RateState(Record):
+    """The previous value of one series and its time, for its rate of change."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'RateState',
+     'namespace': 'streams.monitoring',
+     'doc': 'The previous value of one series and its time, for its rate of change.',
+     'fields': [{'name': 'firing', 'type': 'boolean', 'default': False},
+                {'name': 'last_value', 'type': ['null', 'double'], 'default': None},
+                {'name': 'last_ms', 'type': ['null', 'long'], 'default': None}]}
+
+    firing: bool = Field(default=False)
+    last_value: float | None = Field(default=None)
+    last_ms: int | None = Field(default=None)
 
 
 class TaskStatus(StrEnum):
@@ -251,6 +670,34 @@ class TaskRequested(Record):
     )
 
 
+class ThresholdState(Record):
+    """A static threshold's state for one series: whether its last value was out of bounds."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'ThresholdState',
+     'namespace': 'streams.monitoring',
+     'doc': "A static threshold's state for one series: whether its last value was out of bounds.",
+     'fields': [{'name': 'firing', 'type': 'boolean', 'default': False}]}
+
+    firing: bool = Field(default=False)
+
+
+class SketchBins(Record):
+    """Bucket i holds values v with gamma^(i-1) < |v| <= gamma^i; indices ascending."""
+
+    indices: list[int] = Field(default_factory=list)
+    counts: list[int] = Field(default_factory=list)
+
+
+class QuantileSketch(Record):
+    """Mergeable DDSketch: value counts in log buckets, quantiles within relative_accuracy."""
+
+    relative_accuracy: float
+    zero_count: int = Field(default=0, description='Values too close to 0 for a bucket.')
+    positive: SketchBins
+    negative: SketchBins = Field(description='Buckets of the negative values, by |v|.')
+
+
 class WindowSummary(Record):
     """The aggregate of one key's numeric observations in one event-time window."""
 
@@ -264,7 +711,36 @@ class WindowSummary(Record):
                 {'name': 'count', 'type': 'long'},
                 {'name': 'sum', 'type': 'double', 'default': 0.0},
                 {'name': 'min', 'type': ['null', 'double'], 'default': None},
-                {'name': 'max', 'type': ['null', 'double'], 'default': None}]}
+                {'name': 'max', 'type': ['null', 'double'], 'default': None},
+                {'name': 'sketch',
+                 'default': None,
+                 'doc': "The values' distribution, for quantiles (streams.monitoring).",
+                 'type': ['null',
+                          {'type': 'record',
+                           'name': 'QuantileSketch',
+                           'doc': 'Mergeable DDSketch: value counts in log buckets, quantiles '
+                                  'within relative_accuracy.',
+                           'fields': [{'name': 'relative_accuracy', 'type': 'double'},
+                                      {'name': 'zero_count',
+                                       'type': 'long',
+                                       'default': 0,
+                                       'doc': 'Values too close to 0 for a bucket.'},
+                                      {'name': 'positive',
+                                       'type': {'type': 'record',
+                                                'name': 'SketchBins',
+                                                'doc': 'Bucket i holds values v with gamma^(i-1) < '
+                                                       '|v| <= gamma^i; indices ascending.',
+                                                'fields': [{'name': 'indices',
+                                                            'type': {'type': 'array',
+                                                                     'items': 'int'},
+                                                            'default': []},
+                                                           {'name': 'counts',
+                                                            'type': {'type': 'array',
+                                                                     'items': 'long'},
+                                                            'default': []}]}},
+                                      {'name': 'negative',
+                                       'type': 'SketchBins',
+                                       'doc': 'Buckets of the negative values, by |v|.'}]}]}]}
 
     key: str = Field(description='The key the window belongs to.')
     start: datetime
@@ -273,6 +749,38 @@ class WindowSummary(Record):
     sum: float = Field(default=0.0)
     min: float | None = Field(default=None)
     max: float | None = Field(default=None)
+    sketch: QuantileSketch | None = Field(
+        default=None,
+        description="The values' distribution, for quantiles (streams.monitoring).",
+    )
+
+
+class WorkflowCounts(Record):
+    """Runs of a workflow by state in one partition of its event topic (compacted: latest per partition)."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'WorkflowCounts',
+     'namespace': 'streams.orchestration',
+     'doc': 'Runs of a workflow by state in one partition of its event topic (compacted: latest '
+            'per partition).',
+     'fields': [{'name': 'agent',
+                 'type': 'string',
+                 'doc': "The workflow engine's consumer group (its heartbeats' agent)."},
+                {'name': 'partition', 'type': 'int'},
+                {'name': 'running', 'type': 'long', 'default': 0},
+                {'name': 'completed', 'type': 'long', 'default': 0},
+                {'name': 'failed', 'type': 'long', 'default': 0},
+                {'name': 'cancelled', 'type': 'long', 'default': 0},
+                {'name': 'updated_at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+
+    agent: str = Field(description="The workflow engine's consumer group (its heartbeats' agent).")
+    partition: int
+    running: int = Field(default=0)
+    completed: int = Field(default=0)
+    failed: int = Field(default=0)
+    cancelled: int = Field(default=0)
+    updated_at: datetime
 
 
 class WorkflowEventKind(StrEnum):
@@ -667,3 +1175,17 @@ class WorkflowJournal(Record):
         default_factory=list,
         description='Signals that came before the code asked for them, oldest first.',
     )
+
+
+class WorkflowRun(Record):
+    """The agent watch's note of one workflow run: the state its events last moved it to."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'WorkflowRun',
+     'namespace': 'streams.orchestration',
+     'doc': "The agent watch's note of one workflow run: the state its events last moved it to.",
+     'fields': [{'name': 'status',
+                 'type': 'string',
+                 'doc': 'RUNNING, COMPLETED, FAILED or CANCELLED.'}]}
+
+    status: str = Field(description='RUNNING, COMPLETED, FAILED or CANCELLED.')

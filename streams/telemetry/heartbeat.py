@@ -2,6 +2,10 @@
 process, published to the telemetry topic, so anyone can see which workers are alive, what they own
 and how far behind they are, from Kafka alone.
 
+Each beat also carries the worker's totals (processed, retried, dead-lettered), its paused partitions,
+the interval to the next beat and a sketch of its handler durations since the previous beat
+(:mod:`streams.telemetry.latency`), which is what the agent watch (``agents/watch.py``) aggregates.
+
 Beats go out STARTING until a worker's consumer has joined its group, RUNNING from then on, DRAINING
 as soon as shutdown begins and, last, STOPPED for every worker once it has finished. Failing to
 publish a beat is logged and never stops an agent. Owns its own producer; keyed by the agent's
@@ -15,14 +19,16 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from streams.config import Settings
 from streams.errors import StreamsError
-from streams.events import AgentHeartbeat, WorkerState
+from streams.events import AgentHeartbeat, HandlerLatency, WorkerState
 from streams.serde.codec import AvroEncoder
 from streams.serde.registry import SchemaRegistry, subject_for
+from streams.telemetry.latency import LatencyMiddleware
 from streams.telemetry.probe import WorkerProbe, WorkerSnapshot
 from streams.topics import Topic
 from streams.transport import clients
@@ -38,8 +44,15 @@ def heartbeat_topic(name: str) -> Topic[AgentHeartbeat]:
     return Topic(name, value=AgentHeartbeat, partitions=3, retention_ms=24 * 3600 * 1000)
 
 
-def heartbeat_of(snapshot: WorkerSnapshot, state: WorkerState | None = None) -> AgentHeartbeat:
-    """The heartbeat event describing ``snapshot`` (``state`` overrides the snapshot's)."""
+def heartbeat_of(
+    snapshot: WorkerSnapshot,
+    state: WorkerState | None = None,
+    *,
+    interval: float = 0.0,
+    latency: HandlerLatency | None = None,
+) -> AgentHeartbeat:
+    """The heartbeat event describing ``snapshot`` (``state`` overrides the snapshot's); ``interval``
+    is the seconds until the next beat, ``latency`` the handler durations since the previous one."""
     now = datetime.now(UTC)
     return AgentHeartbeat(
         agent=snapshot.group_id,
@@ -52,13 +65,21 @@ def heartbeat_of(snapshot: WorkerSnapshot, state: WorkerState | None = None) -> 
         processed_total=snapshot.stats.processed,
         errors_total=snapshot.errors,
         lag=snapshot.total_lag,
+        retries_total=snapshot.stats.retries,
+        dead_letters_total=snapshot.stats.dead_lettered,
+        paused_partitions=len(snapshot.assigned) if snapshot.paused else 0,
+        interval_ms=round(interval * 1000),
+        latency=latency,
         # The schema keeps milliseconds: the event equals itself after a round trip through Kafka.
         sent_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
     )
 
 
 class HeartbeatPublisher:
-    """Publishes the heartbeats of the workers ``probe`` sees; run :meth:`run` on their loop."""
+    """Publishes the heartbeats of the workers ``probe`` sees; run :meth:`run` on their loop.
+
+    ``latency`` holds each agent's latency middleware, by agent name (agents without one report none).
+    """
 
     def __init__(
         self,
@@ -67,10 +88,12 @@ class HeartbeatPublisher:
         topic: Topic[AgentHeartbeat],
         interval: float,
         probe: WorkerProbe,
+        latency: Mapping[str, LatencyMiddleware] | None = None,
     ) -> None:
         self.topic = topic
         self.interval = interval
         self._probe = probe
+        self._latency = dict(latency or {})
         self._settings = settings
         self._encoder = AvroEncoder(registry, subject_for(topic.name), AgentHeartbeat.avro_schema())
         self._producer: AsyncProducer | None = None
@@ -102,7 +125,13 @@ class HeartbeatPublisher:
         deliveries: list[asyncio.Future[Any]] = []
         self.rounds += 1
         for snapshot in self._probe.snapshots_now():
-            heartbeat = heartbeat_of(snapshot, state)
+            timer = self._latency.get(snapshot.agent)
+            heartbeat = heartbeat_of(
+                snapshot,
+                state,
+                interval=self.interval,
+                latency=None if timer is None else timer.take(),
+            )
             try:
                 delivery = await self._producer.send(
                     self.topic.name, self._encoder(heartbeat), snapshot.group_id.encode()

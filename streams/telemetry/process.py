@@ -28,6 +28,7 @@ from streams.telemetry.config import TelemetryConfig
 from streams.telemetry.export import configure_tracing, reserve_span_queue, tracing_active
 from streams.telemetry.health import Readiness, readiness
 from streams.telemetry.heartbeat import HeartbeatPublisher, heartbeat_topic
+from streams.telemetry.latency import LatencyMiddleware
 from streams.telemetry.metrics import CacheCollector, MetricsMiddleware, SpanCollector, WorkerCollector
 from streams.telemetry.probe import ProbeUnavailable, WorkerProbe
 from streams.telemetry.server import TelemetryServer
@@ -52,6 +53,7 @@ class ProcessTelemetry:
         self.heartbeats: HeartbeatPublisher | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._watermarks: dict[str, Watermarks] = {}
+        self._latency: dict[str, LatencyMiddleware] = {}
         self._probe: WorkerProbe | None = None
         self._stop: asyncio.Event | None = None
         self._span_reservation = 0
@@ -59,7 +61,7 @@ class ProcessTelemetry:
 
     def middleware_for(self, agent: Agent[Any], app_middleware: Sequence[Middleware]) -> list[Middleware]:
         """The middleware of ``agent``'s worker: tracing outermost (every other layer runs inside the
-        message's span), then the app's own, then metrics innermost.
+        message's span), then the app's own, then metrics and the heartbeats' latency innermost.
 
         Tracing is set up here, once per process, as ``OTEL_*`` says (a ConfigError when it cannot
         work, before anything starts). Spans only when something records them; otherwise Context
@@ -71,6 +73,8 @@ class ProcessTelemetry:
             if tracing_active():
                 outer.append(TracingMiddleware(agent.name, agent.group_id))
         inner: list[Middleware] = [self.metrics] if self.metrics is not None else []
+        if self.config.heartbeats_enabled:
+            inner.append(self._latency.setdefault(agent.name, LatencyMiddleware()))
         return [*outer, *app_middleware, *inner]
 
     @property
@@ -137,6 +141,7 @@ class ProcessTelemetry:
             heartbeat_topic(self.config.heartbeat_topic),
             self.config.heartbeat_interval,
             self.probe,
+            self._latency,
         )
         publisher.prepare()
         self.heartbeats = publisher

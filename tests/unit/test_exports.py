@@ -3,9 +3,22 @@ import inspect
 import pytest
 
 import streams
+import streams.monitoring
 import streams.testing
 
 pytestmark = pytest.mark.unit
+
+SUBMODULES = {
+    "absence",
+    "aggregate",
+    "detectors",
+    "fleet",
+    "monitor",
+    "rules",
+    "settings",
+    "watch",
+    "workflow_counts",
+}
 
 
 EXPECTED = [
@@ -59,6 +72,29 @@ def test_the_public_surface_is_exactly_what_users_need() -> None:
     """Adding or removing a public name is a decision: change this list on purpose."""
     assert streams.__all__ == EXPECTED
     assert streams.testing.__all__ == ["DeadLetter", "FakeClock", "Sent", "TestApp"]
+    assert streams.monitoring.__all__ == [
+        "MAD",
+        "Absence",
+        "AgentWatch",
+        "Bounds",
+        "Detector",
+        "Monitor",
+        "RateOfChange",
+        "Rule",
+        "Sketch",
+        "Summarize",
+        "Threshold",
+        "Verdict",
+        "WatchSettings",
+        "ZScore",
+        "combine",
+        "mean",
+        "quantile",
+        "rate",
+        "sum_rate",
+    ]
+    monitoring_public = {n for n in vars(streams.monitoring) if not n.startswith("_")}
+    assert monitoring_public - SUBMODULES == set(streams.monitoring.__all__)
 
 
 def test_all_is_sorted_and_unique() -> None:

@@ -6,8 +6,9 @@ import asyncio
 import json
 import os
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -15,8 +16,10 @@ from streams import App, Settings
 from streams.events import AgentHeartbeat, TaskRequested, WorkerState
 from streams.serde.codec import AvroDecoder, AvroEncoder
 from streams.serde.registry import InMemoryRegistry
+from streams.sketch import Sketch
 from streams.telemetry.config import TelemetryConfig
 from streams.telemetry.heartbeat import heartbeat_of, heartbeat_topic
+from streams.telemetry.latency import LatencyMiddleware, latency_record, latency_sketch
 from streams.telemetry.probe import ProbeUnavailable, WorkerProbe, WorkerSnapshot
 from streams.telemetry.watermarks import Watermarks
 from streams.worker.agent_worker import AgentWorker, WorkerStats
@@ -125,13 +128,43 @@ def test_a_heartbeat_describes_its_snapshot_and_round_trips_through_avro() -> No
     assert beat.assigned_partitions == [0, 3]
     assert (beat.in_flight, beat.processed_total, beat.errors_total, beat.lag) == (4, 25, 5, 15)
     assert abs((datetime.now(UTC) - beat.sent_at).total_seconds()) < 5
+    assert (beat.retries_total, beat.dead_letters_total, beat.paused_partitions) == (3, 2, 0)
+    assert (beat.interval_ms, beat.latency) == (0, None)
     assert heartbeat_of(snapshot, WorkerState.STOPPED).state == WorkerState.STOPPED
+    paused = heartbeat_of(
+        replace(snapshot, paused=True), interval=2.5, latency=latency_record(Sketch(0.01).add(0.25))
+    )
+    assert (paused.paused_partitions, paused.interval_ms) == (2, 2500)
+    assert paused.latency is not None and latency_sketch(paused.latency).quantile(0.5) == pytest.approx(
+        0.25, rel=0.01
+    )
+    beat = paused
 
     registry = InMemoryRegistry()
     topic = heartbeat_topic("streams.heartbeats")
     payload = AvroEncoder(registry, topic.value_subject, AgentHeartbeat.avro_schema())(beat)
     _, decoded = AvroDecoder(registry, AgentHeartbeat.avro_schema()).decode(payload)
     assert AgentHeartbeat.from_avro(decoded) == beat
+
+
+async def test_the_latency_middleware_sketches_each_interval_failed_calls_included() -> None:
+    timer = LatencyMiddleware()
+    ctx = cast(Any, None)  # the middleware never looks at the context
+
+    async def slow() -> None:
+        await asyncio.sleep(0.05)
+
+    async def fails() -> None:
+        raise ValueError("no")
+
+    assert timer.take() is None  # nothing finished: the beat says so
+    await timer.handle(ctx, slow)
+    with pytest.raises(ValueError):
+        await timer.handle(ctx, fails)
+    taken = timer.take()
+    assert taken is not None and latency_sketch(taken).count == 2
+    assert 0.049 <= (latency_sketch(taken).quantile(1.0) or 0) < 1.0
+    assert timer.take() is None  # each beat carries its own interval only
 
 
 def test_telemetry_settings_come_from_streams_variables(monkeypatch: pytest.MonkeyPatch) -> None:

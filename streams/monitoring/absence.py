@@ -1,0 +1,150 @@
+"""Absence of data: a series that has sent nothing for ``after`` seconds ("no heartbeat for 30 s").
+
+No record can reveal its own absence, so two parts work together on the table ``absence`` (one
+:class:`~streams.events.AbsenceState` per rule and series):
+
+- the detector agent's handler notes each record's arrival (its Kafka timestamp) and, when a judge
+  may have reported the series silent since its last report, reports it present again (a clearing
+  :class:`~streams.events.Detection`), at most once per ``after`` seconds of its records;
+- the agent's ticker (:class:`AbsenceTicker`), every fraction of a second on the worker's clock,
+  reports each series whose last record is older than ``after`` (a firing detection carrying that
+  record's time as ``last_seen``), again every ``after`` seconds while it stays silent.
+
+A ticker cannot write tables and sends outside the handler's transactions, so its reports must be
+safe to repeat and to race with the handler: the alert rule ignores a firing whose ``last_seen`` is
+older than a clear it has already seen, and keeps one alert open however many firings come. After
+an assignment (a restart, a rebalance) a partition is watched for ``after`` seconds before any of
+its series is judged, so a worker catching up on a backlog does not report live series as silent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from streams.context import TableOpener, TickSend
+from streams.errors import ConfigError
+from streams.events import AbsenceState, Detection
+from streams.tables import Table
+from streams.timestamps import iso
+from streams.topics import Topic
+from streams.windows.spec import Duration
+
+TABLE = Table(name="absence", value=AbsenceState, key=str)
+_WATCH = "streams.monitoring.absence"
+
+
+def _millis(moment: int) -> datetime:
+    return datetime.fromtimestamp(moment / 1000, UTC)
+
+
+@dataclass(frozen=True)
+class Absence:
+    """Fires when a series has sent no record for ``after`` seconds (a number or a timedelta), judged
+    on the worker's clock against the records' Kafka timestamps; clears with its next record."""
+
+    after: Duration
+    after_ms: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        seconds = self.after if isinstance(self.after, int | float) else None
+        if seconds is None and hasattr(self.after, "total_seconds"):
+            seconds = self.after.total_seconds()
+        if isinstance(self.after, bool) or seconds is None or seconds <= 0:
+            raise ConfigError(f"Absence after must be a positive number of seconds, not {self.after!r}")
+        object.__setattr__(self, "after_ms", round(seconds * 1000))
+
+    def arrived(
+        self, rule: str, state: AbsenceState | None, at_ms: int, labels: Mapping[str, str]
+    ) -> tuple[AbsenceState, Detection | None]:
+        """A record of the series arrived at ``at_ms``: its new state, and the clearing detection to
+        send if a judge may have called it silent since its presence was last reported."""
+        if state is None:
+            return AbsenceState(last_seen_ms=at_ms, reported_ms=at_ms, labels=dict(labels)), None
+        last_seen = max(state.last_seen_ms, at_ms)
+        if at_ms - state.reported_ms < self.after_ms:
+            return AbsenceState(
+                last_seen_ms=last_seen, reported_ms=state.reported_ms, labels=dict(labels)
+            ), None
+        silent_for = max(0, at_ms - state.last_seen_ms) / 1000
+        present = Detection(
+            rule=rule,
+            firing=False,
+            value=silent_for,
+            message=f"records again (the previous one came {silent_for:.1f} s before)",
+            labels=dict(labels),
+            at=_millis(at_ms),
+            last_seen=last_seen,
+        )
+        return AbsenceState(last_seen_ms=last_seen, reported_ms=at_ms, labels=dict(labels)), present
+
+    def judge(self, rule: str, state: AbsenceState, now_ms: int) -> Detection | None:
+        """A firing detection if the series has been silent for more than ``after`` at ``now_ms``."""
+        silent_ms = now_ms - state.last_seen_ms
+        if silent_ms <= self.after_ms:
+            return None
+        return Detection(
+            rule=rule,
+            firing=True,
+            value=silent_ms / 1000,
+            message=f"no record for {silent_ms / 1000:.1f} s (the last came at {iso(state.last_seen_ms)})",
+            labels=dict(state.labels),
+            at=_millis(now_ms),
+            last_seen=state.last_seen_ms,
+        )
+
+
+def table_key(rule: str, key: str) -> str:
+    """Rule names cannot hold ':', so the first one splits a table key again."""
+    return f"{rule}:{key}"
+
+
+def split_key(stored: str | bytes) -> tuple[str, str]:
+    text = stored.decode() if isinstance(stored, bytes) else stored
+    rule, _, key = text.partition(":")
+    return rule, key
+
+
+@dataclass
+class _Watch:
+    """What the ticker knows of one owned partition: since when, and what it last reported."""
+
+    since_ms: int
+    reported: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (last_seen, sent at)
+
+
+class AbsenceTicker:
+    """The detector agent's ticker: reports silent series (see the module docstring)."""
+
+    def __init__(self, rules: Mapping[str, Absence], detections: Topic[Detection]) -> None:
+        self._rules = dict(rules)
+        self._detections = detections
+        shortest = min(rule.after_ms for rule in self._rules.values()) / 1000
+        self.interval = min(1.0, max(0.05, shortest / 5))
+
+    async def tick(self, now_ms: int, partitions: list[int], open_table: TableOpener, send: TickSend) -> None:
+        for partition in partitions:
+            view = open_table(TABLE, partition)
+            cache = view.cache()
+            watch = cache.get(_WATCH)
+            if not isinstance(watch, _Watch):
+                watch = cache[_WATCH] = _Watch(since_ms=now_ms)
+            for stored, state in list(view.scan()):
+                rule_name, key = split_key(stored)
+                rule = self._rules.get(rule_name)
+                if rule is None or now_ms - watch.since_ms < rule.after_ms:
+                    continue  # a rule no longer declared, or a partition not watched for long enough
+                name = table_key(rule_name, key)
+                found = rule.judge(rule_name, state, now_ms)
+                if found is None:
+                    watch.reported.pop(name, None)
+                    continue
+                last = watch.reported.get(name)
+                if last is not None and last[0] == state.last_seen_ms and now_ms - last[1] < rule.after_ms:
+                    continue  # reported already; again only after another ``after``
+                await send(self._detections, found, key)
+                watch.reported[name] = (state.last_seen_ms, now_ms)
+
+
+__all__ = ["Absence", "AbsenceTicker"]
