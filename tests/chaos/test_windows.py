@@ -110,7 +110,7 @@ def test_a_windowed_count_is_exact_and_emitted_once_through_kills_and_rebalances
         at(0.45)
         pipeline.kill_9(third)  # kill 2
         at(0.60)
-        assert pipeline.sigterm(fourth) == 0  # back to 1 worker
+        assert pipeline.sigterm(fourth) == 0, pipeline.logs()  # back to 1 worker
         at(0.75)
         pipeline.kill_9(second)  # kill 3
         pipeline.start_worker()
