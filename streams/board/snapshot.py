@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from streams.events import AgentStatus, Alert, AlertStatus, Severity, WorkerState, WorkflowCounts
+from streams.monitoring.agent_rules import AGENT_DOWN
 from streams.monitoring.fleet import is_live
-from streams.monitoring.watch import AGENT_DOWN
 from streams.timestamps import epoch_millis
 
 Health = Literal["down", "alert", "starting", "ok", "stopped"]

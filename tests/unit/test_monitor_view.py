@@ -172,9 +172,7 @@ def test_an_empty_cluster_says_how_to_start_the_watch() -> None:
 
 def test_the_json_snapshot_holds_every_agent_in_plain_types() -> None:
     data = json.loads(json.dumps(_hundred().to_json()))
-    assert (
-        data["summary"]["agents"] == 100 and len(data["agents"]) == 100
-    )
+    assert data["summary"]["agents"] == 100 and len(data["agents"]) == 100
     first = data["agents"][0]
     assert first["health"] == "down" and first["last_seen"].endswith("+00:00")
     assert {"agent", "instances", "throughput", "latency_p50_ms", "latency_p99_ms", "lag", "error_rate",
