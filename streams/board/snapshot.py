@@ -92,9 +92,14 @@ class Snapshot:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types (times as ISO 8601 strings); the rows are called ``agents``."""
-        found: dict[str, Any] = _jsonable(asdict(self))
-        found["agents"] = found.pop("rows")
-        return found
+        plain: dict[str, Any] = _jsonable(asdict(self))
+        return {
+            "at": plain["at"],
+            "summary": plain["summary"],
+            "agents": plain["rows"],
+            "alerts": plain["alerts"],
+            "undecodable": plain["undecodable"],
+        }
 
 
 def _jsonable(value: Any) -> Any:
