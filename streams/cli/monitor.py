@@ -64,6 +64,8 @@ def monitor(
         raise ConfigError("--json prints one snapshot: use it with --once")
     if not interval > 0 or not timeout > 0:
         raise ConfigError("--interval and --timeout must be positive numbers of seconds")
+    if not once and not console.is_terminal:
+        raise ConfigError("the live view needs a terminal; in scripts use --once (with --json for JSON)")
     watch = WatchSettings()
     topics = BoardTopics(
         status=status_topic or watch.status_topic,

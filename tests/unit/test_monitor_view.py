@@ -197,6 +197,8 @@ def test_bad_options_and_an_unreachable_cluster_are_one_line_errors() -> None:
         result.returncode == 1
         and result.stderr.strip() == "error: --json prints one snapshot: use it with --once"
     )
+    result = _streams("monitor")  # stdout is a pipe here
+    assert result.returncode == 1 and "the live view needs a terminal" in result.stderr
     result = _streams("monitor", "--once", "--interval", "0")
     assert result.returncode == 1 and "must be positive" in result.stderr
     result = _streams("monitor", "--once", KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9", KAFKA_TIMEOUT="2")
