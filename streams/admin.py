@@ -22,7 +22,7 @@ from confluent_kafka.admin import (
 )
 
 from streams.config import Settings
-from streams.errors import TopicError
+from streams.errors import ConfigError, TopicError
 from streams.serde.registry import SchemaRegistry
 from streams.topics import Topic
 from streams.transport import clients
@@ -36,6 +36,17 @@ class TopicReport:
     action: Action
     differences: list[str] = field(default_factory=list)
     schema_id: int | None = None
+
+
+def _distinct(topics: Iterable[Topic[Any]]) -> list[Topic[Any]]:
+    """Each topic once: a runner's own topics (heartbeats) may also be an app's, and a request that
+    names a topic twice is refused by the broker (and crashes some client versions reading the answer)."""
+    found: dict[str, Topic[Any]] = {}
+    for topic in topics:
+        known = found.setdefault(topic.name, topic)
+        if known != topic:
+            raise ConfigError(f"topic {topic.name} is declared twice, differently: {known} and {topic}")
+    return list(found.values())
 
 
 class TopicAdmin:
@@ -55,7 +66,7 @@ class TopicAdmin:
         dry_run: bool = False,
         on_report: Callable[[TopicReport], None] | None = None,
     ) -> list[TopicReport]:
-        topics = list(topics)
+        topics = _distinct(topics)
         metadata = self._metadata()
         default_replication = min(3, max(1, len(metadata.brokers)))
         reports: list[TopicReport] = []

@@ -7,14 +7,15 @@ import sys
 import typer
 from rich.markup import escape
 
-from streams.cli import agents, codegen, dlq, lag, messages, stack, state, topics, trace, workflow
+from streams.cli import agents, codegen, dlq, lag, messages, monitor, stack, state, topics, trace, workflow
 from streams.cli._common import err_console
 from streams.errors import StreamsError
 
 cli = typer.Typer(
     name="streams",
     help="Typed multi-agent pipelines on Apache Kafka: run the local stack, manage topics, "
-    "publish and tail typed events, run agents, read their tables, run and inspect workflows.",
+    "publish and tail typed events, run agents, read their tables, run and inspect workflows, watch "
+    "them live.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -29,6 +30,7 @@ cli.command("codegen")(codegen.codegen)
 cli.command("run")(agents.run)
 cli.command("lag")(lag.lag)
 cli.command("trace")(trace.trace)
+cli.command("monitor")(monitor.monitor)
 
 
 def main(argv: list[str] | None = None) -> int:

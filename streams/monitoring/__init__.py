@@ -17,12 +17,13 @@ partitions; it never reads a clock except through the worker's ticker.
 """
 
 from streams.monitoring.absence import Absence
+from streams.monitoring.agent_rules import Bounds
 from streams.monitoring.aggregate import Summarize, combine, mean, quantile, rate, sum_rate
 from streams.monitoring.detectors import MAD, Detector, RateOfChange, Threshold, Verdict, ZScore
 from streams.monitoring.monitor import Monitor
 from streams.monitoring.rules import Rule
 from streams.monitoring.settings import WatchSettings
-from streams.monitoring.watch import AgentWatch, Bounds
+from streams.monitoring.watch import AgentWatch
 from streams.sketch import Sketch
 
 __all__ = [

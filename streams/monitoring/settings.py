@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
-from streams.monitoring.watch import Bounds
+from streams.monitoring.agent_rules import Bounds
 
 DEFAULT_STATUS_TOPIC = "streams.agent-status"
 DEFAULT_ALERTS_TOPIC = "streams.alerts"

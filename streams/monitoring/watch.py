@@ -8,18 +8,16 @@ and raise alerts about agents with the same rules and :class:`Monitor` users ale
   (:func:`~streams.monitoring.fleet.fold`), kept in its table ``status`` with each worker's latest
   beat in ``beats``, sends it to ``status`` (compacted, keyed by agent) and sends what the rules
   judge as :class:`~streams.events.MetricSample` s to ``<app>.<name>.samples``;
-- a :class:`Monitor` named ``<name>-rules`` on those samples with the rules of :meth:`Bounds.rules`:
-  ``agent-down`` (no beat for ``down_after``), ``lag-growing``, ``error-rate`` and ``dlq-growing``,
-  sending ``OPEN`` / ``RESOLVED`` alerts keyed by agent to ``alerts``;
+- a :class:`Monitor` named ``<name>-rules`` on those samples with the rules of
+  :meth:`~streams.monitoring.agent_rules.Bounds.rules` (``agent-down``, ``lag-growing``,
+  ``error-rate``, ``dlq-growing``), sending ``OPEN`` / ``RESOLVED`` alerts keyed by agent to ``alerts``;
 - for each workflow event topic given, a counter of its runs by state (:mod:`.workflow_counts`)
   sending to ``workflow_status``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, cast
 
 from streams.app import App
@@ -30,15 +28,12 @@ from streams.events import (
     AgentStatus,
     Alert,
     MetricSample,
-    Severity,
     WorkflowCounts,
     WorkflowEvent,
 )
 from streams.monitoring import fleet
-from streams.monitoring.absence import Absence
-from streams.monitoring.detectors import Threshold
+from streams.monitoring.agent_rules import Bounds
 from streams.monitoring.monitor import Monitor
-from streams.monitoring.rules import Rule
 from streams.monitoring.workflow_counts import COUNTS, RUNS, WorkflowCounter, engine_of
 from streams.options import ExactlyOnce
 from streams.tables import Table
@@ -47,81 +42,9 @@ from streams.topics import Topic
 BEATS = Table(name="beats", value=AgentHeartbeat, key=str)
 STATUS = Table(name="status", value=AgentStatus, key=str)
 
-AGENT_DOWN = "agent-down"
-LAG_GROWING = "lag-growing"
-ERROR_RATE = "error-rate"
-DLQ_GROWING = "dlq-growing"
-
 
 def _beat_key(agent: str, worker_id: str) -> str:
     return f"{agent}\n{worker_id}"  # neither a group id nor a worker id holds a newline
-
-
-def _positive(what: str, value: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"{what} must be a positive number, not {value!r}")
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """When the watch calls an agent unwell, in seconds and counts.
-
-    ``down_after``: no heartbeat from any of its workers for this long (give it a few heartbeat
-    intervals); ``forget_after``: a silent worker leaves the status; ``lag_rising_beats``: a worker's
-    lag grew on this many beats in a row; ``max_error_rate``: failed handler attempts per second
-    over the live workers; any dead letter in a worker's last interval is the DLQ growing.
-    """
-
-    down_after: float = 30.0
-    forget_after: float = 3600.0
-    lag_rising_beats: int = 3
-    max_error_rate: float = 1.0
-
-    def __post_init__(self) -> None:
-        _positive("down_after", self.down_after)
-        _positive("forget_after", self.forget_after)
-        _positive("max_error_rate", self.max_error_rate)
-        if isinstance(self.lag_rising_beats, bool) or not isinstance(self.lag_rising_beats, int):
-            raise ConfigError(f"lag_rising_beats must be an integer, not {self.lag_rising_beats!r}")
-        _positive("lag_rising_beats", self.lag_rising_beats)
-        if self.forget_after < self.down_after:
-            raise ConfigError("forget_after must not be shorter than down_after")
-
-    @property
-    def down_after_ms(self) -> int:
-        return round(self.down_after * 1000)
-
-    @property
-    def forget_after_ms(self) -> int:
-        return round(self.forget_after * 1000)
-
-    def rules(self) -> list[Rule]:
-        """The alert rules over the status agent's samples."""
-
-        def metric(name: str) -> Callable[[MetricSample], bool]:
-            return lambda sample: sample.name == name
-
-        return [
-            Rule(AGENT_DOWN, Absence(after=self.down_after), Severity.CRITICAL, where=metric(fleet.BEAT)),
-            Rule(
-                LAG_GROWING,
-                Threshold(above=self.lag_rising_beats - 0.5),
-                Severity.WARNING,
-                where=metric(fleet.LAG_RISING),
-            ),
-            Rule(
-                ERROR_RATE,
-                Threshold(above=self.max_error_rate),
-                Severity.WARNING,
-                where=metric(fleet.ERROR_RATE),
-            ),
-            Rule(DLQ_GROWING, Threshold(above=0.0), Severity.WARNING, where=metric(fleet.DEAD_LETTER_RATE)),
-        ]
 
 
 class StatusStage:
@@ -206,4 +129,4 @@ class AgentWatch:
         self.workflow_agents = [engine_of(events) for events in workflows]
 
 
-__all__ = ["AGENT_DOWN", "DLQ_GROWING", "ERROR_RATE", "LAG_GROWING", "AgentWatch", "Bounds", "StatusStage"]
+__all__ = ["AgentWatch", "StatusStage"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from streams import Settings, Topic
+import pytest
+
+from streams import ConfigError, Settings, Topic
 from streams.admin import TopicAdmin
 from streams.events import TaskCompleted, TaskRequested
 from streams.serde.registry import ConfluentRegistry
@@ -42,3 +44,16 @@ def test_dry_run_creates_nothing(settings: Settings, registry: ConfluentRegistry
     admin = TopicAdmin(settings, registry)
     assert admin.apply([Topic(topic_name, value=TaskRequested)], dry_run=True)[0].action == "would create"
     assert admin.apply([Topic(topic_name, value=TaskRequested)], dry_run=True)[0].action == "would create"
+
+
+def test_a_topic_declared_twice_alike_is_applied_once_and_differently_is_refused(
+    settings: Settings, registry: ConfluentRegistry, topic_name: str
+) -> None:
+    admin = TopicAdmin(settings, registry)
+    topic = Topic(topic_name, value=TaskRequested, partitions=3)
+    # One create request naming the topic twice is refused by the broker ("Duplicate topic name").
+    assert [r.action for r in admin.apply([topic, Topic(topic_name, value=TaskRequested, partitions=3)])] == [
+        "created"
+    ]
+    with pytest.raises(ConfigError, match="declared twice, differently"):
+        admin.apply([topic, Topic(topic_name, value=TaskRequested, partitions=4)])

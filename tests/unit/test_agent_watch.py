@@ -193,9 +193,13 @@ async def test_the_watch_keeps_a_status_per_agent_and_alerts_when_an_agent_goes_
             await t.advance(1)
         assert _alerts(t, app) == [("agent-down", "shop.billing", AlertStatus.OPEN)]
         [down] = t.sent(app.topics["t.alerts"])
-        assert down.severity == Severity.CRITICAL and down.message.startswith("shop.billing: no record for")
+        assert down.severity == Severity.CRITICAL and down.message.startswith(
+            "shop.billing: no heartbeat for"
+        )
         await _beat(t, app, agent="shop.billing", worker="b2")  # a new worker of it starts
         assert _alerts(t, app)[-1] == ("agent-down", "shop.billing", AlertStatus.RESOLVED)
+        resolved = t.sent(app.topics["t.alerts"])[-1]
+        assert resolved.message.startswith("shop.billing: resolved: heartbeats again (the previous one came")
 
 
 async def test_the_watch_alerts_on_growing_lag_errors_and_dead_letters_and_resolves_them() -> None:
@@ -209,7 +213,8 @@ async def test_the_watch_alerts_on_growing_lag_errors_and_dead_letters_and_resol
             ("lag-growing", "shop.orders", AlertStatus.RESOLVED),
         ]
         alerts: list[Alert] = t.sent(app.topics["t.alerts"])
-        assert alerts[0].value == 3.0 and "above 2.5" in alerts[0].message
+        assert alerts[0].value == 3.0 and alerts[0].message == "shop.orders: lag grew on 3 beats in a row"
+        assert alerts[1].message == "shop.orders: resolved: lag stopped growing"
         await _beat(t, app, errors=10, dead=2)  # 10 failed attempts and 2 dead letters in 1 s
         await t.advance(1)
         await _beat(t, app, errors=10, dead=2)
@@ -219,6 +224,8 @@ async def test_the_watch_alerts_on_growing_lag_errors_and_dead_letters_and_resol
             ("error-rate", "shop.orders", AlertStatus.RESOLVED),
             ("dlq-growing", "shop.orders", AlertStatus.RESOLVED),
         ]
+        messages = [a.message for a in t.sent(app.topics["t.alerts"])[2:4]]
+        assert messages == ["shop.orders: 10 failed attempts/s, over 2/s", "shop.orders: 2 dead letters/s"]
 
 
 async def test_workflow_runs_are_counted_by_state_once_each() -> None:

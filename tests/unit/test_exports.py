@@ -10,6 +10,7 @@ pytestmark = pytest.mark.unit
 
 SUBMODULES = {
     "absence",
+    "agent_rules",
     "aggregate",
     "detectors",
     "fleet",
