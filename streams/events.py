@@ -16,6 +16,9 @@ from streams.serde.record import Record
 __all__ = [
     'AgentHeartbeat',
     'Alert',
+    'BreakerDecision',
+    'BreakerState',
+    'BreakerStatus',
     'BufferedSignal',
     'CachedResult',
     'JournalStep',
@@ -118,6 +121,82 @@ class Alert(Record):
     value: float | None = Field(default=None, description='The observed value that fired it.')
     labels: dict[str, str] = Field(default_factory=dict)
     fired_at: datetime
+
+
+class BreakerStatus(StrEnum):
+    """CLOSED: calls go through; OPEN: calls are kept from the capability; HALF_OPEN: one trial is out."""
+
+    CLOSED = 'CLOSED'
+    OPEN = 'OPEN'
+    HALF_OPEN = 'HALF_OPEN'
+
+
+class BreakerState(Record):
+    """A capability's circuit breaker, as a workflow engine keeps it for one partition of its events."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'BreakerState',
+     'namespace': 'streams.orchestration',
+     'doc': "A capability's circuit breaker, as a workflow engine keeps it for one partition of "
+            'its events.',
+     'fields': [{'name': 'capability', 'type': 'string'},
+                {'name': 'status',
+                 'type': {'type': 'enum',
+                          'name': 'BreakerStatus',
+                          'doc': 'CLOSED: calls go through; OPEN: calls are kept from the '
+                                 'capability; HALF_OPEN: one trial is out.',
+                          'symbols': ['CLOSED', 'OPEN', 'HALF_OPEN']}},
+                {'name': 'failures',
+                 'default': [],
+                 'type': {'type': 'array',
+                          'items': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                 'doc': 'When the latest failures and timeouts came (while closed), oldest first.'},
+                {'name': 'opened_at',
+                 'type': ['null', {'type': 'long', 'logicalType': 'timestamp-millis'}],
+                 'default': None},
+                {'name': 'retry_at',
+                 'type': ['null', {'type': 'long', 'logicalType': 'timestamp-millis'}],
+                 'default': None,
+                 'doc': 'The end of the cool-down: from then on, one call is let through as a '
+                        'trial.'},
+                {'name': 'trial_request_id',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': "The trial call's request, while half-open: its outcome closes or re-opens "
+                        'the breaker.'},
+                {'name': 'trial_at',
+                 'type': ['null', {'type': 'long', 'logicalType': 'timestamp-millis'}],
+                 'default': None},
+                {'name': 'opens',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'How many times it has opened.'},
+                {'name': 'last_error',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'The failure that opened it last.'},
+                {'name': 'updated_at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+
+    capability: str
+    status: BreakerStatus
+    failures: list[datetime] = Field(
+        default_factory=list,
+        description='When the latest failures and timeouts came (while closed), oldest first.',
+    )
+    opened_at: datetime | None = Field(default=None)
+    retry_at: datetime | None = Field(
+        default=None,
+        description='The end of the cool-down: from then on, one call is let through as a trial.',
+    )
+    trial_request_id: str | None = Field(
+        default=None,
+        description="The trial call's request, while half-open: its outcome closes or re-opens the breaker.",
+    )
+    trial_at: datetime | None = Field(default=None)
+    opens: int = Field(default=0, description='How many times it has opened.')
+    last_error: str | None = Field(default=None, description='The failure that opened it last.')
+    updated_at: datetime
 
 
 class CachedResult(Record):
@@ -400,6 +479,13 @@ class StepRetry(Record):
     jitter: float
 
 
+class BreakerDecision(StrEnum):
+    CLOSED = 'CLOSED'
+    TRIAL = 'TRIAL'
+    FALLBACK = 'FALLBACK'
+    REFUSED = 'REFUSED'
+
+
 class JournalStep(Record):
     """One durable operation of the workflow's code, by its position in the code's order."""
 
@@ -452,6 +538,14 @@ class JournalStep(Record):
     cached: bool = Field(
         default=False,
         description='The result came from the cache: no request was sent.',
+    )
+    breaker: BreakerDecision | None = Field(
+        default=None,
+        description="What the capability's circuit breaker decided for the step's latest request.",
+    )
+    fallback: str | None = Field(
+        default=None,
+        description="The fallback capability the breaker sent the step's latest request to instead.",
     )
 
 
@@ -627,7 +721,23 @@ class WorkflowJournal(Record):
                                                 'type': 'boolean',
                                                 'default': False,
                                                 'doc': 'The result came from the cache: no request '
-                                                       'was sent.'}]}}},
+                                                       'was sent.'},
+                                               {'name': 'breaker',
+                                                'default': None,
+                                                'doc': "What the capability's circuit breaker "
+                                                       "decided for the step's latest request.",
+                                                'type': ['null',
+                                                         {'type': 'enum',
+                                                          'name': 'BreakerDecision',
+                                                          'symbols': ['CLOSED',
+                                                                      'TRIAL',
+                                                                      'FALLBACK',
+                                                                      'REFUSED']}]},
+                                               {'name': 'fallback',
+                                                'type': ['null', 'string'],
+                                                'default': None,
+                                                'doc': 'The fallback capability the breaker sent '
+                                                       "the step's latest request to instead."}]}}},
                 {'name': 'signals',
                  'default': [],
                  'doc': 'Signals that came before the code asked for them, oldest first.',

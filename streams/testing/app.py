@@ -20,7 +20,7 @@ from streams import headers as hdr
 from streams.agent import Agent
 from streams.app import App
 from streams.errors import CallTimeout, ConfigError
-from streams.events import WorkflowJournal
+from streams.events import BreakerState, WorkflowJournal
 from streams.middleware import Chain
 from streams.serde.codec import AvroEncoder, RecordDecoder, encode_key
 from streams.serde.payloads import Payloads
@@ -41,6 +41,7 @@ from streams.worker.processing import Processor
 from streams.worker.stats import WorkerStats
 from streams.worker.tables import AgentTables
 from streams.worker.ticks import send_acknowledged
+from streams.workflows.breaker import BREAKERS
 from streams.workflows.engine import JOURNAL, WorkflowDefinition
 from streams.workflows.messages import ENDINGS, cancel_event, result_of, signal_event, start_event
 
@@ -231,6 +232,31 @@ class TestApp:
         """A workflow's journal as its engine keeps it."""
         self._workflow(workflow)
         found: WorkflowJournal | None = self.table(workflow, JOURNAL).get(workflow_id)
+        return found
+
+    def breaker(
+        self, workflow: str, capability: str, *, workflow_id: str | None = None
+    ) -> BreakerState | None:
+        """The circuit breaker of ``capability`` as workflow ``workflow``'s engine keeps it (None: it
+        has never been asked): the one of run ``workflow_id``'s partition, as each partition of the
+        workflow's events has its own; ``workflow_id`` may be left out when there is one partition."""
+        definition = self._workflow(workflow)
+        self._agent(workflow)
+        tables = self._workers[workflow].tables
+        partitions = range(definition.events.partitions)
+        if workflow_id is not None:
+            holding = [p for p in partitions if tables.open(JOURNAL, p).get(workflow_id) is not None]
+            if not holding:
+                raise ConfigError(f"workflow {workflow} has no run {workflow_id}")
+            partition = holding[0]
+        elif len(partitions) == 1:
+            partition = 0
+        else:
+            raise ConfigError(
+                f"workflow {workflow} has {len(partitions)} partitions, each with its own breakers: "
+                "name a run with workflow_id="
+            )
+        found: BreakerState | None = tables.open(BREAKERS, partition).get(capability)
         return found
 
     def _workflow(self, name: str) -> WorkflowDefinition:

@@ -31,6 +31,7 @@ from streams.specialists import Specialist, request_headers
 from streams.tables import Table
 from streams.timestamps import epoch_millis
 from streams.topics import Topic
+from streams.workflows.breaker import BREAKERS, Breaker, Breakers, BreakerStats
 from streams.workflows.cache import CACHE, CacheStats, store_answers
 from streams.workflows.journal import CANCELLED_CLASS, NO_REASON, apply, cancelled_error, finished
 from streams.workflows.replay import Outcome, Request, WorkflowFunction, replay
@@ -63,13 +64,16 @@ class WorkflowEngine:
         definition: WorkflowDefinition,
         specialists: Mapping[str, Specialist[Any, Any]],
         workflows: Mapping[str, WorkflowDefinition],
+        breakers: Mapping[str, Breaker] | None = None,
     ) -> None:
         self._definition = definition
         # The app's, read when a step is asked for: declared in any order.
         self._specialists = specialists
         self._workflows = workflows
+        self._breakers: Mapping[str, Breaker] = breakers if breakers is not None else {}
         self.__name__ = definition.name
         self.cache_stats = CacheStats()
+        self.breaker_stats = BreakerStats()
 
     async def __call__(self, event: WorkflowEvent, ctx: Context) -> None:
         # An event's own deadline header (an answer carries its request's) is no deadline of the
@@ -84,6 +88,17 @@ class WorkflowEngine:
             store_answers(before, journal, ctx.table(CACHE))
         if before is None:
             journal = self._with_deadline(journal, inherited)
+        breakers = Breakers(
+            self._breakers,
+            self._specialists,
+            lambda: ctx.table(BREAKERS),
+            ctx.partition,
+            self.breaker_stats,
+        )
+        if before is not None and self._breakers:
+            # Answers and timeouts first: a failure that opens a breaker counts for what the code
+            # asks for on this very replay.
+            breakers.observe(before, journal, datetime.fromtimestamp(ctx.timestamp_ms / 1000, UTC))
         if journal.status is WorkflowStatus.RUNNING:
             outcome = replay(
                 self._definition.function,
@@ -94,6 +109,7 @@ class WorkflowEngine:
                 output_of=self._output_of,
                 cached=lambda key: ctx.table(CACHE).get(key),
                 cache_stats=self.cache_stats,
+                breakers=breakers,
             )
             journal = await self._act(outcome, ctx)
         elif journal.status is WorkflowStatus.CANCELLED:

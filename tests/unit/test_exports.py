@@ -11,6 +11,7 @@ pytestmark = pytest.mark.unit
 EXPECTED = [
     "App",
     "AtLeastOnce",
+    "Breaker",
     "CallFailed",
     "CallTimeout",
     "CircuitOpen",
