@@ -126,7 +126,14 @@ async def test_start_ls_show_signal_and_cancel_from_the_command_line(
         assert (code, out) == (0, "sent signal approval to approval ap-1; it was waiting for it\n"), err
 
         document = await _runs_until(capsys, {"ap-0": "cancelled", "ap-1": "completed"})
-        assert document["counts"] == {"running": 0, "completed": 2, "failed": 0, "cancelled": 1}
+        assert document["counts"] == {
+            "running": 0,
+            "completed": 2,
+            "failed": 0,
+            "cancelled": 1,
+            "compensating": 0,
+            "failed_compensation": 0,
+        }
         code, out, err = await _cli(capsys, "show", APP_REF, "approval", "ap-1", "--json")
         assert code == 0, err
         assert json.loads(out)["output"]["result"] == "approved"
