@@ -10,6 +10,8 @@ import pytest
 
 from streams import (
     App,
+    Breaker,
+    CallFailed,
     CallTimeout,
     Client,
     Context,
@@ -17,14 +19,17 @@ from streams import (
     ExactlyOnce,
     Publisher,
     Settings,
+    TransientError,
     Workflow,
     WorkflowFailed,
 )
 from streams import headers as hdr
 from streams.admin import TopicAdmin
-from streams.events import TaskCompleted, TaskRequested, TaskStatus
+from streams.events import BreakerState, BreakerStatus, TaskCompleted, TaskRequested, TaskStatus
 from streams.serde.registry import ConfluentRegistry
+from streams.state_query import read_table
 from streams.tail import tail
+from streams.workflows.breaker import BREAKERS
 from tests.integration._agents import running
 
 pytestmark = pytest.mark.integration
@@ -108,3 +113,69 @@ async def test_a_saga_whose_third_step_fails_runs_exactly_two_compensations_in_r
     for i in range(5):
         assert [thing for case, thing in undone if case == f"case-{i}"] == ["hotel", "flight"]
     assert len(undone) == 10
+
+
+async def test_a_failing_specialist_opens_the_breaker_the_fallback_serves_then_it_closes_on_recovery(
+    settings: Settings, registry: ConfluentRegistry
+) -> None:
+    app = App(f"breaker-{uuid.uuid4().hex[:8]}", settings)
+    app.breaker("research", Breaker(failures=3, within=60, cool_down=2, fallback="research-lite"))
+    health = {"up": False}
+    served: list[tuple[str, str]] = []
+
+    @app.specialist("research", input=TaskRequested, output=TaskCompleted)
+    async def research(task: TaskRequested, ctx: Context) -> TaskCompleted:
+        served.append(("research", task.task_id))
+        if not health["up"]:
+            raise TransientError("research is down")
+        return _done(task.task_id, "full")
+
+    @app.specialist("research-lite", input=TaskRequested, output=TaskCompleted)
+    async def research_lite(task: TaskRequested, ctx: Context) -> TaskCompleted:
+        served.append(("lite", task.task_id))
+        return _done(task.task_id, "lite")
+
+    @app.workflow(input=TaskRequested, output=TaskCompleted, partitions=1)  # one breaker for every run
+    async def ask(case: TaskRequested, wf: Workflow) -> TaskCompleted:
+        try:
+            return await wf.call("research", case, timeout=30)
+        except CallFailed:
+            return _done(case.task_id, "failed")
+
+    def breaker() -> BreakerState:
+        state = read_table(settings, registry, app.agents["ask"], BREAKERS, timeout=30)
+        row = state.get("research")
+        assert row is not None, "the breaker is in the engine's table"
+        return row.value
+
+    TopicAdmin(settings, registry).apply(list(app.topics.values()))
+    async with running(app), Client(app, registry=registry) as client:
+
+        async def run(task_id: str) -> str:
+            workflow_id = await client.start("ask", _task(task_id), workflow_id=task_id)
+            done: TaskCompleted = await client.result("ask", workflow_id, timeout=60)
+            return done.result or ""
+
+        assert [await run(f"fail-{i}") for i in range(3)] == ["failed"] * 3
+        opened = breaker()
+        assert opened.status is BreakerStatus.OPEN and opened.opens == 1
+        assert opened.last_error == "TransientError: research is down"
+        assert [await run("open-1"), await run("open-2")] == ["lite", "lite"], "the fallback serves"
+
+        health["up"] = True
+        assert opened.retry_at is not None
+        # The cool-down is wall-clock time on the broker's timestamps: wait for it to pass.
+        await asyncio.sleep(max(0.0, opened.retry_at.timestamp() - time.time()) + 0.2)
+        assert await run("trial") == "full", "the first call after the cool-down is the trial"
+        closed = breaker()
+        assert closed.status is BreakerStatus.CLOSED and closed.opens == 1
+        assert await run("after") == "full"
+    assert served == [
+        ("research", "fail-0"),
+        ("research", "fail-1"),
+        ("research", "fail-2"),
+        ("lite", "open-1"),
+        ("lite", "open-2"),
+        ("research", "trial"),
+        ("research", "after"),
+    ]
