@@ -391,3 +391,22 @@ async def test_a_trial_decided_by_an_attempt_that_failed_is_the_same_trial_when_
         journal = t.journal("ask", "z")
         assert journal is not None and journal.steps[0].breaker is BreakerDecision.TRIAL
         assert _state(t) is BreakerStatus.CLOSED
+
+
+async def test_a_gather_can_go_on_with_partial_results_when_a_breaker_refuses_one_call() -> None:
+    health, asked = {"up": False}, []
+    app = _app(health, asked, Breaker(failures=1, cool_down=30))
+
+    @app.workflow(input=TaskRequested, output=TaskCompleted, partitions=1)
+    async def survey(case: TaskRequested, wf: Workflow) -> TaskCompleted:
+        steps = [wf.call(c, _task(f"{case.task_id}/{c}")) for c in ("research", "research-lite")]
+        gathered = await wf.gather_within(*steps, timeout=60, at_least=1)
+        failed = ",".join(type(error).__name__ for error in gathered.failed.values())
+        return _done(case.task_id, f"{len(gathered.answered)} answered; failed: {failed}")
+
+    async with TestApp(app) as t:
+        first = await t.start("survey", _task("s1"))
+        assert t.result("survey", first).result == "1 answered; failed: CallFailed"
+        second = await t.start("survey", _task("s2"))
+        assert t.result("survey", second).result == "1 answered; failed: CircuitOpen", "refused at once"
+        assert asked.count("research:s1/research") == 1 and "research:s2/research" not in asked
