@@ -21,6 +21,7 @@ from streams import (
     CircuitOpen,
     ConfigError,
     Context,
+    DataError,
     Middleware,
     Retry,
     TransientError,
@@ -73,6 +74,8 @@ def _app(
     @app.specialist("research", input=TaskRequested, output=TaskCompleted)
     async def research(task: TaskRequested, ctx: Context) -> TaskCompleted:
         asked.append(f"research:{task.task_id}")
+        if task.task_id.startswith("bad"):
+            raise DataError("no such topic")  # the input's fault: never counted
         if not health["up"]:
             raise TransientError("research is down")
         return _done(task.task_id, "full")
@@ -87,6 +90,10 @@ def _app(
     async def ask(case: TaskRequested, wf: Workflow) -> TaskCompleted:
         if case.payload == "patient":  # no timeout, per-step retries, and errors end the run
             return await wf.call("research", case, retry=Retry(attempts=3, backoff=1, jitter=0))
+        if case.payload == "saga":  # undone by research when the run fails
+            await wf.call("research-lite", case)
+            wf.compensate("research", _task(f"undo-{case.task_id}"))
+            raise RuntimeError("gave up")
         if case.payload == "pair":  # two calls in parallel
             steps = [wf.call("research", _task(f"{case.task_id}/{i}")) for i in range(2)]
             results = []
@@ -410,3 +417,35 @@ async def test_a_gather_can_go_on_with_partial_results_when_a_breaker_refuses_on
         second = await t.start("survey", _task("s2"))
         assert t.result("survey", second).result == "1 answered; failed: CircuitOpen", "refused at once"
         assert asked.count("research:s1/research") == 1 and "research:s2/research" not in asked
+
+
+async def test_failed_tries_of_a_steps_retries_count_and_data_errors_do_not() -> None:
+    health, asked = {"up": False}, []
+    app = _app(health, asked, Breaker(failures=2, within=60, cool_down=30))
+    async with TestApp(app) as t:
+        assert [await _ask(t, f"bad-{i}") for i in range(3)] == ["failed"] * 3
+        assert _state(t) is not BreakerStatus.OPEN, "three data errors, none counted"
+        run = await t.start("ask", _task("r", "patient"), workflow_id="r")
+        await t.advance(5)  # the first backoff: the second try fails
+        await t.advance(5)  # the second: the third try finds the breaker open
+        with pytest.raises(WorkflowFailed, match="circuit open for research"):
+            t.result("ask", run)
+        journal = t.journal("ask", run)
+        assert journal is not None
+        [step] = journal.steps
+        assert step.tries == 3 and step.breaker is BreakerDecision.REFUSED, "two failed tries opened it"
+        assert asked.count("research:r") == 2, "the third try was refused"
+
+
+async def test_compensations_are_never_kept_from_their_capability() -> None:
+    health, asked = {"up": False}, []
+    app = _app(health, asked, Breaker(failures=2, within=60, cool_down=30))
+    async with TestApp(app) as t:
+        await _ask(t, "c0")
+        await _ask(t, "c1")
+        health["up"] = True  # open still: the cool-down has not passed
+        run = await t.start("ask", _task("s", "saga"), workflow_id="s")
+        with pytest.raises(WorkflowFailed, match="gave up"):
+            t.result("ask", run)
+        assert "research:undo-s" in asked
+        assert _state(t) is BreakerStatus.OPEN
