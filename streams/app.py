@@ -326,9 +326,10 @@ class App:
         ``policy.fallback`` (a capability taking and returning the same records) or fail at once with
         :class:`~streams.errors.CircuitOpen`, until a trial call after ``policy.cool_down`` succeeds.
 
-        Each workflow engine keeps the breaker's state in its table ``breakers``, one per partition
-        of its event topic (see :mod:`streams.workflows.breaker`). Declare it before or after the
-        specialists and workflows; compensations are never kept from their capability."""
+        Every partition of every workflow engine keeps a copy of the breaker in its table
+        ``breakers``, told of the others' changes by events (see :mod:`streams.workflows.breaker`).
+        Declare it before or after the specialists and workflows; compensations are never kept from
+        their capability."""
         if not isinstance(policy, Breaker):
             raise ConfigError(f"breaker of {capability}: policy must be a Breaker, not {policy!r}")
         if policy.fallback == capability:

@@ -16,7 +16,9 @@ from streams.serde.record import Record
 __all__ = [
     'AgentHeartbeat',
     'Alert',
+    'BreakerChange',
     'BreakerDecision',
+    'BreakerNews',
     'BreakerState',
     'BreakerStatus',
     'BufferedSignal',
@@ -363,6 +365,23 @@ class WorkflowEventKind(StrEnum):
     CANCELLED = 'CANCELLED'
     COMPLETED = 'COMPLETED'
     FAILED = 'FAILED'
+    BREAKER = 'BREAKER'
+
+
+class BreakerChange(StrEnum):
+    """FAILED: a counted failure or timeout; TRIAL: a trial call went out; CLOSED: a trial succeeded."""
+
+    FAILED = 'FAILED'
+    TRIAL = 'TRIAL'
+    CLOSED = 'CLOSED'
+
+
+class BreakerNews(Record):
+    capability: str
+    change: BreakerChange
+    request_id: str = Field(description='The call the news is about.')
+    workflow: str = Field(description='The workflow whose engine saw it...')
+    partition: int = Field(description='... in this partition of its events.')
 
 
 class WorkflowEvent(Record):
@@ -382,7 +401,8 @@ class WorkflowEvent(Record):
                                       'SIGNALLED',
                                       'CANCELLED',
                                       'COMPLETED',
-                                      'FAILED']}},
+                                      'FAILED',
+                                      'BREAKER']}},
                 {'name': 'workflow_id', 'type': 'string'},
                 {'name': 'name',
                  'type': 'string',
@@ -410,7 +430,31 @@ class WorkflowEvent(Record):
                 {'name': 'error_kind',
                  'type': ['null', 'string'],
                  'default': None,
-                 'doc': 'How the error is classed: TRANSIENT, RESOURCE, DATA or FATAL.'}]}
+                 'doc': 'How the error is classed: TRANSIENT, RESOURCE, DATA or FATAL.'},
+                {'name': 'breaker',
+                 'default': None,
+                 'doc': "A BREAKER event's news, from the engine partition that saw it to every "
+                        'other one.',
+                 'type': ['null',
+                          {'type': 'record',
+                           'name': 'BreakerNews',
+                           'fields': [{'name': 'capability', 'type': 'string'},
+                                      {'name': 'change',
+                                       'type': {'type': 'enum',
+                                                'name': 'BreakerChange',
+                                                'doc': 'FAILED: a counted failure or timeout; '
+                                                       'TRIAL: a trial call went out; CLOSED: a '
+                                                       'trial succeeded.',
+                                                'symbols': ['FAILED', 'TRIAL', 'CLOSED']}},
+                                      {'name': 'request_id',
+                                       'type': 'string',
+                                       'doc': 'The call the news is about.'},
+                                      {'name': 'workflow',
+                                       'type': 'string',
+                                       'doc': 'The workflow whose engine saw it...'},
+                                      {'name': 'partition',
+                                       'type': 'int',
+                                       'doc': '... in this partition of its events.'}]}]}]}
 
     kind: WorkflowEventKind
     workflow_id: str
@@ -434,6 +478,10 @@ class WorkflowEvent(Record):
     error_kind: str | None = Field(
         default=None,
         description='How the error is classed: TRANSIENT, RESOURCE, DATA or FATAL.',
+    )
+    breaker: BreakerNews | None = Field(
+        default=None,
+        description="A BREAKER event's news, from the engine partition that saw it to every other one.",
     )
 
 

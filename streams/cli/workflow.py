@@ -348,9 +348,11 @@ def breakers(
 ) -> None:
     """Show the circuit breakers the workflows' engines keep, per partition and capability.
 
-    Each shows its state (an open one whose cool-down is over lets its next call through as a
-    trial), its failures within the window, when it opened, how often, and its last error. A
-    breaker no call has asked yet is not listed: it is closed.
+    Every partition of every workflow keeps a copy of each breaker, told of the others' changes; a
+    copy that differs has not read the latest news yet. Each shows its state (an open one whose
+    cool-down is over lets its next call through as a trial), its failures within the window, when
+    it opened, how often, and its last error. A breaker nothing has reached yet is not listed: it is
+    closed.
     """
     application = load_app(app_ref)
     names = [_definition(application, workflow).name] if workflow else list(application.workflows)

@@ -234,29 +234,13 @@ class TestApp:
         found: WorkflowJournal | None = self.table(workflow, JOURNAL).get(workflow_id)
         return found
 
-    def breaker(
-        self, workflow: str, capability: str, *, workflow_id: str | None = None
-    ) -> BreakerState | None:
-        """The circuit breaker of ``capability`` as workflow ``workflow``'s engine keeps it (None: it
-        has never been asked): the one of run ``workflow_id``'s partition, as each partition of the
-        workflow's events has its own; ``workflow_id`` may be left out when there is one partition."""
-        definition = self._workflow(workflow)
+    def breaker(self, workflow: str, capability: str, *, partition: int = 0) -> BreakerState | None:
+        """The circuit breaker of ``capability`` as workflow ``workflow``'s engine keeps it in
+        ``partition`` of its events (each keeps a copy, told of the others' changes); None until a
+        call or news has reached it."""
+        self._workflow(workflow)
         self._agent(workflow)
-        tables = self._workers[workflow].tables
-        partitions = range(definition.events.partitions)
-        if workflow_id is not None:
-            holding = [p for p in partitions if tables.open(JOURNAL, p).get(workflow_id) is not None]
-            if not holding:
-                raise ConfigError(f"workflow {workflow} has no run {workflow_id}")
-            partition = holding[0]
-        elif len(partitions) == 1:
-            partition = 0
-        else:
-            raise ConfigError(
-                f"workflow {workflow} has {len(partitions)} partitions, each with its own breakers: "
-                "name a run with workflow_id="
-            )
-        found: BreakerState | None = tables.open(BREAKERS, partition).get(capability)
+        found: BreakerState | None = self._workers[workflow].tables.open(BREAKERS, partition).get(capability)
         return found
 
     def _workflow(self, name: str) -> WorkflowDefinition:
@@ -476,7 +460,7 @@ class _TwinWorker:
     async def _commit(self, batch: CommitBatch) -> None:
         # A transaction: held outputs appear together with the offsets that produced them.
         for output in batch.outputs:
-            await self._sender.send(output.topic, output.value, output.key, output.headers)
+            await self._sender.send(output.topic, output.value, output.key, output.headers, output.partition)
         self._broker.commit(self.agent.group_id, batch.positions)
 
     def _fail(self, error: BaseException) -> None:

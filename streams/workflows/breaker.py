@@ -10,12 +10,17 @@ without an answer after a cool-down is given up and the next call becomes the tr
 failures: a call's failure left after the specialist's retries, each failed try of a step's own
 retries, and a timeout; not a failure classed DATA, which is the input's fault, not the capability's.
 
-The states live in the workflow engine's table ``breakers``, keyed by capability. Like the journal
-(and the call cache) it is partitioned by the engine's input, so each partition of a workflow's event
-topic has its own breaker per capability: it counts the calls of the runs in that partition, moves
-with the partition, survives restarts, and changes in the engine's transaction, together with the
-journal whose answer or request changed it. With P partitions a failing capability is detected in
-each partition separately (choose fewer partitions, or fewer ``failures``, accordingly).
+Sharing: the states live in the workflow engines' table ``breakers``, keyed by capability. A table is
+partitioned by its engine's input, so each partition of each workflow's event topic keeps a copy of
+every breaker, and the copies are kept alike by messages, not by a shared store: a partition that
+counts a failure or timeout, lets a trial out or sees its trial succeed tells every other partition of
+every workflow of the app (a ``BREAKER`` event sent to each, in the transaction that made the change),
+and each applies the news to its copy as it applies its own outcomes. So every copy counts every
+failure, opens and closes with the others, and holds back its calls while another partition's trial
+is out; a partition hears of a change as soon as its engine reads the event (until then it decides
+with what it knew, so calls made at the same moment may let one trial out per partition). A copy
+moves with its partition, survives restarts, and changes in the engine's transaction, with the
+journal whose answer or request changed it.
 
 Determinism: the breaker is asked once per request, when the code asks for the call (or a retry asks
 again), and its answer is journaled with the step (``breaker`` and ``fallback``); a replay reads the
@@ -39,7 +44,9 @@ from typing import Any
 
 from streams.errors import CircuitOpen, ConfigError, ErrorKind
 from streams.events import (
+    BreakerChange,
     BreakerDecision,
+    BreakerNews,
     BreakerState,
     BreakerStatus,
     JournalStep,
@@ -110,27 +117,42 @@ class BreakerStats:
         self.fallbacks: Counter[str] = Counter()
 
 
+@dataclass(frozen=True)
+class News:
+    """A change of one partition's breaker that every other partition must hear of (the engine
+    sends it as a ``BREAKER`` event to each)."""
+
+    change: BreakerChange
+    capability: str
+    request_id: str
+    error: str | None = None
+
+
 class _Board:
     """One partition's breakers as the engine's concurrent handler calls share them."""
 
     def __init__(self) -> None:
         self.states: dict[str, BreakerState] = {}
-        self.counted: dict[str, None] = {}  # an ordered set: the oldest are forgotten first
+        # What each outcome counted so far produced (an ordered map: the oldest are forgotten first).
+        self.counted: dict[str, News | None] = {}
 
-    def count(self, request_id: str) -> bool:
-        """Whether the outcome of ``request_id`` is new (and from now on counted)."""
-        if request_id in self.counted:
-            return False
-        self.counted[request_id] = None
+    def counted_before(self, key: str) -> tuple[bool, News | None]:
+        """Whether ``key`` (a request's outcome, a heard event) was counted before, and its news."""
+        if key in self.counted:
+            return True, self.counted[key]
+        return False, None
+
+    def count(self, key: str, news: News | None) -> None:
+        self.counted[key] = news
         if len(self.counted) > _REMEMBERED:
             del self.counted[next(iter(self.counted))]
-        return True
 
 
 class Breakers:
     """The breakers of one partition, as one engine event sees them: asked for each new request
-    (:meth:`decide`) and told of each answer (:meth:`observe`). Writes go through the table view, so
-    they commit with the event's journal or not at all."""
+    (:meth:`decide`), told of each answer (:meth:`observe`) and of other partitions' news
+    (:meth:`hear`). Writes go through the table view, so they commit with the event's journal or not
+    at all; ``news`` collects what the engine must tell the other partitions, in the same transaction."""
 
     def __init__(
         self,
@@ -145,6 +167,7 @@ class Breakers:
         self._table = table  # opened on first use: most events of most workflows need no breaker
         self._partition = partition
         self._stats = stats
+        self.news: list[News] = []
 
     def decide(self, capability: str, request_id: str, now: datetime) -> Verdict | None:
         """Where the request ``request_id`` for ``capability`` goes; None when no breaker guards it."""
@@ -155,19 +178,13 @@ class Breakers:
         if state.status is BreakerStatus.CLOSED:
             return Verdict(BreakerDecision.CLOSED, capability)
         if state.status is BreakerStatus.HALF_OPEN and state.trial_request_id == request_id:
-            self._set(state)  # the trial, asked again by a retried handler attempt
+            # The trial, asked again by a retried handler attempt: its claim is told again too.
+            self._set(state)
+            self.news.append(News(BreakerChange.TRIAL, capability, request_id))
             return Verdict(BreakerDecision.TRIAL, capability)
         if _trial_due(state, policy, now):
-            self._set(
-                state.model_copy(
-                    update={
-                        "status": BreakerStatus.HALF_OPEN,
-                        "trial_request_id": request_id,
-                        "trial_at": now,
-                        "updated_at": now,
-                    }
-                )
-            )
+            self._set(_claimed(state, request_id, now))
+            self.news.append(News(BreakerChange.TRIAL, capability, request_id))
             return Verdict(BreakerDecision.TRIAL, capability)
         self._stats.short_circuited[capability] += 1
         if policy.fallback is not None:
@@ -191,24 +208,55 @@ class Breakers:
             new = after.steps[index]
             if new.request_id != old.request_id or new.status not in _ANSWERED:
                 continue
-            policy = self._policies.get(old.name)
-            if policy is None:
-                continue  # no longer guarded
-            state = self._get(old.name, now)
-            if not self._board().count(old.request_id):
-                self._set(state)  # counted by a failed attempt: this one writes what it left
-                continue
             if new.status is StepStatus.SUCCEEDED:
-                changed = _succeeded(state, old.request_id, now)
-            elif new.error_kind == ErrorKind.DATA.value:
-                changed = None
-            else:
+                self._change(old.name, old.request_id, now, BreakerChange.CLOSED, None, tell=True)
+            elif new.error_kind != ErrorKind.DATA.value:  # the input's fault, not the capability's
                 error = new.error or ("no answer in time" if new.status is StepStatus.TIMED_OUT else None)
-                changed = _failed(state, policy, old.request_id, now, error)
-            if changed is not None:
-                if changed.status is BreakerStatus.OPEN and changed.opens > state.opens:
-                    self._stats.opens[old.name] += 1
-                self._set(changed)
+                self._change(old.name, old.request_id, now, BreakerChange.FAILED, error, tell=True)
+
+    def hear(self, news: BreakerNews, error: str | None, now: datetime, message_id: str) -> None:
+        """Another partition's news (a ``BREAKER`` event, ``message_id``): a failure it counted, a
+        trial it let through, or its trial's success. Heard news is not told on."""
+        self._change(news.capability, news.request_id, now, news.change, error, tell=False, key=message_id)
+
+    def _change(
+        self,
+        capability: str,
+        request_id: str,
+        now: datetime,
+        change: BreakerChange,
+        error: str | None,
+        *,
+        tell: bool,
+        key: str | None = None,
+    ) -> None:
+        policy = self._policies.get(capability)
+        if policy is None:
+            return  # not guarded (any more)
+        state = self._get(capability, now)
+        board = self._board()
+        seen, told = board.counted_before(key or request_id)
+        if seen:
+            # Counted by an attempt that failed: this one writes (and tells) what that one left.
+            self._set(state)
+            if told is not None:
+                self.news.append(told)
+            return
+        if change is BreakerChange.FAILED:
+            changed = _failed(state, policy, request_id, now, error)
+        elif change is BreakerChange.CLOSED:
+            changed = _succeeded(state, request_id, now, remote=not tell)
+        else:
+            changed = _claimed(state, request_id, now) if state.status is BreakerStatus.OPEN else None
+        news = News(change, capability, request_id, error) if tell and changed is not None else None
+        board.count(key or request_id, news)
+        if changed is None:
+            return
+        if changed.status is BreakerStatus.OPEN and changed.opens > state.opens:
+            self._stats.opens[capability] += 1
+        self._set(changed)
+        if news is not None:
+            self.news.append(news)
 
     def _check_fallback(self, capability: str, fallback: str) -> None:
         primary, spare = self._specialists.get(capability), self._specialists.get(fallback)
@@ -286,9 +334,12 @@ def _trial_due(state: BreakerState, policy: Breaker, now: datetime) -> bool:
     return False
 
 
-def _succeeded(state: BreakerState, request_id: str, now: datetime) -> BreakerState | None:
-    """A success closes a half-open breaker when it answers the trial; it changes nothing else."""
-    if state.status is BreakerStatus.HALF_OPEN and state.trial_request_id == request_id:
+def _succeeded(state: BreakerState, request_id: str, now: datetime, *, remote: bool) -> BreakerState | None:
+    """A success closes a half-open breaker when it answers this partition's trial, and any breaker
+    not closed when another partition tells of its trial's success; it changes nothing else."""
+    if state.status is BreakerStatus.CLOSED:
+        return None
+    if remote or (state.status is BreakerStatus.HALF_OPEN and state.trial_request_id == request_id):
         return state.model_copy(
             update={
                 "status": BreakerStatus.CLOSED,
@@ -300,6 +351,18 @@ def _succeeded(state: BreakerState, request_id: str, now: datetime) -> BreakerSt
             }
         )
     return None
+
+
+def _claimed(state: BreakerState, request_id: str, now: datetime) -> BreakerState:
+    """Half-open: ``request_id`` is the trial (this partition's, or another's it was told of)."""
+    return state.model_copy(
+        update={
+            "status": BreakerStatus.HALF_OPEN,
+            "trial_request_id": request_id,
+            "trial_at": now,
+            "updated_at": now,
+        }
+    )
 
 
 def _failed(
@@ -344,4 +407,13 @@ def _duration(value: float | timedelta) -> timedelta:
     return value if isinstance(value, timedelta) else timedelta(seconds=value)
 
 
-__all__ = ["BREAKERS", "CIRCUIT_OPEN_CLASS", "Breaker", "BreakerStats", "Breakers", "Verdict", "decided"]
+__all__ = [
+    "BREAKERS",
+    "CIRCUIT_OPEN_CLASS",
+    "Breaker",
+    "BreakerStats",
+    "Breakers",
+    "News",
+    "Verdict",
+    "decided",
+]

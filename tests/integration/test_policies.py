@@ -30,7 +30,7 @@ from streams.serde.registry import ConfluentRegistry
 from streams.state_query import read_table
 from streams.tail import tail
 from streams.workflows.breaker import BREAKERS
-from tests.integration._agents import running
+from tests.integration._agents import eventually, running
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +119,7 @@ async def test_a_failing_specialist_opens_the_breaker_the_fallback_serves_then_i
     settings: Settings, registry: ConfluentRegistry
 ) -> None:
     app = App(f"breaker-{uuid.uuid4().hex[:8]}", settings)
-    app.breaker("research", Breaker(failures=3, within=60, cool_down=2, fallback="research-lite"))
+    app.breaker("research", Breaker(failures=3, within=60, cool_down=8, fallback="research-lite"))
     health = {"up": False}
     served: list[tuple[str, str]] = []
 
@@ -135,18 +135,22 @@ async def test_a_failing_specialist_opens_the_breaker_the_fallback_serves_then_i
         served.append(("lite", task.task_id))
         return _done(task.task_id, "lite")
 
-    @app.workflow(input=TaskRequested, output=TaskCompleted, partitions=1)  # one breaker for every run
+    # Three partitions, each with its copy of the breaker: runs land on any of them.
+    @app.workflow(input=TaskRequested, output=TaskCompleted, partitions=3)
     async def ask(case: TaskRequested, wf: Workflow) -> TaskCompleted:
         try:
             return await wf.call("research", case, timeout=30)
         except CallFailed:
             return _done(case.task_id, "failed")
 
-    def breaker() -> BreakerState:
+    def copies() -> list[BreakerState]:
+        """research's breaker in each partition of ask's engine, from the table's changelog."""
         state = read_table(settings, registry, app.agents["ask"], BREAKERS, timeout=30)
-        row = state.get("research")
-        assert row is not None, "the breaker is in the engine's table"
-        return row.value
+        return [row.value for row in state.rows() if row.key == "research"]
+
+    def every_copy(status: BreakerStatus) -> bool:
+        found = copies()
+        return len(found) == 3 and all(copy.status is status for copy in found)
 
     TopicAdmin(settings, registry).apply(list(app.topics.values()))
     async with running(app), Client(app, registry=registry) as client:
@@ -157,18 +161,18 @@ async def test_a_failing_specialist_opens_the_breaker_the_fallback_serves_then_i
             return done.result or ""
 
         assert [await run(f"fail-{i}") for i in range(3)] == ["failed"] * 3
-        opened = breaker()
-        assert opened.status is BreakerStatus.OPEN and opened.opens == 1
-        assert opened.last_error == "TransientError: research is down"
+        # Each failure was counted where it was answered and told to the other partitions.
+        await eventually(lambda: every_copy(BreakerStatus.OPEN), within=30, what="every copy open")
+        opened = copies()
+        assert {copy.last_error for copy in opened} == {"TransientError: research is down"}
         assert [await run("open-1"), await run("open-2")] == ["lite", "lite"], "the fallback serves"
 
         health["up"] = True
-        assert opened.retry_at is not None
+        retry_at = max(copy.retry_at for copy in opened if copy.retry_at is not None)
         # The cool-down is wall-clock time on the broker's timestamps: wait for it to pass.
-        await asyncio.sleep(max(0.0, opened.retry_at.timestamp() - time.time()) + 0.2)
+        await asyncio.sleep(max(0.0, retry_at.timestamp() - time.time()) + 0.2)
         assert await run("trial") == "full", "the first call after the cool-down is the trial"
-        closed = breaker()
-        assert closed.status is BreakerStatus.CLOSED and closed.opens == 1
+        await eventually(lambda: every_copy(BreakerStatus.CLOSED), within=30, what="every copy closed")
         assert await run("after") == "full"
     assert served == [
         ("research", "fail-0"),

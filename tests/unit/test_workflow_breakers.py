@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -449,3 +450,85 @@ async def test_compensations_are_never_kept_from_their_capability() -> None:
             t.result("ask", run)
         assert "research:undo-s" in asked
         assert _state(t) is BreakerStatus.OPEN
+
+
+def _ids_by_partition(partitions: int) -> list[str]:
+    """A run id for each partition of a workflow's events (the twin partitions keys as librdkafka)."""
+    found: dict[int, str] = {}
+    for i in range(1000):
+        found.setdefault(zlib.crc32(f"r{i}".encode()) % partitions, f"r{i}")
+    return [found[p] for p in range(partitions)]
+
+
+def _add_wide(app: App) -> None:
+    """A second workflow calling research, on three partitions."""
+
+    @app.workflow(input=TaskRequested, output=TaskCompleted, partitions=3)
+    async def wide(case: TaskRequested, wf: Workflow) -> TaskCompleted:
+        try:
+            return await wf.call("research", case, timeout=10)
+        except (CallFailed, CallTimeout) as exc:
+            return _done(case.task_id, type(exc).__name__)
+
+
+async def _wide(t: TestApp, workflow_id: str) -> str:
+    await t.start("wide", _task(workflow_id), workflow_id=workflow_id)
+    result: TaskCompleted = t.result("wide", workflow_id)
+    return result.result or ""
+
+
+def _states(t: TestApp) -> list[BreakerStatus | None]:
+    """research's breaker in each partition of wide, then in ask's."""
+    found = [t.breaker("wide", "research", partition=p) for p in range(3)] + [t.breaker("ask", "research")]
+    return [None if state is None else state.status for state in found]
+
+
+async def test_every_partition_of_every_workflow_counts_each_failure_and_closes_on_one_trial() -> None:
+    health, asked = {"up": False}, []
+    app = _app(health, asked, Breaker(failures=3, within=60, cool_down=30, fallback="research-lite"))
+    _add_wide(app)
+    first, second, third = _ids_by_partition(3)
+    async with TestApp(app) as t:
+        assert await _wide(t, first) == "CallFailed"
+        assert await _ask(t, "c0") == "failed"
+        assert _states(t) == [BreakerStatus.CLOSED] * 4, "two failures, each counted everywhere"
+        assert await _wide(t, second) == "CallFailed"  # the third, in another partition
+        assert _states(t) == [BreakerStatus.OPEN] * 4
+        assert [await _wide(t, third), await _ask(t, "c1")] == ["lite", "lite"]
+
+        health["up"] = True
+        await t.advance(31)
+        assert await _wide(t, first + "-trial") == "full"
+        assert _states(t) == [BreakerStatus.CLOSED] * 4, "its success closed every copy"
+        assert await _ask(t, "c2") == "full"
+    assert [a for a in asked if a.startswith("research:")] == [
+        f"research:{first}",
+        "research:c0",
+        f"research:{second}",
+        f"research:{first}-trial",
+        "research:c2",
+    ]
+
+
+async def test_a_trial_out_in_one_partition_keeps_the_others_calls_away_and_its_timeout_reopens_all() -> None:
+    health, asked = {"up": True}, []
+    app = _app(health, asked, Breaker(failures=2, within=60, cool_down=30, fallback="research-lite"))
+    _add_wide(app)
+    first, second, _ = _ids_by_partition(3)
+    async with TestApp(app, agents=["wide", "ask", "research-lite"]) as t:  # research answers nobody
+        for workflow_id in (first, second):
+            await t.start("wide", _task(workflow_id), workflow_id=workflow_id)
+        await t.advance(10)
+        assert [t.result("wide", i).result for i in (first, second)] == ["CallTimeout"] * 2
+        assert _states(t) == [BreakerStatus.OPEN] * 4
+        await t.advance(31)
+        await t.start("wide", _task("trial"), workflow_id=first + "-trial")  # no answer comes
+        assert _states(t) == [BreakerStatus.HALF_OPEN] * 4
+        assert await _ask(t, "c0") == "lite", "another workflow: kept away while the trial is out"
+        await t.start("wide", _task("other"), workflow_id=second + "-other")
+        journal = t.journal("wide", second + "-other")
+        assert journal is not None and journal.steps[0].breaker is BreakerDecision.FALLBACK
+        await t.advance(10)  # the trial times out
+        assert _states(t) == [BreakerStatus.OPEN] * 4
+        opened = [t.breaker("wide", "research", partition=p) for p in range(3)]
+        assert [state.opens for state in opened if state] == [2, 2, 2]
