@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import zlib
 
 import pytest
 
@@ -30,9 +31,18 @@ from streams.serde.registry import ConfluentRegistry
 from streams.state_query import read_table
 from streams.tail import tail
 from streams.workflows.breaker import BREAKERS
+from streams.workflows.engine import JOURNAL
 from tests.integration._agents import eventually, running
 
 pytestmark = pytest.mark.integration
+
+
+def _one_id_per_partition(prefix: str, partitions: int) -> list[str]:
+    """Ids that key one message to each partition (librdkafka's default partitioner: CRC32)."""
+    found: dict[int, str] = {}
+    for i in range(1000):
+        found.setdefault(zlib.crc32(f"{prefix}-{i}".encode()) % partitions, f"{prefix}-{i}")
+    return [found[p] for p in range(partitions)]
 
 
 def _task(task_id: str, payload: str = "") -> TaskRequested:
@@ -160,7 +170,10 @@ async def test_a_failing_specialist_opens_the_breaker_the_fallback_serves_then_i
             done: TaskCompleted = await client.result("ask", workflow_id, timeout=60)
             return done.result or ""
 
-        assert [await run(f"fail-{i}") for i in range(3)] == ["failed"] * 3
+        failing = _one_id_per_partition("fail", 3)
+        assert [await run(task_id) for task_id in failing] == ["failed"] * 3
+        journals = read_table(settings, registry, app.agents["ask"], JOURNAL, timeout=30)
+        assert {row.partition for row in journals.rows() if row.key in failing} == {0, 1, 2}
         # Each failure was counted where it was answered and told to the other partitions.
         await eventually(lambda: every_copy(BreakerStatus.OPEN), within=30, what="every copy open")
         opened = copies()
@@ -175,9 +188,7 @@ async def test_a_failing_specialist_opens_the_breaker_the_fallback_serves_then_i
         await eventually(lambda: every_copy(BreakerStatus.CLOSED), within=30, what="every copy closed")
         assert await run("after") == "full"
     assert served == [
-        ("research", "fail-0"),
-        ("research", "fail-1"),
-        ("research", "fail-2"),
+        *(("research", task_id) for task_id in failing),
         ("lite", "open-1"),
         ("lite", "open-2"),
         ("research", "trial"),
