@@ -10,6 +10,8 @@ import contextlib
 import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -450,6 +452,37 @@ async def test_compensations_are_never_kept_from_their_capability() -> None:
             t.result("ask", run)
         assert "research:undo-s" in asked
         assert _state(t) is BreakerStatus.OPEN
+
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+async def test_the_readme_breaker_example_runs_as_written() -> None:
+    code = (
+        README.split("### Circuit breakers and fallbacks", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    )
+    health, asked = {"up": False}, []
+    app = _app(health, asked, Breaker())  # its specialists; the example declares its own breaker
+    app.breakers.clear()
+    example: dict[str, Any] = {
+        "app": app,
+        "Breaker": Breaker,
+        "CircuitOpen": CircuitOpen,
+        "TaskCompleted": TaskCompleted,
+        "TaskRequested": TaskRequested,
+        "TaskStatus": TaskStatus,
+        "Workflow": Workflow,
+    }
+    exec(compile(code, "README.md", "exec"), example)  # our own README's example, run as written
+    async with TestApp(app, agents=["answer", "research", "research-lite"]) as t:
+        answers = []
+        for i in range(6):
+            run = await t.start("answer", _task(f"a{i}"))
+            try:
+                answers.append(t.result("answer", run).result)
+            except WorkflowFailed as exc:  # the example lets other failures end the run
+                answers.append(type(exc).__name__)
+        assert answers == ["WorkflowFailed"] * 5 + ["lite"], "five failures within 60 s open it"
 
 
 def _ids_by_partition(partitions: int) -> list[str]:
