@@ -45,11 +45,12 @@ from streams.serde.record import Record
 from streams.tables import Table
 from streams.topics import Topic
 from streams.windows import Hopping, Session, Sliding, Tumbling, Window
-from streams.workflows import Workflow
+from streams.workflows import Breaker, Workflow
 
 __all__ = [
     "App",
     "AtLeastOnce",
+    "Breaker",
     "CallFailed",
     "CallTimeout",
     "CircuitOpen",

@@ -22,6 +22,7 @@ from streams.topics import CleanupPolicy, Topic
 from streams.windows.aggregation import Emit, EventTime, Late, WindowedAggregation
 from streams.windows.kinds import Merger, Reducer
 from streams.windows.spec import WindowSpec
+from streams.workflows.breaker import BREAKERS, Breaker
 from streams.workflows.cache import CACHE
 from streams.workflows.engine import JOURNAL, WorkflowDefinition, WorkflowEngine
 from streams.workflows.replay import WorkflowFunction
@@ -47,6 +48,7 @@ class App:
         self.tables: dict[str, Table[Any]] = {}
         self.specialists: dict[str, Specialist[Any, Any]] = {}
         self.workflows: dict[str, WorkflowDefinition] = {}
+        self.breakers: dict[str, Breaker] = {}
         self.middleware: list[Middleware] = list(middleware)
 
     def topic(
@@ -308,8 +310,8 @@ class App:
                 ordering="key",
                 guarantee=ExactlyOnce(),
                 limits=limits,
-                tables=[JOURNAL, CACHE],
-            )(WorkflowEngine(definition, self.specialists, self.workflows))
+                tables=[JOURNAL, CACHE, BREAKERS],
+            )(WorkflowEngine(definition, self.specialists, self.workflows, self.breakers))
             engine = self.agents[workflow_name]
             ticker = TimerTicker(JOURNAL, events, sender=engine.group_id)
             self.agents[workflow_name] = dataclasses.replace(engine, ticker=ticker)
@@ -317,3 +319,22 @@ class App:
             return function
 
         return register
+
+    def breaker(self, capability: str, policy: Breaker) -> None:
+        """Guard every call this app's workflows make to ``capability`` with a circuit breaker: after
+        ``policy.failures`` failures or timeouts within ``policy.within`` it opens, and calls go to
+        ``policy.fallback`` (a capability taking and returning the same records) or fail at once with
+        :class:`~streams.errors.CircuitOpen`, until a trial call after ``policy.cool_down`` succeeds.
+
+        Every partition of every workflow engine keeps a copy of the breaker in its table
+        ``breakers``, told of the others' changes by events (see :mod:`streams.workflows.breaker`).
+        Declare it before or after the specialists and workflows; compensations are never kept from
+        their capability."""
+        if not isinstance(policy, Breaker):
+            raise ConfigError(f"breaker of {capability}: policy must be a Breaker, not {policy!r}")
+        if policy.fallback == capability:
+            raise ConfigError(f"breaker of {capability}: a capability cannot be its own fallback")
+        existing = self.breakers.get(capability)
+        if existing is not None and existing != policy:
+            raise ConfigError(f"app {self.name} already has a different breaker for {capability}")
+        self.breakers[capability] = policy

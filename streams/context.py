@@ -25,7 +25,12 @@ class Outbox(Protocol):
     """Where a handler's sends go: straight to Kafka, or held for a transaction (exactly-once)."""
 
     async def put(
-        self, topic: Topic[Any], value: Record, key: str | bytes | None, headers: hdr.Headers
+        self,
+        topic: Topic[Any],
+        value: Record,
+        key: str | bytes | None,
+        headers: hdr.Headers,
+        partition: int | None = None,
     ) -> None: ...
 
 
@@ -165,13 +170,15 @@ class Context:
         key: str | bytes | None = _SAME_KEY,
         message_id: str | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
     ) -> None:
         """Send ``value`` to ``topic``. Returns once queued; the runtime confirms delivery before it
         commits the input message, so an acknowledged input never loses its outputs.
 
         ``message_id`` names the output when its id must be known beforehand (a request whose answer
         will cite it); it must be the same each time this message is handled, as the derived default
-        is. ``headers`` are added to the identity and trace headers."""
+        is. ``headers`` are added to the identity and trace headers. ``partition`` sends it to that
+        partition rather than the key's (to reach every partition of a topic, one send each)."""
         if not isinstance(value, topic.value):
             raise TypeError(f"{topic.name} takes {topic.value.__name__}, not {type(value).__name__}")
         out_key = self.key if key is _SAME_KEY else key
@@ -191,4 +198,4 @@ class Context:
                     out_headers.append((name, trace_value.encode()))
         if self._on_send is not None:
             out_headers = self._on_send(self, topic.name, out_headers)
-        await self._outbox.put(topic, value, out_key, out_headers)
+        await self._outbox.put(topic, value, out_key, out_headers, partition)

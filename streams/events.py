@@ -20,6 +20,11 @@ __all__ = [
     'Alert',
     'AlertState',
     'AlertStatus',
+    'BreakerChange',
+    'BreakerDecision',
+    'BreakerNews',
+    'BreakerState',
+    'BreakerStatus',
     'BufferedSignal',
     'CachedResult',
     'Detection',
@@ -456,6 +461,82 @@ class AlertState(Record):
     suppressed: int = Field(default=0, description='Firings dropped by the cool-down.')
 
 
+class BreakerStatus(StrEnum):
+    """CLOSED: calls go through; OPEN: calls are kept from the capability; HALF_OPEN: one trial is out."""
+
+    CLOSED = 'CLOSED'
+    OPEN = 'OPEN'
+    HALF_OPEN = 'HALF_OPEN'
+
+
+class BreakerState(Record):
+    """A capability's circuit breaker, as a workflow engine keeps it for one partition of its events."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'BreakerState',
+     'namespace': 'streams.orchestration',
+     'doc': "A capability's circuit breaker, as a workflow engine keeps it for one partition of "
+            'its events.',
+     'fields': [{'name': 'capability', 'type': 'string'},
+                {'name': 'status',
+                 'type': {'type': 'enum',
+                          'name': 'BreakerStatus',
+                          'doc': 'CLOSED: calls go through; OPEN: calls are kept from the '
+                                 'capability; HALF_OPEN: one trial is out.',
+                          'symbols': ['CLOSED', 'OPEN', 'HALF_OPEN']}},
+                {'name': 'failures',
+                 'default': [],
+                 'type': {'type': 'array',
+                          'items': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                 'doc': 'When the latest failures and timeouts came (while closed), oldest first.'},
+                {'name': 'opened_at',
+                 'type': ['null', {'type': 'long', 'logicalType': 'timestamp-millis'}],
+                 'default': None},
+                {'name': 'retry_at',
+                 'type': ['null', {'type': 'long', 'logicalType': 'timestamp-millis'}],
+                 'default': None,
+                 'doc': 'The end of the cool-down: from then on, one call is let through as a '
+                        'trial.'},
+                {'name': 'trial_request_id',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': "The trial call's request, while half-open: its outcome closes or re-opens "
+                        'the breaker.'},
+                {'name': 'trial_at',
+                 'type': ['null', {'type': 'long', 'logicalType': 'timestamp-millis'}],
+                 'default': None},
+                {'name': 'opens',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'How many times it has opened.'},
+                {'name': 'last_error',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'The failure that opened it last.'},
+                {'name': 'updated_at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}}]}
+
+    capability: str
+    status: BreakerStatus
+    failures: list[datetime] = Field(
+        default_factory=list,
+        description='When the latest failures and timeouts came (while closed), oldest first.',
+    )
+    opened_at: datetime | None = Field(default=None)
+    retry_at: datetime | None = Field(
+        default=None,
+        description='The end of the cool-down: from then on, one call is let through as a trial.',
+    )
+    trial_request_id: str | None = Field(
+        default=None,
+        description="The trial call's request, while half-open: its outcome closes or re-opens the breaker.",
+    )
+    trial_at: datetime | None = Field(default=None)
+    opens: int = Field(default=0, description='How many times it has opened.')
+    last_error: str | None = Field(default=None, description='The failure that opened it last.')
+    updated_at: datetime
+
+
 class CachedResult(Record):
     """A cacheable call's result, kept by the workflow engine under its capability and input hash."""
 
@@ -792,6 +873,23 @@ class WorkflowEventKind(StrEnum):
     CANCELLED = 'CANCELLED'
     COMPLETED = 'COMPLETED'
     FAILED = 'FAILED'
+    BREAKER = 'BREAKER'
+
+
+class BreakerChange(StrEnum):
+    """FAILED: a counted failure or timeout; TRIAL: a trial call went out; CLOSED: a trial succeeded."""
+
+    FAILED = 'FAILED'
+    TRIAL = 'TRIAL'
+    CLOSED = 'CLOSED'
+
+
+class BreakerNews(Record):
+    capability: str
+    change: BreakerChange
+    request_id: str = Field(description='The call the news is about.')
+    workflow: str = Field(description='The workflow whose engine saw it...')
+    partition: int = Field(description='... in this partition of its events.')
 
 
 class WorkflowEvent(Record):
@@ -811,7 +909,8 @@ class WorkflowEvent(Record):
                                       'SIGNALLED',
                                       'CANCELLED',
                                       'COMPLETED',
-                                      'FAILED']}},
+                                      'FAILED',
+                                      'BREAKER']}},
                 {'name': 'workflow_id', 'type': 'string'},
                 {'name': 'name',
                  'type': 'string',
@@ -839,7 +938,31 @@ class WorkflowEvent(Record):
                 {'name': 'error_kind',
                  'type': ['null', 'string'],
                  'default': None,
-                 'doc': 'How the error is classed: TRANSIENT, RESOURCE, DATA or FATAL.'}]}
+                 'doc': 'How the error is classed: TRANSIENT, RESOURCE, DATA or FATAL.'},
+                {'name': 'breaker',
+                 'default': None,
+                 'doc': "A BREAKER event's news, from the engine partition that saw it to every "
+                        'other one.',
+                 'type': ['null',
+                          {'type': 'record',
+                           'name': 'BreakerNews',
+                           'fields': [{'name': 'capability', 'type': 'string'},
+                                      {'name': 'change',
+                                       'type': {'type': 'enum',
+                                                'name': 'BreakerChange',
+                                                'doc': 'FAILED: a counted failure or timeout; '
+                                                       'TRIAL: a trial call went out; CLOSED: a '
+                                                       'trial succeeded.',
+                                                'symbols': ['FAILED', 'TRIAL', 'CLOSED']}},
+                                      {'name': 'request_id',
+                                       'type': 'string',
+                                       'doc': 'The call the news is about.'},
+                                      {'name': 'workflow',
+                                       'type': 'string',
+                                       'doc': 'The workflow whose engine saw it...'},
+                                      {'name': 'partition',
+                                       'type': 'int',
+                                       'doc': '... in this partition of its events.'}]}]}]}
 
     kind: WorkflowEventKind
     workflow_id: str
@@ -863,6 +986,10 @@ class WorkflowEvent(Record):
     error_kind: str | None = Field(
         default=None,
         description='How the error is classed: TRANSIENT, RESOURCE, DATA or FATAL.',
+    )
+    breaker: BreakerNews | None = Field(
+        default=None,
+        description="A BREAKER event's news, from the engine partition that saw it to every other one.",
     )
 
 
@@ -906,6 +1033,13 @@ class StepRetry(Record):
     backoff_ms: int
     max_backoff_ms: int
     jitter: float
+
+
+class BreakerDecision(StrEnum):
+    CLOSED = 'CLOSED'
+    TRIAL = 'TRIAL'
+    FALLBACK = 'FALLBACK'
+    REFUSED = 'REFUSED'
 
 
 class JournalStep(Record):
@@ -960,6 +1094,14 @@ class JournalStep(Record):
     cached: bool = Field(
         default=False,
         description='The result came from the cache: no request was sent.',
+    )
+    breaker: BreakerDecision | None = Field(
+        default=None,
+        description="What the capability's circuit breaker decided for the step's latest request.",
+    )
+    fallback: str | None = Field(
+        default=None,
+        description="The fallback capability the breaker sent the step's latest request to instead.",
     )
 
 
@@ -1135,7 +1277,23 @@ class WorkflowJournal(Record):
                                                 'type': 'boolean',
                                                 'default': False,
                                                 'doc': 'The result came from the cache: no request '
-                                                       'was sent.'}]}}},
+                                                       'was sent.'},
+                                               {'name': 'breaker',
+                                                'default': None,
+                                                'doc': "What the capability's circuit breaker "
+                                                       "decided for the step's latest request.",
+                                                'type': ['null',
+                                                         {'type': 'enum',
+                                                          'name': 'BreakerDecision',
+                                                          'symbols': ['CLOSED',
+                                                                      'TRIAL',
+                                                                      'FALLBACK',
+                                                                      'REFUSED']}]},
+                                               {'name': 'fallback',
+                                                'type': ['null', 'string'],
+                                                'default': None,
+                                                'doc': 'The fallback capability the breaker sent '
+                                                       "the step's latest request to instead."}]}}},
                 {'name': 'signals',
                  'default': [],
                  'doc': 'Signals that came before the code asked for them, oldest first.',

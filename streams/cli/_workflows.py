@@ -12,7 +12,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,22 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from streams.errors import ConfigError, DeserializationError, SerializationError
-from streams.events import JournalStep, StepKind, StepStatus, WorkflowJournal, WorkflowStatus
+from streams.events import (
+    BreakerState,
+    BreakerStatus,
+    JournalStep,
+    StepKind,
+    StepStatus,
+    WorkflowJournal,
+    WorkflowStatus,
+)
 from streams.serde import schema as avro_schema
 from streams.serde.codec import AvroDecoder, AvroEncoder, RecordDecoder
 from streams.serde.record import Record
 from streams.serde.registry import SchemaRegistry
 from streams.specialists import Specialist
-from streams.workflows import WorkflowDefinition
+from streams.state_query import Row
+from streams.workflows import Breaker, WorkflowDefinition
 
 STATUSES = tuple(status.value.lower() for status in WorkflowStatus)
 
@@ -184,6 +193,8 @@ def detail(
                 "error": step.error,
                 "error_class": step.error_class,
                 "error_kind": step.error_kind,
+                "breaker": None if step.breaker is None else step.breaker.value.lower(),
+                "sent_to": step.fallback,
             }
             for position, step in enumerate(journal.steps)
         ],
@@ -248,7 +259,7 @@ def steps_table(shown: dict[str, Any]) -> RichTable:
         table.add_row(
             str(step["position"]),
             step["kind"],
-            Text(step["name"]),
+            Text(step["name"] + _BREAKER_NOTES.get(step["breaker"], "").format(**step)),
             Text(status, style=_STEP_STYLES.get(step["status"], "")),
             str(step["attempts"] or "-"),
             when(step["started"]),
@@ -260,6 +271,104 @@ def steps_table(shown: dict[str, Any]) -> RichTable:
     return table
 
 
+_BREAKER_NOTES = {
+    "fallback": " -> {sent_to} (breaker open)",
+    "trial": " (breaker trial)",
+    "refused": " (breaker open)",
+}
+
+
+# ----------------------------------------------------------------- circuit breakers
+
+
+def breaker_rows(
+    workflow: str, rows: Iterable[Row[BreakerState]], policies: Mapping[str, Breaker], now: datetime
+) -> list[dict[str, Any]]:
+    """The breakers one workflow's engine keeps, one per partition and capability, as of ``now``:
+    failures count those within the declared window, and an open breaker whose cool-down is over
+    says its next call will be a trial."""
+    shown = []
+    for row in rows:
+        state, policy = row.value, policies.get(row.value.capability)
+        window = policy.window if policy is not None else None
+        recent = [at for at in state.failures if window is None or at > now - window]
+        shown.append(
+            {
+                "workflow": workflow,
+                "partition": row.partition,
+                "capability": state.capability,
+                "status": state.status.value.lower(),
+                "trial_due": state.status is BreakerStatus.OPEN
+                and (state.retry_at is None or state.retry_at <= now),
+                "failures": len(recent),
+                "threshold": None if policy is None else policy.failures,
+                "within_s": _total(window),
+                "cool_down_s": _total(None if policy is None else policy.pause),
+                "fallback": None if policy is None else policy.fallback,
+                "opened": _iso(state.opened_at),
+                "next_trial": _iso(state.retry_at),
+                "trial_request_id": state.trial_request_id,
+                "opens": state.opens,
+                "last_error": state.last_error,
+                "updated": _iso(state.updated_at),
+            }
+        )
+    return shown
+
+
+def _total(span: timedelta | None) -> float | None:
+    return None if span is None else span.total_seconds()
+
+
+def breaker_status(row: Mapping[str, Any]) -> str:
+    if row["status"] == "open":
+        return "open (trial due)" if row["trial_due"] else "open"
+    return "half-open (trial out)" if row["status"] == "half_open" else str(row["status"])
+
+
+def breakers_table(rows: list[dict[str, Any]]) -> RichTable:
+    table = RichTable(
+        "workflow",
+        "partition",
+        "capability",
+        "state",
+        "failures",
+        "opened (UTC)",
+        "next trial (UTC)",
+        "opens",
+        "fallback",
+        "last error",
+    )
+    for row in rows:
+        counted = str(row["failures"])
+        if row["threshold"] is not None:
+            counted += f"/{row['threshold']} in {took(row['within_s'])}"
+        table.add_row(
+            Text(row["workflow"]),
+            str(row["partition"]),
+            Text(row["capability"]),
+            Text(breaker_status(row), style=_BREAKER_STYLES.get(row["status"], "")),
+            counted,
+            when(row["opened"]),
+            when(row["next_trial"]),
+            str(row["opens"]),
+            Text(row["fallback"] or "-"),
+            Text(row["last_error"] or ""),
+        )
+    return table
+
+
+def breaker_policy(capability: str, policy: Breaker) -> str:
+    """One declared breaker in words."""
+    to = f"calls go to {policy.fallback}" if policy.fallback else "calls fail with CircuitOpen"
+    return (
+        f"{capability}: opens after {policy.failures} failure(s) within "
+        f"{took(policy.window.total_seconds())}; while open {to}; a trial after "
+        f"{took(policy.pause.total_seconds())}"
+    )
+
+
+_BREAKER_STYLES = {"closed": "green", "open": "red", "half_open": "yellow"}
 _STYLES = {
     "running": "yellow",
     "completed": "green",

@@ -1,8 +1,9 @@
-"""`streams workflow start|ls|show|signal|cancel`: run and inspect an app's durable workflows.
+"""`streams workflow start|ls|show|signal|cancel|breakers`: run and inspect an app's durable workflows.
 
 Runs are read from the journal tables' changelogs (:mod:`streams.state_query`): what `ls` and `show`
-print is each journal as its engine had committed it when the command started. Starting, signalling
-and cancelling go through :class:`streams.Client`, exactly as code does.
+print is each journal as its engine had committed it when the command started; circuit breakers the
+same way, from the engines' ``breakers`` tables. Starting, signalling and cancelling go through
+:class:`streams.Client`, exactly as code does.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import closing
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +22,9 @@ from streams.cli._workflows import (
     STATUSES,
     PayloadReader,
     as_json_text,
+    breaker_policy,
+    breaker_rows,
+    breakers_table,
     counts,
     detail,
     read_value,
@@ -36,13 +41,17 @@ from streams.cli.state import ReadProgress
 from streams.client import Client
 from streams.config import Settings
 from streams.errors import ConfigError, TopicError, WorkflowCancelled, WorkflowFailed
-from streams.events import StepKind, StepStatus, WorkflowJournal, WorkflowStatus
+from streams.events import BreakerState, StepKind, StepStatus, WorkflowJournal, WorkflowStatus
 from streams.serde.registry import SchemaRegistry
-from streams.state_query import find_table, read_table
+from streams.state_query import Row, find_table, read_table
 from streams.workflows import WorkflowDefinition
+from streams.workflows.breaker import BREAKERS
 from streams.workflows.engine import JOURNAL
 
-app = typer.Typer(help="Start, list, inspect, signal and cancel durable workflows.", no_args_is_help=True)
+app = typer.Typer(
+    help="Start, list, inspect, signal and cancel durable workflows; show their circuit breakers.",
+    no_args_is_help=True,
+)
 
 _AppRef = Annotated[str, typer.Argument(metavar="MODULE:APP", help="The app that declares the workflow.")]
 _Workflow = Annotated[str, typer.Argument(metavar="WORKFLOW", help="The workflow's name.")]
@@ -169,15 +178,29 @@ def show(
 ) -> None:
     """Show one run: its input, output and every step.
 
-    Each step shows its status, attempts, timings, deadline and result or error; payloads are decoded
-    with the registry. Last comes the `streams trace` command that follows the run across topics.
+    Each step shows its status, attempts, timings, deadline and result or error, and what a circuit
+    breaker decided for it; payloads are decoded with the registry. Then the breakers of the
+    capabilities the run called, as its partition's engine keeps them now, and the `streams trace`
+    command that follows the run across topics.
     """
     application = load_app(app_ref)
     definition = _definition(application, workflow)
     config = settings()
     with closing(registry(config)) as schemas:
-        journal = _journal(app_ref, application, definition, workflow_id, config, schemas, read_timeout)
+        row = _journal(app_ref, application, definition, workflow_id, config, schemas, read_timeout)
+        journal = row.value
         shown = detail(journal, definition, PayloadReader(schemas, application.specialists), app_ref)
+        guarded = {s.name for s in journal.steps if s.kind is StepKind.CALL} & set(application.breakers)
+        states = (
+            _breakers(application, definition.name, config, schemas, read_timeout, [row.partition])
+            if guarded
+            else None
+        )
+        shown["breakers"] = [
+            b
+            for b in breaker_rows(definition.name, states or [], application.breakers, _now())
+            if b["capability"] in guarded
+        ]
     if as_json:
         print(json.dumps(shown))
         return
@@ -201,6 +224,9 @@ def _show_text(shown: dict[str, Any]) -> None:
         print_table(steps_table(shown))
     else:
         console.print("no steps yet", markup=False, highlight=False)
+    if shown["breakers"]:
+        _note("circuit breakers of the capabilities it called, as its partition's engine keeps them now:")
+        print_table(breakers_table(shown["breakers"]))
     for waiting in shown["signals_waiting"]:
         console.print(
             f"signal {waiting['name']} ({when(waiting['at'])}) waits for the code to ask: "
@@ -244,7 +270,7 @@ def signal(
     config = settings()
     with closing(registry(config)) as schemas:
         record = record_from_json(model, value, schemas, "--value")
-        journal = _journal(app_ref, application, definition, workflow_id, config, schemas, read_timeout)
+        journal = _journal(app_ref, application, definition, workflow_id, config, schemas, read_timeout).value
         if journal.status is not WorkflowStatus.RUNNING:
             raise ConfigError(
                 f"workflow {workflow} ({workflow_id}) has ended ({status_of(journal)}): "
@@ -284,7 +310,7 @@ def cancel(
     definition = _definition(application, workflow)
     config = settings()
     with closing(registry(config)) as schemas:
-        journal = _journal(app_ref, application, definition, workflow_id, config, schemas, read_timeout)
+        journal = _journal(app_ref, application, definition, workflow_id, config, schemas, read_timeout).value
         if journal.status is not WorkflowStatus.RUNNING:
             console.print(
                 f"workflow {workflow} {workflow_id} has ended already ({status_of(journal)}): "
@@ -311,7 +337,75 @@ def cancel(
     console.print(f"workflow {workflow} {workflow_id}: {outcome}", markup=False, highlight=False)
 
 
+@app.command("breakers")
+def breakers(
+    app_ref: _AppRef,
+    workflow: Annotated[
+        str | None, typer.Argument(metavar="[WORKFLOW]", help="Only this workflow's (default: all).")
+    ] = None,
+    as_json: _Json = False,
+    read_timeout: _ReadTimeout = 300.0,
+) -> None:
+    """Show the circuit breakers the workflows' engines keep, per partition and capability.
+
+    Every partition of every workflow keeps a copy of each breaker, told of the others' changes; a
+    copy that differs has not read the latest news yet. Each shows its state (an open one whose
+    cool-down is over lets its next call through as a trial), its failures within the window, when
+    it opened, how often, and its last error. A breaker nothing has reached yet is not listed: it is
+    closed.
+    """
+    application = load_app(app_ref)
+    names = [_definition(application, workflow).name] if workflow else list(application.workflows)
+    if not names:
+        raise ConfigError(f"app {application.name} declares no workflow")
+    config = settings()
+    now = _now()
+    shown: list[dict[str, Any]] = []
+    not_run: list[str] = []
+    with closing(registry(config)) as schemas:
+        for name in names:
+            states = _breakers(application, name, config, schemas, read_timeout)
+            if states is None:
+                not_run.append(name)
+            else:
+                shown += breaker_rows(name, states, application.breakers, now)
+    declared = {capability: breaker_policy(capability, p) for capability, p in application.breakers.items()}
+    if as_json:
+        print(
+            json.dumps({"app": application.name, "declared": declared, "not_run": not_run, "breakers": shown})
+        )
+        return
+    for name in not_run:
+        _note_err(f"workflow {name} has no breakers table yet: no worker has run it")
+    if shown:
+        print_table(breakers_table(shown))
+    else:
+        console.print("no breaker has been asked yet", markup=False, highlight=False)
+    for line in declared.values() or [f"app {application.name} declares no breaker (app.breaker)"]:
+        _note(line)
+
+
 # ----------------------------------------------------------------- reading journals
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _breakers(
+    application: App,
+    name: str,
+    config: Settings,
+    schemas: SchemaRegistry,
+    timeout: float,
+    partitions: list[int] | None = None,
+) -> list[Row[BreakerState]] | None:
+    """The breakers workflow ``name``'s engine keeps (in ``partitions``); None before any run."""
+    agent, table = find_table(application, BREAKERS.name, name)
+    try:
+        return list(read_table(config, schemas, agent, table, partitions=partitions, timeout=timeout).rows())
+    except TopicError:
+        return None
 
 
 def _definition(application: App, workflow: str) -> WorkflowDefinition:
@@ -324,8 +418,9 @@ def _definition(application: App, workflow: str) -> WorkflowDefinition:
 
 def _read(
     application: App, name: str, config: Settings, schemas: SchemaRegistry, timeout: float
-) -> list[WorkflowJournal] | None:
-    """Every journal of workflow ``name``; None when its journal has no changelog (never run)."""
+) -> list[Row[WorkflowJournal]] | None:
+    """Every journal of workflow ``name`` (and its partition); None when its journal has no
+    changelog (never run)."""
     agent, table = find_table(application, JOURNAL.name, name)
     progress = ReadProgress()
     try:
@@ -335,7 +430,7 @@ def _read(
     finally:
         progress.stop()
     progress.done(state.records, len(state.partitions))
-    return [row.value for row in state.rows()]
+    return list(state.rows())
 
 
 def _all_journals(
@@ -348,7 +443,7 @@ def _all_journals(
         if found is None:
             not_run.append(name)
         else:
-            journals += found
+            journals += [row.value for row in found]
     return journals, not_run
 
 
@@ -360,13 +455,13 @@ def _journal(
     config: Settings,
     schemas: SchemaRegistry,
     timeout: float,
-) -> WorkflowJournal:
+) -> Row[WorkflowJournal]:
     journals = _read(application, definition.name, config, schemas, timeout)
     if journals is None:
         raise ConfigError(f"workflow {definition.name} has no run {workflow_id}: no worker has run it yet")
-    for journal in journals:
-        if journal.workflow_id == workflow_id:
-            return journal
+    for row in journals:
+        if row.value.workflow_id == workflow_id:
+            return row
     raise ConfigError(
         f"workflow {definition.name} has no run {workflow_id} ({len(journals)} run(s); "
         f"`streams workflow ls {app_ref} {definition.name}` lists them)"

@@ -22,6 +22,7 @@ from streams.headers import Headers
 from streams.middleware import CallNext, Middleware
 from streams.telemetry.export import ExportStats, export_stats
 from streams.telemetry.probe import ProbeUnavailable, WorkerProbe, WorkerSnapshot
+from streams.workflows.breaker import BreakerStats
 from streams.workflows.cache import CacheStats
 
 if TYPE_CHECKING:
@@ -197,6 +198,56 @@ class CacheCollector(Collector):
                 for capability, count in sorted(counts.items()):
                     lookups.add_metric([agent, capability, result], count)
         yield lookups
+
+
+# The gauge's values: how far from letting calls through.
+BREAKER_STATE_VALUES = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
+
+
+class BreakerCollector(Collector):
+    """Circuit breakers of workflows' calls (``app.breaker``): the state each partition's breaker was
+    last seen in by this worker, how often they opened, and calls kept from their capability."""
+
+    def __init__(self, engines: Mapping[str, BreakerStats]) -> None:
+        self._engines = dict(engines)  # by agent name
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        state = GaugeMetricFamily(
+            "streams_workflow_breaker_state",
+            "A capability's circuit breaker in one partition of the workflow's events, as last seen by "
+            "this worker: 0 closed, 1 half-open (a trial call is out), 2 open.",
+            labels=["agent", "capability", "partition"],
+        )
+        opens = CounterMetricFamily(
+            "streams_workflow_breaker_opens",
+            "Times a circuit breaker opened (a failed trial re-opens it).",
+            labels=["agent", "capability"],
+        )
+        short = CounterMetricFamily(
+            "streams_workflow_breaker_short_circuited",
+            "Calls an open breaker kept from their capability (sent to the fallback, or failed at once).",
+            labels=["agent", "capability"],
+        )
+        fallbacks = CounterMetricFamily(
+            "streams_workflow_breaker_fallbacks",
+            "Calls an open breaker sent to the fallback capability instead.",
+            labels=["agent", "capability"],
+        )
+        for agent, stats in self._engines.items():
+            # Copies: the engine's loop may add a capability while this thread reads.
+            for (capability, partition), status in sorted(dict(stats.states).items()):
+                state.add_metric([agent, capability, str(partition)], BREAKER_STATE_VALUES[status.value])
+            for family, counts in (
+                (opens, stats.opens),
+                (short, stats.short_circuited),
+                (fallbacks, stats.fallbacks),
+            ):
+                for capability, count in sorted(dict(counts).items()):
+                    family.add_metric([agent, capability], count)
+        yield from (state, opens, short, fallbacks)
 
 
 class SpanCollector(Collector):

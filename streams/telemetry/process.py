@@ -29,7 +29,13 @@ from streams.telemetry.export import configure_tracing, reserve_span_queue, trac
 from streams.telemetry.health import Readiness, readiness
 from streams.telemetry.heartbeat import HeartbeatPublisher, heartbeat_topic
 from streams.telemetry.latency import LatencyMiddleware
-from streams.telemetry.metrics import CacheCollector, MetricsMiddleware, SpanCollector, WorkerCollector
+from streams.telemetry.metrics import (
+    BreakerCollector,
+    CacheCollector,
+    MetricsMiddleware,
+    SpanCollector,
+    WorkerCollector,
+)
 from streams.telemetry.probe import ProbeUnavailable, WorkerProbe
 from streams.telemetry.server import TelemetryServer
 from streams.telemetry.tracing import TracingMiddleware
@@ -110,12 +116,11 @@ class ProcessTelemetry:
         if self.config.metrics_enabled:
             self.registry.register(WorkerCollector(self._probe))
             engines = {
-                w.agent.name: w.agent.handler.cache_stats
-                for w in workers
-                if isinstance(w.agent.handler, WorkflowEngine)
+                w.agent.name: w.agent.handler for w in workers if isinstance(w.agent.handler, WorkflowEngine)
             }
             if engines:
-                self.registry.register(CacheCollector(engines))
+                self.registry.register(CacheCollector({n: e.cache_stats for n, e in engines.items()}))
+                self.registry.register(BreakerCollector({n: e.breaker_stats for n, e in engines.items()}))
 
     def readiness(self) -> Readiness:
         try:

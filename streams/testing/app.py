@@ -19,7 +19,7 @@ from streams import headers as hdr
 from streams.agent import Agent
 from streams.app import App
 from streams.errors import CallTimeout, ConfigError
-from streams.events import WorkflowJournal
+from streams.events import BreakerState, WorkflowJournal
 from streams.middleware import Chain
 from streams.serde.codec import AvroEncoder, RecordDecoder, encode_key
 from streams.serde.payloads import Payloads
@@ -40,6 +40,7 @@ from streams.worker.processing import Processor
 from streams.worker.stats import WorkerStats
 from streams.worker.tables import AgentTables
 from streams.worker.ticks import send_acknowledged
+from streams.workflows.breaker import BREAKERS
 from streams.workflows.engine import JOURNAL, WorkflowDefinition
 from streams.workflows.messages import ENDINGS, cancel_event, result_of, signal_event, start_event
 
@@ -228,6 +229,15 @@ class TestApp:
         """A workflow's journal as its engine keeps it."""
         self._workflow(workflow)
         found: WorkflowJournal | None = self.table(workflow, JOURNAL).get(workflow_id)
+        return found
+
+    def breaker(self, workflow: str, capability: str, *, partition: int = 0) -> BreakerState | None:
+        """The circuit breaker of ``capability`` as workflow ``workflow``'s engine keeps it in
+        ``partition`` of its events (each keeps a copy, told of the others' changes); None until a
+        call or news has reached it."""
+        self._workflow(workflow)
+        self._agent(workflow)
+        found: BreakerState | None = self._workers[workflow].tables.open(BREAKERS, partition).get(capability)
         return found
 
     def _workflow(self, name: str) -> WorkflowDefinition:
@@ -441,7 +451,7 @@ class _TwinWorker:
     async def _commit(self, batch: CommitBatch) -> None:
         # A transaction: held outputs appear together with the offsets that produced them.
         for output in batch.outputs:
-            await self._sender.send(output.topic, output.value, output.key, output.headers)
+            await self._sender.send(output.topic, output.value, output.key, output.headers, output.partition)
         self._broker.commit(self.agent.group_id, batch.positions)
 
     def _fail(self, error: BaseException) -> None:

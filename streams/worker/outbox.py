@@ -71,9 +71,16 @@ class DirectOutbox:
         self._encoders = encoders
         self.pending: list[asyncio.Future[Any]] = []
 
-    async def put(self, topic: Topic[Any], value: Record, key: str | bytes | None, headers: Headers) -> None:
+    async def put(
+        self,
+        topic: Topic[Any],
+        value: Record,
+        key: str | bytes | None,
+        headers: Headers,
+        partition: int | None = None,
+    ) -> None:
         payload = self._encoders.encode(topic, value)
-        self.pending.append(await self._sender.send(topic.name, payload, encode_key(key), headers))
+        self.pending.append(await self._sender.send(topic.name, payload, encode_key(key), headers, partition))
 
     async def emit(self, output: Output) -> None:
         """Send an output encoded already (a changelog record)."""
@@ -89,8 +96,16 @@ class HeldOutbox:
     encoders: Encoders
     outputs: list[Output] = field(default_factory=list)
 
-    async def put(self, topic: Topic[Any], value: Record, key: str | bytes | None, headers: Headers) -> None:
-        self.outputs.append(Output(topic.name, self.encoders.encode(topic, value), encode_key(key), headers))
+    async def put(
+        self,
+        topic: Topic[Any],
+        value: Record,
+        key: str | bytes | None,
+        headers: Headers,
+        partition: int | None = None,
+    ) -> None:
+        encoded = self.encoders.encode(topic, value)
+        self.outputs.append(Output(topic.name, encoded, encode_key(key), headers, partition))
 
     async def emit(self, output: Output) -> None:
         """Hold an output encoded already (a changelog record)."""

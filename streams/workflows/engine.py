@@ -19,6 +19,7 @@ from streams import headers as hdr
 from streams.context import Context
 from streams.errors import ConfigError
 from streams.events import (
+    BreakerNews,
     ParentStep,
     StepKind,
     WorkflowEvent,
@@ -31,6 +32,7 @@ from streams.specialists import Specialist, request_headers
 from streams.tables import Table
 from streams.timestamps import epoch_millis
 from streams.topics import Topic
+from streams.workflows.breaker import BREAKERS, Breaker, Breakers, BreakerStats, News
 from streams.workflows.cache import CACHE, CacheStats, store_answers
 from streams.workflows.journal import CANCELLED_CLASS, NO_REASON, apply, cancelled_error, finished
 from streams.workflows.replay import Outcome, Request, WorkflowFunction, replay
@@ -63,18 +65,33 @@ class WorkflowEngine:
         definition: WorkflowDefinition,
         specialists: Mapping[str, Specialist[Any, Any]],
         workflows: Mapping[str, WorkflowDefinition],
+        breakers: Mapping[str, Breaker] | None = None,
     ) -> None:
         self._definition = definition
         # The app's, read when a step is asked for: declared in any order.
         self._specialists = specialists
         self._workflows = workflows
+        self._breakers: Mapping[str, Breaker] = breakers if breakers is not None else {}
         self.__name__ = definition.name
         self.cache_stats = CacheStats()
+        self.breaker_stats = BreakerStats()
 
     async def __call__(self, event: WorkflowEvent, ctx: Context) -> None:
         # An event's own deadline header (an answer carries its request's) is no deadline of the
         # requests sent now: each of those carries its step's.
         inherited, ctx.deadline_ms = ctx.deadline_ms, None
+        now = datetime.fromtimestamp(ctx.timestamp_ms / 1000, UTC)
+        breakers = Breakers(
+            self._breakers,
+            self._specialists,
+            lambda: ctx.table(BREAKERS),
+            ctx.partition,
+            self.breaker_stats,
+        )
+        if event.kind is WorkflowEventKind.BREAKER:
+            if event.breaker is not None:
+                breakers.hear(event.breaker, event.error, now, ctx.message_id)
+            return  # news for this partition's breakers, no workflow's
         journals = ctx.table(JOURNAL)
         before = journals.get(event.workflow_id)
         journal = apply(before, event, ctx.correlation_id, _parent_of(event, ctx))
@@ -84,6 +101,10 @@ class WorkflowEngine:
             store_answers(before, journal, ctx.table(CACHE))
         if before is None:
             journal = self._with_deadline(journal, inherited)
+        if before is not None and self._breakers:
+            # Answers and timeouts first: a failure that opens a breaker counts for what the code
+            # asks for on this very replay.
+            breakers.observe(before, journal, now)
         if journal.status is WorkflowStatus.RUNNING:
             outcome = replay(
                 self._definition.function,
@@ -94,6 +115,7 @@ class WorkflowEngine:
                 output_of=self._output_of,
                 cached=lambda key: ctx.table(CACHE).get(key),
                 cache_stats=self.cache_stats,
+                breakers=breakers,
             )
             journal = await self._act(outcome, ctx)
         elif journal.status is WorkflowStatus.CANCELLED:
@@ -110,10 +132,37 @@ class WorkflowEngine:
                 )
         if journal.status is WorkflowStatus.COMPENSATING:
             journal = await self._unwind(journal, ctx)
+        for news in breakers.news:
+            await self._tell(ctx, news, now)
         # New deadlines reach the timer index now; were this call to fail, they would fire for steps
         # the journal does not hold, which the journal ignores.
         deadlines_of(journals.cache()).add(journal, before)
         journals.set(event.workflow_id, journal)
+
+    async def _tell(self, ctx: Context, news: News, now: datetime) -> None:
+        """Send a breaker's news to every other partition of every workflow of the app, so that each
+        engine partition's copy of the breaker counts every call (one event per partition)."""
+        told = WorkflowEvent(
+            kind=WorkflowEventKind.BREAKER,
+            workflow_id="",
+            name=news.capability,
+            request_id=news.request_id,
+            error=news.error,
+            sender=ctx.agent,
+            at=now,
+            breaker=BreakerNews(
+                capability=news.capability,
+                change=news.change,
+                request_id=news.request_id,
+                workflow=self._definition.name,
+                partition=ctx.partition,
+            ),
+        )
+        key = f"breaker:{news.capability}"
+        for workflow in self._workflows.values():
+            for partition in range(workflow.events.partitions):
+                if workflow.name != self._definition.name or partition != ctx.partition:
+                    await ctx.send(workflow.events, told, key=key, partition=partition)
 
     def _with_deadline(self, journal: WorkflowJournal, inherited_ms: int | None) -> WorkflowJournal:
         """A new run's deadline: the declared one from its start, or the one it was started under

@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from streams import headers as hdr
-from streams.errors import CallFailed, CallTimeout, StreamsError
-from streams.events import JournalStep, StepKind, StepStatus, WorkflowJournal
+from streams.errors import CallFailed, CallTimeout, CircuitOpen, StreamsError
+from streams.events import BreakerDecision, JournalStep, StepKind, StepStatus, WorkflowJournal
 from streams.retry import Retry
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
+from streams.workflows.breaker import CIRCUIT_OPEN_CLASS, Breakers, decided
 from streams.workflows.cache import CacheLookup, CacheStats, cache_key, fresh
 from streams.workflows.retries import retry_request_id, step_retry
 from streams.workflows.saga import COMPENSATION_RETRY
@@ -60,6 +61,7 @@ class Workflow:
         payloads: Payloads,
         output_of: OutputOf,
         cached: CacheLookup | None = None,
+        breakers: Breakers | None = None,
     ) -> None:
         self.id = journal.workflow_id
         self.name = journal.workflow
@@ -74,6 +76,7 @@ class Workflow:
         self._cached = cached
         self.cache_hits: list[str] = []  # capabilities served from the cache on this replay
         self.cache_misses: list[str] = []
+        self._breakers = breakers
 
     def call(
         self,
@@ -95,7 +98,11 @@ class Workflow:
 
         ``cache``: the call is idempotent; its result is served to later calls of ``capability`` with
         the same input (same wire-format bytes) for this long, without a request (see
-        :mod:`streams.workflows.cache` for the cache's scope)."""
+        :mod:`streams.workflows.cache` for the cache's scope).
+
+        A circuit breaker declared for ``capability`` (:meth:`streams.App.breaker`) is asked for each
+        request the step sends; while it is open the request goes to its fallback capability, or the
+        ``await`` raises :class:`CircuitOpen` at once."""
         return self._ask(StepKind.CALL, capability, value, output, timeout, retry=retry, cache=cache)
 
     def child(
@@ -170,6 +177,13 @@ class Workflow:
             if current.status is StepStatus.SUCCEEDED and current.result is not None:
                 return True, self._payloads.decode(current.result, result_type)
             tried = f" ({current.tries} requests)" if current.tries > 1 else ""
+            if current.error_class == CIRCUIT_OPEN_CLASS:
+                raise CircuitOpen(
+                    current.error or f"circuit open for {name}",
+                    capability=name,
+                    error_class=current.error_class,
+                    error_kind=current.error_kind,
+                )
             if current.status is StepStatus.TIMED_OUT:
                 raise CallTimeout(f"{name} did not answer step {index} of workflow {self.id} in time{tried}")
             raise CallFailed(
@@ -198,9 +212,16 @@ class Workflow:
                 }
             )
             return
+        request_id = step.request_id
+        assert request_id is not None
+        if self._breakers is not None and step.kind is StepKind.CALL:
+            verdict = self._breakers.decide(step.name, request_id, self._now)
+            step = self._steps[index] = decided(step, verdict, self._now, self._journal.events)
+            if step.breaker is BreakerDecision.REFUSED:
+                return  # failed at once: nothing is sent
         self._steps[index] = step.model_copy(update={"deadline": deadline})
-        assert step.request_id is not None
-        self.requests.append(Request(step.kind, step.name, value, step.request_id, child_id, deadline))
+        target = step.fallback or step.name
+        self.requests.append(Request(step.kind, target, value, request_id, child_id, deadline))
 
     def _bounded(self, deadline: datetime | None) -> datetime | None:
         """``deadline``, or the workflow's own if that comes first."""
@@ -399,9 +420,11 @@ def replay(
     output_of: OutputOf,
     cached: CacheLookup | None = None,
     cache_stats: CacheStats | None = None,
+    breakers: Breakers | None = None,
 ) -> Outcome:
-    """Run ``function`` against ``journal`` until it returns, fails or waits for an answer."""
-    handle = Workflow(journal, now_ms, payloads, output_of, cached)
+    """Run ``function`` against ``journal`` until it returns, fails or waits for an answer;
+    ``breakers`` are asked about each new request to a capability."""
+    handle = Workflow(journal, now_ms, payloads, output_of, cached, breakers)
     try:
         return _run(function, journal, input_type, payloads, handle)
     finally:

@@ -25,6 +25,7 @@ SUBMODULES = {
 EXPECTED = [
     "App",
     "AtLeastOnce",
+    "Breaker",
     "CallFailed",
     "CallTimeout",
     "CircuitOpen",

@@ -33,7 +33,14 @@ class ListOutbox:
     def __init__(self) -> None:
         self.sent: list[tuple[str, Headers]] = []
 
-    async def put(self, topic: Topic, value: Record, key: str | bytes | None, headers: Headers) -> None:  # type: ignore[type-arg]
+    async def put(  # type: ignore[type-arg]
+        self,
+        topic: Topic,
+        value: Record,
+        key: str | bytes | None,
+        headers: Headers,
+        partition: int | None = None,
+    ) -> None:
         self.sent.append((topic.name, headers))
 
 
