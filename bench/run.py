@@ -24,94 +24,14 @@ import os
 import platform
 import subprocess
 import sys
-from dataclasses import dataclass, field
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from bench import workflows
+from bench import report, workflows
 from bench.harness import REPO, Harness, Result, RunSpec
+from bench.roster import CONTENDERS, OURS, PEER_PYTHON, Contender, missing, python_for, version
 from bench.scenarios import KEYS, all_scenarios
-
-PEER_PYTHON = REPO / "bench" / ".venv" / "bin" / "python"
-INSTALL_HINT = ".venv/bin/python -m venv bench/.venv && bench/.venv/bin/pip install -r bench/requirements.txt"
-OURS = "streams"
-
-
-@dataclass(frozen=True)
-class Contender:
-    name: str
-    module: str
-    requires: str  # module that must import in its interpreter
-    dist: str  # distribution whose version the header line shows
-    peer: bool  # runs from bench/.venv
-    sequential: bool  # handles a partition one message at a time (io scenario: fewer messages)
-    how: str  # shown in the notes column
-    ours: bool = False  # a streams variant: takes --pipeline-concurrency / --io-concurrency
-    options: dict[str, Any] = field(default_factory=dict)
-    scenarios: tuple[str, ...] = ("pipeline", "io", "windows")
-    notes: dict[str, str] = field(default_factory=dict)  # scenario -> how it runs there, instead of how
-    extra: bool = False  # not run unless named in --only or --extras given
-    env: dict[str, str] = field(default_factory=dict)  # environment of the contender's process
-
-
-CONTENDERS = [
-    Contender(OURS, "bench.contenders.streams_impl", "streams", "confluent-kafka", peer=False,
-              sequential=False, ours=True, how="at-least-once",
-              notes={"windows": "app.windowed, Tumbling; tables in memory + changelog topics; "
-                                "at-least-once"}),
-    Contender("streams-eos", "bench.contenders.streams_impl", "streams", "confluent-kafka", peer=False,
-              sequential=False, ours=True, how="exactly-once (transactions)",
-              options={"guarantee": "exactly_once"}, extra=True,
-              notes={"windows": "app.windowed, Tumbling; tables in memory + changelog topics; "
-                                "exactly-once (transactions)"}),
-    # The cost of tracing, on our own pipeline: no tracing middleware at all; the default (context
-    # propagated, nothing recorded); every message sampled and every span exported (as JSON lines).
-    Contender("streams-trace-off", "bench.contenders.streams_impl", "streams", "confluent-kafka",
-              peer=False, sequential=False, ours=True, how="tracing off (STREAMS_TRACING=false)",
-              env={"STREAMS_TRACING": "false"}, scenarios=("pipeline",), extra=True),
-    Contender("streams-trace-sampled", "bench.contenders.streams_impl", "streams", "confluent-kafka",
-              peer=False, sequential=False, ours=True,
-              how="100% sampled, spans exported as JSON lines to /dev/null",
-              env={"STREAMS_TRACES_FILE": "/dev/null", "OTEL_TRACES_SAMPLER": "always_on"},
-              scenarios=("pipeline",), extra=True),
-    Contender("raw-confluent", "bench.contenders.raw_confluent", "confluent_kafka", "confluent-kafka",
-              peer=False, sequential=True, how="hand-written loop, 1 thread, commit after flush",
-              notes={"windows": "hand-written loop, counts in a dict: no state durability; "
-                                "commit after flush"}),
-    Contender("faust", "bench.contenders.faust_impl", "faust", "faust-streaming", peer=True,
-              sequential=True, how="one agent per stage (aiokafka)", scenarios=("pipeline", "io")),
-    Contender("quix", "bench.contenders.quix_impl", "quixstreams", "quixstreams", peer=True,
-              sequential=True, how="one StreamingDataFrame per stage",
-              notes={"windows": "tumbling_window().count().final(), closing per key (its default); "
-                                "RocksDB + changelog topics (its default); at-least-once"}),
-]
-
-
-def _python(contender: Contender) -> str:
-    return str(PEER_PYTHON) if contender.peer else sys.executable
-
-
-def _missing(contender: Contender) -> str | None:
-    """Why this contender cannot run here, or None."""
-    python = _python(contender)
-    if contender.peer and not PEER_PYTHON.exists():
-        return f"bench/.venv does not exist; install the peers: {INSTALL_HINT}"
-    probe = subprocess.run(
-        [python, "-W", "ignore", "-c", f"import {contender.requires}"],
-        capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
-    )
-    if probe.returncode != 0:
-        last = (probe.stderr.strip().splitlines() or ["?"])[-1]
-        return f"cannot import {contender.requires} ({last}); install the peers: {INSTALL_HINT}"
-    return None
-
-
-def _version(python: str, module: str) -> str:
-    code = f"import importlib.metadata as m; print(m.version({module!r}))"
-    probe = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, check=False)
-    return probe.stdout.strip() or "?"
 
 
 def _revision() -> str:
@@ -124,51 +44,6 @@ def _revision() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown revision"
     return f"streams at {head}" + (" + uncommitted changes" if dirty else "")
-
-
-def _median(results: list[Result]) -> Result:
-    ok = [r for r in results if r.status == "ok"]
-    if not ok:
-        return results[-1]
-    ok.sort(key=lambda r: r.seconds or 0.0)
-    chosen = ok[len(ok) // 2]
-    if len(results) > 1:
-        rates = ", ".join(f"{r.rate:,.0f}" for r in ok if r.rate)
-        chosen.note = f"{chosen.note}; median of {len(ok)}/{len(results)} runs ({rates} msg/s)"
-    return chosen
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def _rows(results: list[Result]) -> list[list[str]]:
-    ours = {r.scenario: r.rate for r in results if r.contender == OURS and r.rate}
-    rows = []
-    for r in results:
-        ratio = None if r.rate is None or r.scenario not in ours else ours[r.scenario] / r.rate
-        rows.append([
-            r.scenario,
-            r.contender,
-            f"{r.messages:,}",
-            _fmt(r.seconds, ".2f"),
-            _fmt(r.rate, ",.0f"),
-            "-" if ratio is None else f"{ratio:.2f}x",
-            _fmt(r.cpu_per_million, ",.0f"),
-            _fmt(r.peak_rss_mb, ".0f"),
-            r.note if r.status == "ok" else f"{r.status}: {r.note[-300:]}",
-        ])
-    return rows
-
-
-HEADERS = ["scenario", "contender", "messages", "seconds", "msg/s", "ours ÷ this", "CPU-s / 1M msgs",
-           "peak RSS MB", "notes"]
-
-
-def markdown(results: list[Result]) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join(["---"] * len(HEADERS)) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in _rows(results)]
-    return "\n".join(lines)
 
 
 def _median_workflows(results: list[workflows.WorkflowResult]) -> workflows.WorkflowResult:
@@ -267,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runnable: list[Contender] = []
     for contender in chosen:
-        why = _missing(contender)
+        why = missing(contender)
         if why:
             console.print(f"[yellow]skipping {contender.name}: {why}[/]")
         else:
@@ -283,10 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     registry = os.environ.get("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
     harness = Harness(bootstrap, registry, timeout=args.timeout, profile=args.profile, scenarios=definitions)
-    versions = {"confluent-kafka (ours, raw)": _version(sys.executable, "confluent-kafka")}
+    versions = {"confluent-kafka (ours, raw)": version(sys.executable, "confluent-kafka")}
     for contender in runnable:
         if contender.peer:
-            versions[contender.dist] = _version(str(PEER_PYTHON), contender.dist)
+            versions[contender.dist] = version(str(PEER_PYTHON), contender.dist)
     versions.update(workflows.versions(runnable_flows))
     console.print(
         f"run {harness.run_id}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -315,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                     options.setdefault("ordering", "key")
                     options["concurrency"] = concurrency
                 spec = RunSpec(
-                    scenario, contender.name, contender.module, _python(contender), count, options,
+                    scenario, contender.name, contender.module, python_for(contender), count, options,
                     env=contender.env,
                 )
                 how = contender.notes.get(scenario, contender.how)
@@ -334,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                     result.note = f"{how}; {result.note}".rstrip("; ")
                     runs.append(result)
                     console.print(result.status if result.status != "ok" else f"{result.rate:,.0f} msg/s")
-                results.append(_median(runs))
+                results.append(report.median(runs))
         if runnable_flows:
             flow_results = _run_workflows(console, harness, runnable_flows, args)
     finally:
@@ -344,15 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"[yellow]cleanup: {problem}[/]")
 
     if results:
-        table = Table(title="streams vs peers (ours ÷ this: >1 means ours is faster)")
-        for header in HEADERS:
-            left = header in ("scenario", "contender", "notes")
-            table.add_column(header, justify="left" if left else "right")
-        for row in _rows(results):
-            table.add_row(*row)
-        console.print(table)
-        if args.markdown:
-            print(markdown(results))
+        report.show(console, results, as_markdown=args.markdown)
     if flow_results:
         table = Table(title="workflows: 3 durable steps each (ours ÷ this: >1 means ours is faster)")
         for header in workflows.HEADERS:
