@@ -1,14 +1,14 @@
 """Shared harness: fresh topics, a preloaded input, one contender in its own process, the measurement.
 
-For each contender run: create its topics (1 partition each), register the value schemas, preload the
-input with the scenario's N Avro messages over 1,000 keys (see :mod:`bench.scenarios`), then start the
-contender and time it from its first consumed message (it prints ``FIRST <epoch>``) until a
-read_committed consumer in this process has counted the scenario's expected outputs on the final topic
-(N; one per key and window in ``windows``). A scenario with one right answer then checks the outputs,
-and wrong ones fail the run. CPU seconds are the contender process's (all threads, from /proc) over
-exactly that window; peak RSS is its high-water mark (VmHWM). Only the contender's own process is ever
-signalled. Everything created (topics, groups, subjects) carries the run id's prefix and is deleted
-by :meth:`Harness.cleanup`.
+For each contender run: create its topics (``RunSpec.partitions`` each), register the value schemas,
+preload the input with the scenario's N Avro messages over 1,000 keys (see :mod:`bench.scenarios`;
+spread over the partitions by key), then start the contender and time it from its first consumed
+message (it prints ``FIRST <epoch>``) until a read_committed consumer in this process has counted the
+scenario's expected outputs on the final topic (N; one per key and window in ``windows``). A scenario
+with one right answer then checks the outputs, and wrong ones fail the run. CPU seconds are the
+contender process's (all threads, from /proc) over exactly that window; peak RSS is its high-water
+mark (VmHWM). Only the contender's own process is ever signalled. Everything created (topics, groups,
+subjects) carries the run id's prefix and is deleted by :meth:`Harness.cleanup`.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class RunSpec:
     messages: int
     options: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)  # added to the contender's environment
+    partitions: int = 1  # of every topic of the run
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Result:
     contender: str
     messages: int
     status: str = "ok"  # ok | timeout | failed: ... | skipped: ...
+    partitions: int = 1
     seconds: float | None = None
     cpu_seconds: float | None = None
     peak_rss_mb: float | None = None
@@ -117,15 +119,19 @@ class Harness:
     def _topics(self, spec: RunSpec) -> list[str]:
         return [f"{self._base(spec)}.t{i}" for i in range(self.scenarios[spec.scenario].topics)]
 
-    def _create_topics(self, names: list[str]) -> None:
-        new = [NewTopic(n, num_partitions=1, replication_factor=1, config={"cleanup.policy": "delete"})
+    def create_topics(self, names: list[str], partitions: int = 1,
+                      configs: dict[str, dict[str, str]] | None = None) -> None:
+        """Create ``names`` with ``partitions`` each (``configs``: extra topic configs by name)."""
+        new = [NewTopic(n, num_partitions=partitions, replication_factor=1,
+                        config={"cleanup.policy": "delete", **(configs or {}).get(n, {})})
                for n in names]
         for future in self.admin.create_topics(new, operation_timeout=30).values():
             future.result()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             metadata = self.admin.list_topics(timeout=10).topics
-            if all(n in metadata and not metadata[n].error and metadata[n].partitions for n in names):
+            if all(n in metadata and not metadata[n].error and len(metadata[n].partitions) == partitions
+                   for n in names):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"topics {names} did not appear in metadata within 30 s")
@@ -157,13 +163,14 @@ class Harness:
     def run(self, spec: RunSpec) -> Result:
         scenario = self.scenarios[spec.scenario]
         expected = scenario.expected(spec.messages)
-        result = Result(spec.scenario, spec.contender, spec.messages, expected=expected)
+        result = Result(spec.scenario, spec.contender, spec.messages, expected=expected,
+                        partitions=spec.partitions)
         self._runs += 1
         topics = self._topics(spec)
-        self._create_topics(topics)
+        self.create_topics(topics, spec.partitions)
         ids = self._register(scenario, topics)
         self._preload(scenario, topics[0], spec.messages)
-        config_path = self.workdir / f"{spec.contender}.{spec.scenario}.{self._runs}.json"
+        config_path = self.workdir / f"{spec.contender}.{spec.scenario}.p{spec.partitions}.{self._runs}.json"
         config = {
             "scenario": spec.scenario,
             "bootstrap": self.bootstrap,
@@ -173,6 +180,7 @@ class Harness:
             "schemas": self._schemas,
             "schema_ids": ids,
             "messages": spec.messages,
+            "partitions": spec.partitions,
             "io_delay": 0.01,
             "options": spec.options,
             "state_dir": str(config_path.with_suffix(".state")),
@@ -180,7 +188,7 @@ class Harness:
         }
         config_path.write_text(json.dumps(config), encoding="utf-8")
         log_path = config_path.with_suffix(".log")
-        counter = _counter(self.bootstrap, topics[-1])
+        counter = counter_consumer(self.bootstrap, topics[-1], spec.partitions)
         outputs: list[tuple[bytes | None, bytes | None]] | None = [] if scenario.checked else None
         try:
             self._measure(spec, config_path, log_path, counter, result, outputs)
@@ -316,7 +324,8 @@ class Harness:
         return [f"group {name}: {error}" for name, error in failed.items()]
 
 
-def _counter(bootstrap: str, topic: str) -> Consumer:
+def counter_consumer(bootstrap: str, topic: str, partitions: int = 1) -> Consumer:
+    """A read_committed consumer of every partition of ``topic`` from the start, in no group."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"bench-counter-{uuid.uuid4().hex[:8]}",  # never commits: leaves no group behind
@@ -324,7 +333,7 @@ def _counter(bootstrap: str, topic: str) -> Consumer:
         "isolation.level": "read_committed",
         "fetch.wait.max.ms": 10,
     })
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     return consumer
 
 

@@ -8,8 +8,8 @@ from rich.table import Table
 from bench.harness import Result
 from bench.roster import OURS
 
-HEADERS = ["scenario", "contender", "messages", "seconds", "msg/s", "ours ÷ this", "CPU-s / 1M msgs",
-           "peak RSS MB", "notes"]
+HEADERS = ["scenario", "partitions", "contender", "messages", "seconds", "msg/s", "ours ÷ this",
+           "CPU-s / 1M msgs", "peak RSS MB", "notes"]
 
 
 def median(results: list[Result]) -> Result:
@@ -29,12 +29,14 @@ def fmt(value: float | None, spec: str) -> str:
 
 
 def rows(results: list[Result]) -> list[list[str]]:
-    ours = {r.scenario: r.rate for r in results if r.contender == OURS and r.rate}
+    ours = {(r.scenario, r.partitions): r.rate for r in results if r.contender == OURS and r.rate}
     out = []
     for r in results:
-        ratio = None if r.rate is None or r.scenario not in ours else ours[r.scenario] / r.rate
+        base = ours.get((r.scenario, r.partitions))
+        ratio = None if r.rate is None or base is None else base / r.rate
         out.append([
             r.scenario,
+            str(r.partitions),
             r.contender,
             f"{r.messages:,}",
             fmt(r.seconds, ".2f"),

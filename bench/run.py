@@ -1,7 +1,7 @@
 """Run the benchmark: ``python -m bench.run [--messages N] [--only NAME,...] [--scenarios pipeline,io]``.
 
-Scenarios (one partition, 1,000 keys, Avro in the Confluent wire format, at-least-once unless a row
-says otherwise; see bench/scenarios.py):
+Scenarios (one partition unless ``--partitions``, 1,000 keys, Avro in the Confluent wire format,
+at-least-once unless a row says otherwise; see bench/scenarios.py):
 
 - ``pipeline``: 3 stages, TaskRequested -> TaskRequested -> TaskRequested -> TaskCompleted;
 - ``io``: 1 stage whose handler waits 10 ms per message (a model call) before producing its result;
@@ -81,6 +81,67 @@ def _run_workflows(
     return results
 
 
+def _run_relays(
+    console: Console,
+    harness: Harness,
+    runnable: list[Contender],
+    scenarios: list[str],
+    args: argparse.Namespace,
+) -> list[Result]:
+    """Each scenario, each partition count (windows: 1), each contender in turn, ``--repeat`` times."""
+    results: list[Result] = []
+    for scenario in scenarios:
+        counts = args.partitions if harness.scenarios[scenario].partitioned else [1]
+        for partitions in counts:
+            for contender in runnable:
+                if scenario in contender.scenarios:
+                    results.append(_run_relay(console, harness, contender, scenario, partitions, args))
+    return results
+
+
+def _run_relay(
+    console: Console,
+    harness: Harness,
+    contender: Contender,
+    scenario: str,
+    partitions: int,
+    args: argparse.Namespace,
+) -> Result:
+    if scenario == "io":
+        count = args.io_peer_messages if contender.sequential else args.io_messages
+    else:
+        count = args.messages
+    options = dict(contender.options)
+    # Windowed agents keep partition order and take no concurrency: one partition here.
+    concurrency = {"pipeline": args.pipeline_concurrency, "io": args.io_concurrency}.get(scenario)
+    if contender.ours and concurrency is not None:
+        options.setdefault("ordering", "key")
+        options["concurrency"] = concurrency
+    spec = RunSpec(scenario, contender.name, contender.module, python_for(contender), count, options,
+                   env=contender.env, partitions=partitions)
+    how = contender.notes.get(scenario, contender.how)
+    if "concurrency" in options:
+        how = f"concurrency {options['concurrency']}, key order, {how}"
+    elif scenario == "io":
+        how = f"{how}, 10 ms in sequence"
+    runs = []
+    for attempt in range(args.repeat):
+        console.print(f"{scenario}: {contender.name} ({count:,} messages, {partitions} partition"
+                      f"{'s' if partitions > 1 else ''}, run {attempt + 1})...", end=" ")
+        try:
+            result = harness.run(spec)
+        except Exception as exc:  # noqa: BLE001 - one broken run must not lose the others
+            result = Result(scenario, contender.name, count, status=f"failed: {exc!r}", partitions=partitions)
+        result.note = f"{how}; {result.note}".rstrip("; ")
+        runs.append(result)
+        console.print(result.status if result.status != "ok" else f"{result.rate:,.0f} msg/s")
+    return report.median(runs)
+
+
+def _plural(counts: list[int], noun: str) -> str:
+    return f"{', '.join(map(str, counts))} {noun}{'s' if counts != [1] else ''}"
+
+
 def _concurrency_levels(text: str) -> list[int]:
     levels = [int(part) for part in text.split(",") if part.strip()]
     if not levels or min(levels) < 1:
@@ -97,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="io scenario messages for concurrent contenders (5,000)")
     parser.add_argument("--io-peer-messages", type=int, default=300,
                         help="io scenario messages for partition-sequential contenders (300)")
+    parser.add_argument("--partitions", type=_concurrency_levels, default=[1],
+                        help="partitions of every topic, one row per count (1; e.g. 1,6); pipeline and io "
+                             "(windows: always 1)")
     parser.add_argument("--pipeline-concurrency", type=int, default=1000,
                         help="streams: concurrency of each pipeline agent (1000, ordering=key)")
     parser.add_argument("--io-concurrency", type=int, default=200,
@@ -166,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         f"run {harness.run_id}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"broker {bootstrap}; "
-        + (f"1 partition, {KEYS:,} keys, Avro (Confluent wire format); every peer at its default "
-           f"at-least-once; " if relays else "")
+        + (f"{_plural(args.partitions, 'partition')}, {KEYS:,} keys, Avro (Confluent wire format); "
+           f"every peer at its default at-least-once; " if relays else "")
         + f"{_revision()}; " + ", ".join(f"{k} {v}" for k, v in versions.items())
     )
     console.print(f"logs and configs: {harness.workdir}")
@@ -175,41 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     flow_results: list[workflows.WorkflowResult] = []
     try:
-        for scenario in relays:
-            for contender in runnable:
-                if scenario not in contender.scenarios:
-                    continue
-                if scenario == "io":
-                    count = args.io_peer_messages if contender.sequential else args.io_messages
-                else:
-                    count = args.messages
-                options = dict(contender.options)
-                # Windowed agents keep partition order and take no concurrency: one partition here.
-                concurrency = {"pipeline": args.pipeline_concurrency, "io": args.io_concurrency}.get(scenario)
-                if contender.ours and concurrency is not None:
-                    options.setdefault("ordering", "key")
-                    options["concurrency"] = concurrency
-                spec = RunSpec(
-                    scenario, contender.name, contender.module, python_for(contender), count, options,
-                    env=contender.env,
-                )
-                how = contender.notes.get(scenario, contender.how)
-                if "concurrency" in options:
-                    how = f"concurrency {options['concurrency']}, key order, {how}"
-                elif scenario == "io":
-                    how = f"{how}, 10 ms in sequence"
-                runs = []
-                for attempt in range(args.repeat):
-                    console.print(f"{scenario}: {contender.name} ({count:,} messages, run {attempt + 1})...",
-                                  end=" ")
-                    try:
-                        result = harness.run(spec)
-                    except Exception as exc:  # noqa: BLE001 - one broken run must not lose the others
-                        result = Result(scenario, contender.name, count, status=f"failed: {exc!r}")
-                    result.note = f"{how}; {result.note}".rstrip("; ")
-                    runs.append(result)
-                    console.print(result.status if result.status != "ok" else f"{result.rate:,.0f} msg/s")
-                results.append(report.median(runs))
+        results = _run_relays(console, harness, runnable, relays, args)
         if runnable_flows:
             flow_results = _run_workflows(console, harness, runnable_flows, args)
     finally:

@@ -39,6 +39,7 @@ class Scenario:
     source: type[Record] = TaskRequested  # the value of every topic but the final one
     sink: type[Record] = TaskCompleted  # the value of the final topic
     checked: bool = False  # outputs are read back and checked by check()
+    partitioned: bool = True  # runs at each --partitions count (else on 1 partition)
 
     def inputs(self, count: int) -> Iterator[tuple[str, Record]]:
         for i in range(count):
@@ -75,6 +76,7 @@ class Windows(Scenario):
     source: type[Record] = MetricSample
     sink: type[Record] = WindowSummary
     checked: bool = True
+    partitioned: bool = False
     window_ms: int = 10_000
     grace_ms: int = 2_000
     per_key: int = 5  # samples of one key in one window
