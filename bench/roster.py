@@ -58,10 +58,19 @@ CONTENDERS = [
                                 "commit after flush"}),
     Contender("faust", "bench.contenders.faust_impl", "faust", "faust-streaming", peer=True,
               sequential=True, how="one agent per stage (aiokafka)", scenarios=("pipeline", "io")),
+    # Quix as its users reach the registry (its AvroSerializer / AvroDeserializer with a
+    # SchemaRegistryClientConfig), and with the fastavro codec everyone else uses, on bytes.
     Contender("quix", "bench.contenders.quix_impl", "quixstreams", "quixstreams", peer=True,
-              sequential=True, how="one StreamingDataFrame per stage",
+              sequential=True, how="one StreamingDataFrame per stage, its registry Avro serializers",
+              options={"serde": "registry"},
               notes={"windows": "tumbling_window().count().final(), closing per key (its default); "
-                                "RocksDB + changelog topics (its default); at-least-once"}),
+                                "RocksDB + changelog topics (its default); its registry Avro serializers; "
+                                "at-least-once"}),
+    Contender("quix-fastavro", "bench.contenders.quix_impl", "quixstreams", "quixstreams", peer=True,
+              sequential=True, how="one StreamingDataFrame per stage, bytes + fastavro codec",
+              options={"serde": "fastavro"},
+              notes={"windows": "tumbling_window().count().final(), closing per key (its default); "
+                                "RocksDB + changelog topics (its default); fastavro codec; at-least-once"}),
 ]
 
 
