@@ -25,7 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -116,7 +116,7 @@ class Harness:
         """Names of one run's topics and groups: unique per run, so repeats start fresh too."""
         return f"{self.prefix}{spec.contender}.{spec.scenario}.{self._runs}"
 
-    def _topics(self, spec: RunSpec) -> list[str]:
+    def topics(self, spec: RunSpec) -> list[str]:
         return [f"{self._base(spec)}.t{i}" for i in range(self.scenarios[spec.scenario].topics)]
 
     def create_topics(self, names: list[str], partitions: int = 1,
@@ -143,7 +143,8 @@ class Harness:
             ids[name] = self.registry.register(subject_for(name), record.avro_schema())
         return ids
 
-    def _preload(self, scenario: Scenario, topic: str, count: int) -> None:
+    def preload(self, scenario: Scenario, topic: str, count: int) -> None:
+        """The scenario's first ``count`` inputs on ``topic``, flushed."""
         encoder = AvroEncoder(self.registry, subject_for(topic), scenario.source.avro_schema())
         producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True,
                              "linger.ms": 50, "compression.type": "lz4"})
@@ -160,19 +161,21 @@ class Harness:
 
     # ----------------------------------------------------------------- one run
 
-    def run(self, spec: RunSpec) -> Result:
+    def prepare(
+        self, spec: RunSpec, topic_configs: dict[str, dict[str, str]] | None = None
+    ) -> tuple[list[str], Path]:
+        """Create one run's topics, register its schemas and write the contender's config: the topics
+        (input first, final last) and the config's path.
+
+        The config's ``scenario`` is the scenario's kind (backlog and latency run the pipeline)."""
         scenario = self.scenarios[spec.scenario]
-        expected = scenario.expected(spec.messages)
-        result = Result(spec.scenario, spec.contender, spec.messages, expected=expected,
-                        partitions=spec.partitions)
         self._runs += 1
-        topics = self._topics(spec)
-        self.create_topics(topics, spec.partitions)
+        topics = self.topics(spec)
+        self.create_topics(topics, spec.partitions, topic_configs)
         ids = self._register(scenario, topics)
-        self._preload(scenario, topics[0], spec.messages)
         config_path = self.workdir / f"{spec.contender}.{spec.scenario}.p{spec.partitions}.{self._runs}.json"
         config = {
-            "scenario": spec.scenario,
+            "scenario": scenario.kind,
             "bootstrap": self.bootstrap,
             "registry": self.registry_url,
             "group": self._base(spec),
@@ -187,6 +190,15 @@ class Harness:
             **scenario.config(),
         }
         config_path.write_text(json.dumps(config), encoding="utf-8")
+        return topics, config_path
+
+    def run(self, spec: RunSpec) -> Result:
+        scenario = self.scenarios[spec.scenario]
+        expected = scenario.expected(spec.messages)
+        result = Result(spec.scenario, spec.contender, spec.messages, expected=expected,
+                        partitions=spec.partitions)
+        topics, config_path = self.prepare(spec)
+        self.preload(scenario, topics[0], spec.messages)
         log_path = config_path.with_suffix(".log")
         counter = counter_consumer(self.bootstrap, topics[-1], spec.partitions)
         outputs: list[tuple[bytes | None, bytes | None]] | None = [] if scenario.checked else None
@@ -212,16 +224,8 @@ class Harness:
         outputs: list[tuple[bytes | None, bytes | None]] | None,
     ) -> None:
         expected = result.expected or spec.messages
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **spec.env)
         with log_path.open("w", encoding="utf-8") as log:
-            child = subprocess.Popen(
-                [spec.python, "-m", spec.module, str(config_path)],
-                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
-            )
-            profiler = self._start_profiler(child.pid, log_path.with_suffix(".pyspy.txt"))
-            first: dict[str, Any] = {}
-            reader = threading.Thread(target=_read_marker, args=(child, first), daemon=True)
-            reader.start()
+            child, first, reader, profiler = self.launch(spec, config_path, log)
             deadline = time.monotonic() + self.timeout
             count = 0
             end: float | None = None
@@ -241,14 +245,11 @@ class Harness:
                 else:
                     result.status = f"timeout: {count} of {expected} outputs after {self.timeout:.0f} s"
             finally:
+                if result.peak_rss_mb is None and child.poll() is None:
+                    result.peak_rss_mb = peak_rss_mb(child.pid)  # also for a run that timed out
                 stopping = time.monotonic()
-                stopped = stop_process(child)
+                stopped = self.stop(child, profiler)
                 result.stop_seconds = time.monotonic() - stopping
-                if profiler is not None:
-                    try:
-                        profiler.wait(timeout=60)  # writes its file once the target has exited
-                    except subprocess.TimeoutExpired:
-                        profiler.kill()
             reader.join(timeout=5)
         if end is not None:
             result.seconds = end - first["wall"]
@@ -266,8 +267,33 @@ class Harness:
         if result.status != "ok":
             result.note = f"{result.note}; log: {tail(log_path)}".lstrip("; ")
 
-    def _start_profiler(self, pid: int, output: Path) -> subprocess.Popen[bytes] | None:
-        return start_profiler(pid, output) if self.profile else None
+    def launch(
+        self, spec: RunSpec, config_path: Path, log: IO[str]
+    ) -> tuple[subprocess.Popen[str], dict[str, Any], threading.Thread, subprocess.Popen[bytes] | None]:
+        """Start the contender (stderr to ``log``), a thread reading its ``FIRST`` marker into the
+        returned dict (``wall``, ``cpu``, ``threads``), and py-spy if profiling."""
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **spec.env)
+        child = subprocess.Popen(
+            [spec.python, "-m", spec.module, str(config_path)],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+        )
+        profile = Path(log.name).with_suffix(".pyspy.txt")
+        profiler = start_profiler(child.pid, profile) if self.profile else None
+        first: dict[str, Any] = {}
+        reader = threading.Thread(target=_read_marker, args=(child, first), daemon=True)
+        reader.start()
+        return child, first, reader, profiler
+
+    @staticmethod
+    def stop(child: subprocess.Popen[str], profiler: subprocess.Popen[bytes] | None) -> bool:
+        """Stop the contender (see :func:`stop_process`), then let py-spy write its file."""
+        stopped = stop_process(child)
+        if profiler is not None:
+            try:
+                profiler.wait(timeout=60)  # writes its file once the target has exited
+            except subprocess.TimeoutExpired:
+                profiler.kill()
+        return stopped
 
     # ----------------------------------------------------------------- teardown
 

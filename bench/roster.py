@@ -13,6 +13,7 @@ from bench.harness import REPO
 PEER_PYTHON = REPO / "bench" / ".venv" / "bin" / "python"
 INSTALL_HINT = ".venv/bin/python -m venv bench/.venv && bench/.venv/bin/pip install -r bench/requirements.txt"
 OURS = "streams"
+_ALL = ("pipeline", "io", "windows", "backlog")
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Contender:
     how: str  # shown in the notes column
     ours: bool = False  # a streams variant: takes --pipeline-concurrency / --io-concurrency
     options: dict[str, Any] = field(default_factory=dict)
-    scenarios: tuple[str, ...] = ("pipeline", "io", "windows")
+    scenarios: tuple[str, ...] = _ALL
     notes: dict[str, str] = field(default_factory=dict)  # scenario -> how it runs there, instead of how
     extra: bool = False  # not run unless named in --only or --extras given
     env: dict[str, str] = field(default_factory=dict)  # environment of the contender's process
@@ -57,7 +58,8 @@ CONTENDERS = [
               notes={"windows": "hand-written loop, counts in a dict: no state durability; "
                                 "commit after flush"}),
     Contender("faust", "bench.contenders.faust_impl", "faust", "faust-streaming", peer=True,
-              sequential=True, how="one agent per stage (aiokafka)", scenarios=("pipeline", "io")),
+              sequential=True, how="one agent per stage (aiokafka)",
+              scenarios=("pipeline", "io", "backlog")),
     # Quix as its users reach the registry (its AvroSerializer / AvroDeserializer with a
     # SchemaRegistryClientConfig), and with the fastavro codec everyone else uses, on bytes.
     Contender("quix", "bench.contenders.quix_impl", "quixstreams", "quixstreams", peer=True,

@@ -8,6 +8,8 @@ at-least-once unless a row says otherwise; see bench/scenarios.py):
 - ``windows`` (not run by default): a count per key in 10-second tumbling windows of event time,
   MetricSample -> one WindowSummary per key and window, sent when the window closes; the results are
   checked, and a contender with a wrong answer fails.
+- ``backlog`` (not run by default): the pipeline with a large preloaded input (``--backlog-messages``,
+  200,000), for the peak RSS of each contender while it works through it;
 - ``workflows`` (not run by default): N durable three-step workflows started and awaited by a client,
   ours (engine + specialists) and Restate's (see bench/workflows.py); its own table: workflows/s and
   latency per workflow, every result checked.
@@ -110,10 +112,11 @@ def _run_relay(
     if scenario == "io":
         count = args.io_peer_messages if contender.sequential else args.io_messages
     else:
-        count = args.messages
+        count = args.backlog_messages if scenario == "backlog" else args.messages
     options = dict(contender.options)
     # Windowed agents keep partition order and take no concurrency: one partition here.
-    concurrency = {"pipeline": args.pipeline_concurrency, "io": args.io_concurrency}.get(scenario)
+    kind = harness.scenarios[scenario].kind
+    concurrency = {"pipeline": args.pipeline_concurrency, "io": args.io_concurrency}.get(kind)
     if contender.ours and concurrency is not None:
         options.setdefault("ordering", "key")
         options["concurrency"] = concurrency
@@ -132,6 +135,10 @@ def _run_relay(
             result = harness.run(spec)
         except Exception as exc:  # noqa: BLE001 - one broken run must not lose the others
             result = Result(scenario, contender.name, count, status=f"failed: {exc!r}", partitions=partitions)
+        if scenario == "backlog":
+            overload = f" = {count / result.rate:,.0f}x its msg/s" if result.rate else ""
+            backlog = f"backlog of {count:,}{overload}, peak RSS while draining it"
+            result.note = f"{backlog}; {result.note}".rstrip("; ")
         result.note = f"{how}; {result.note}".rstrip("; ")
         runs.append(result)
         console.print(result.status if result.status != "ok" else f"{result.rate:,.0f} msg/s")
@@ -154,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=20_000,
                         help="pipeline and windows input messages (20,000)")
+    parser.add_argument("--backlog-messages", type=int, default=200_000,
+                        help="backlog scenario: messages preloaded before the contender starts (200,000)")
     parser.add_argument("--io-messages", type=int, default=5_000,
                         help="io scenario messages for concurrent contenders (5,000)")
     parser.add_argument("--io-peer-messages", type=int, default=300,
@@ -177,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                                         if c.name != OURS]))
     parser.add_argument("--extras", action="store_true", help="also run extra rows (streams-eos)")
     parser.add_argument("--scenarios", default="pipeline,io",
-                        help="pipeline,io (default), windows, workflows")
+                        help="pipeline,io (default), windows, backlog, workflows")
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender; the median is shown")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per contender run (300)")
     parser.add_argument("--markdown", action="store_true", help="also print the table as markdown")

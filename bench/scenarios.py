@@ -40,6 +40,11 @@ class Scenario:
     sink: type[Record] = TaskCompleted  # the value of the final topic
     checked: bool = False  # outputs are read back and checked by check()
     partitioned: bool = True  # runs at each --partitions count (else on 1 partition)
+    shape: str = ""  # what the contenders run, when not the scenario's name (backlog, latency: pipeline)
+
+    @property
+    def kind(self) -> str:
+        return self.shape or self.name
 
     def inputs(self, count: int) -> Iterator[tuple[str, Record]]:
         for i in range(count):
@@ -146,4 +151,6 @@ def all_scenarios(window_events: int = 5) -> dict[str, Scenario]:
         "pipeline": Scenario("pipeline", topics=4),
         "io": Scenario("io", topics=2),
         "windows": Windows("windows", per_key=window_events),
+        # The pipeline again, with a large preloaded input: peak RSS while a contender works through it.
+        "backlog": Scenario("backlog", topics=4, shape="pipeline"),
     }
