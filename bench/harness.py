@@ -161,17 +161,15 @@ class Harness:
 
     # ----------------------------------------------------------------- one run
 
-    def prepare(
-        self, spec: RunSpec, topic_configs: dict[str, dict[str, str]] | None = None
-    ) -> tuple[list[str], Path]:
-        """Create one run's topics, register its schemas and write the contender's config: the topics
-        (input first, final last) and the config's path.
+    def prepare(self, spec: RunSpec, final_config: dict[str, str] | None = None) -> tuple[list[str], Path]:
+        """Create one run's topics (``final_config``: extra configs of the final topic), register its
+        schemas and write the contender's config: the topics (input first, final last) and its path.
 
         The config's ``scenario`` is the scenario's kind (backlog and latency run the pipeline)."""
         scenario = self.scenarios[spec.scenario]
         self._runs += 1
         topics = self.topics(spec)
-        self.create_topics(topics, spec.partitions, topic_configs)
+        self.create_topics(topics, spec.partitions, {topics[-1]: final_config or {}})
         ids = self._register(scenario, topics)
         config_path = self.workdir / f"{spec.contender}.{spec.scenario}.p{spec.partitions}.{self._runs}.json"
         config = {

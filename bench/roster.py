@@ -13,7 +13,7 @@ from bench.harness import REPO
 PEER_PYTHON = REPO / "bench" / ".venv" / "bin" / "python"
 INSTALL_HINT = ".venv/bin/python -m venv bench/.venv && bench/.venv/bin/pip install -r bench/requirements.txt"
 OURS = "streams"
-_ALL = ("pipeline", "io", "windows", "backlog")
+_ALL = ("pipeline", "io", "windows", "backlog")  # the latency scenario only where a row says so
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Contender:
 
 CONTENDERS = [
     Contender(OURS, "bench.contenders.streams_impl", "streams", "confluent-kafka", peer=False,
-              sequential=False, ours=True, how="at-least-once",
+              sequential=False, ours=True, how="at-least-once", scenarios=(*_ALL, "latency"),
               notes={"windows": "app.windowed, Tumbling; tables in memory + changelog topics; "
                                 "at-least-once"}),
     Contender("streams-eos", "bench.contenders.streams_impl", "streams", "confluent-kafka", peer=False,
@@ -55,8 +55,15 @@ CONTENDERS = [
               scenarios=("pipeline",), extra=True),
     Contender("raw-confluent", "bench.contenders.raw_confluent", "confluent_kafka", "confluent-kafka",
               peer=False, sequential=True, how="hand-written loop, 1 thread, commit after flush",
+              scenarios=(*_ALL, "latency"),
               notes={"windows": "hand-written loop, counts in a dict: no state durability; "
                                 "commit after flush"}),
+    # The same loop waiting at most 2 ms for a batch instead of 100 ms: what a hop costs in latency
+    # when the loop does not wait for batches to fill.
+    Contender("raw-confluent-2ms", "bench.contenders.raw_confluent", "confluent_kafka", "confluent-kafka",
+              peer=False, sequential=True, how="hand-written loop, 1 thread, commit after flush, "
+              "consume(500, timeout=2 ms)", options={"poll_timeout": 0.002},
+              scenarios=("pipeline", "latency"), extra=True),
     Contender("faust", "bench.contenders.faust_impl", "faust", "faust-streaming", peer=True,
               sequential=True, how="one agent per stage (aiokafka)",
               scenarios=("pipeline", "io", "backlog")),
@@ -64,7 +71,7 @@ CONTENDERS = [
     # SchemaRegistryClientConfig), and with the fastavro codec everyone else uses, on bytes.
     Contender("quix", "bench.contenders.quix_impl", "quixstreams", "quixstreams", peer=True,
               sequential=True, how="one StreamingDataFrame per stage, its registry Avro serializers",
-              options={"serde": "registry"},
+              options={"serde": "registry"}, scenarios=(*_ALL, "latency"),
               notes={"windows": "tumbling_window().count().final(), closing per key (its default); "
                                 "RocksDB + changelog topics (its default); its registry Avro serializers; "
                                 "at-least-once"}),

@@ -10,6 +10,8 @@ at-least-once unless a row says otherwise; see bench/scenarios.py):
   checked, and a contender with a wrong answer fails.
 - ``backlog`` (not run by default): the pipeline with a large preloaded input (``--backlog-messages``,
   200,000), for the peak RSS of each contender while it works through it;
+- ``latency`` (not run by default): the pipeline under a steady offered load at shares of a maximum
+  rate, end-to-end latency per message, p50/p99 (see bench/latency.py); its own table;
 - ``workflows`` (not run by default): N durable three-step workflows started and awaited by a client,
   ours (engine + specialists) and Restate's (see bench/workflows.py); its own table: workflows/s and
   latency per workflow, every result checked.
@@ -26,12 +28,14 @@ import os
 import platform
 import subprocess
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from bench import report, workflows
+from bench import latency, report, workflows
 from bench.harness import REPO, Harness, Result, RunSpec
+from bench.latency import LatencyBench, LatencyResult
 from bench.roster import CONTENDERS, OURS, PEER_PYTHON, Contender, missing, python_for, version
 from bench.scenarios import KEYS, all_scenarios
 
@@ -113,20 +117,9 @@ def _run_relay(
         count = args.io_peer_messages if contender.sequential else args.io_messages
     else:
         count = args.backlog_messages if scenario == "backlog" else args.messages
-    options = dict(contender.options)
-    # Windowed agents keep partition order and take no concurrency: one partition here.
-    kind = harness.scenarios[scenario].kind
-    concurrency = {"pipeline": args.pipeline_concurrency, "io": args.io_concurrency}.get(kind)
-    if contender.ours and concurrency is not None:
-        options.setdefault("ordering", "key")
-        options["concurrency"] = concurrency
+    options, how = _options(harness, contender, scenario, args)
     spec = RunSpec(scenario, contender.name, contender.module, python_for(contender), count, options,
                    env=contender.env, partitions=partitions)
-    how = contender.notes.get(scenario, contender.how)
-    if "concurrency" in options:
-        how = f"concurrency {options['concurrency']}, key order, {how}"
-    elif scenario == "io":
-        how = f"{how}, 10 ms in sequence"
     runs = []
     for attempt in range(args.repeat):
         console.print(f"{scenario}: {contender.name} ({count:,} messages, {partitions} partition"
@@ -143,6 +136,68 @@ def _run_relay(
         runs.append(result)
         console.print(result.status if result.status != "ok" else f"{result.rate:,.0f} msg/s")
     return report.median(runs)
+
+
+def _options(
+    harness: Harness, contender: Contender, scenario: str, args: argparse.Namespace
+) -> tuple[dict[str, Any], str]:
+    """The contender's options in ``scenario`` and how it runs there (the notes column)."""
+    options = dict(contender.options)
+    # Windowed agents keep partition order and take no concurrency.
+    kind = harness.scenarios[scenario].kind
+    concurrency = {"pipeline": args.pipeline_concurrency, "io": args.io_concurrency}.get(kind)
+    if contender.ours and concurrency is not None:
+        options.setdefault("ordering", "key")
+        options["concurrency"] = concurrency
+    how = contender.notes.get(scenario, contender.how)
+    if "concurrency" in options:
+        how = f"concurrency {options['concurrency']}, key order, {how}"
+    elif kind == "io":
+        how = f"{how}, 10 ms in sequence"
+    return options, how
+
+
+def _run_latency(
+    console: Console,
+    harness: Harness,
+    runnable: list[Contender],
+    measured: list[Result],
+    args: argparse.Namespace,
+) -> list[LatencyResult]:
+    """Each partition count, each load, each contender with a latency row in turn (one run each)."""
+    bench = LatencyBench(harness, args.latency_seconds)
+    results = []
+    for partitions in args.partitions:
+        maximum, source = args.latency_max, "--latency-max"
+        if not maximum:
+            ours = [r.rate for r in measured if r.contender == OURS and r.scenario == "pipeline"
+                    and r.partitions == partitions and r.rate]
+            maximum, source = (ours[0], "streams' pipeline row") if ours else (None, "")
+        if not maximum:
+            console.print(f"[yellow]latency, {partitions} partition(s): no maximum rate (the streams "
+                          f"pipeline row did not finish); skipped[/]")
+            continue
+        for load in args.latency_loads:
+            rate = maximum * load / 100
+            for contender in runnable:
+                if "latency" not in contender.scenarios:
+                    continue
+                options, how = _options(harness, contender, "latency", args)
+                spec = RunSpec("latency", contender.name, contender.module, python_for(contender), 0,
+                               options, env=contender.env, partitions=partitions)
+                console.print(f"latency: {contender.name} ({rate:,.0f} msg/s = {load}% of {maximum:,.0f} "
+                              f"for {args.latency_seconds:g} s, {partitions} partition(s))...", end=" ")
+                try:
+                    result = bench.run(spec, rate, load)
+                except Exception as exc:  # noqa: BLE001 - one broken run must not lose the others
+                    result = LatencyResult(contender.name, partitions, load, rate, 0,
+                                           status=f"failed: {exc!r}")
+                result.note = f"{how}; max {maximum:,.0f} msg/s from {source}; {result.note}".rstrip("; ")
+                results.append(result)
+                p50, p99 = result.percentile(0.5), result.percentile(0.99)
+                console.print(result.status if p50 is None or p99 is None else
+                              f"{result.status}: p50 {p50:,.0f} ms, p99 {p99:,.0f} ms")
+    return results
 
 
 def _plural(counts: list[int], noun: str) -> str:
@@ -163,6 +218,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="pipeline and windows input messages (20,000)")
     parser.add_argument("--backlog-messages", type=int, default=200_000,
                         help="backlog scenario: messages preloaded before the contender starts (200,000)")
+    parser.add_argument("--latency-max", type=float,
+                        help="latency scenario: the maximum rate (msg/s) the loads are shares of (default: "
+                             "streams' pipeline msg/s measured in this run, at the same partition count)")
+    parser.add_argument("--latency-loads", type=_concurrency_levels, default=[25, 50, 75],
+                        help="latency scenario: offered loads in percent of the maximum, one row each "
+                             "(25,50,75)")
+    parser.add_argument("--latency-seconds", type=float, default=20.0,
+                        help="latency scenario: how long each load is offered (20 s)")
     parser.add_argument("--io-messages", type=int, default=5_000,
                         help="io scenario messages for concurrent contenders (5,000)")
     parser.add_argument("--io-peer-messages", type=int, default=300,
@@ -186,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                                         if c.name != OURS]))
     parser.add_argument("--extras", action="store_true", help="also run extra rows (streams-eos)")
     parser.add_argument("--scenarios", default="pipeline,io",
-                        help="pipeline,io (default), windows, backlog, workflows")
+                        help="pipeline,io (default), windows, backlog, latency, workflows")
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender; the median is shown")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per contender run (300)")
     parser.add_argument("--markdown", action="store_true", help="also print the table as markdown")
@@ -207,9 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     known = {c.name for c in CONTENDERS} | {c.name for c in workflows.WORKFLOW_CONTENDERS}
     if names and names - known:
         parser.error(f"unknown contender(s): {', '.join(sorted(names - known))}")
-    relays = [s for s in scenarios if s != "workflows"]
+    relays = [s for s in scenarios if s not in ("workflows", "latency")]
+    timed = "latency" in scenarios
+    if timed and not args.latency_max and "pipeline" not in relays:
+        parser.error("the latency scenario needs --latency-max RATE, or the pipeline scenario in the same "
+                     "run (streams' pipeline msg/s is then the maximum)")
     chosen = [c for c in CONTENDERS
-              if relays and (c.name in names if names else (args.extras or not c.extra))]
+              if (relays or timed) and (c.name in names if names else (args.extras or not c.extra))]
     flows = [c for c in workflows.WORKFLOW_CONTENDERS
              if "workflows" in scenarios and (not names or c.name in names)]
 
@@ -240,15 +307,18 @@ def main(argv: list[str] | None = None) -> int:
         f"run {harness.run_id}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"broker {bootstrap}; "
         + (f"{_plural(args.partitions, 'partition')}, {KEYS:,} keys, Avro (Confluent wire format); "
-           f"every peer at its default at-least-once; " if relays else "")
+           f"every peer at its default at-least-once; " if relays or timed else "")
         + f"{_revision()}; " + ", ".join(f"{k} {v}" for k, v in versions.items())
     )
     console.print(f"logs and configs: {harness.workdir}")
 
     results: list[Result] = []
+    timed_results: list[LatencyResult] = []
     flow_results: list[workflows.WorkflowResult] = []
     try:
         results = _run_relays(console, harness, runnable, relays, args)
+        if timed:
+            timed_results = _run_latency(console, harness, runnable, results, args)
         if runnable_flows:
             flow_results = _run_workflows(console, harness, runnable_flows, args)
     finally:
@@ -259,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if results:
         report.show(console, results, as_markdown=args.markdown)
+    if timed_results:
+        latency.show(console, timed_results, as_markdown=args.markdown)
     if flow_results:
         table = Table(title="workflows: 3 durable steps each (ours ÷ this: >1 means ours is faster)")
         for header in workflows.HEADERS:
@@ -268,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(table)
         if args.markdown:
             print(workflows.markdown(flow_results))
-    return 0 if all(r.status == "ok" for r in [*results, *flow_results]) else 1
+    return 0 if all(r.status == "ok" for r in [*results, *timed_results, *flow_results]) else 1
 
 
 if __name__ == "__main__":

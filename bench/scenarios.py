@@ -153,4 +153,6 @@ def all_scenarios(window_events: int = 5) -> dict[str, Scenario]:
         "windows": Windows("windows", per_key=window_events),
         # The pipeline again, with a large preloaded input: peak RSS while a contender works through it.
         "backlog": Scenario("backlog", topics=4, shape="pipeline"),
+        # The pipeline under a steady offered load: end-to-end latency (bench/latency.py).
+        "latency": Scenario("latency", topics=4, shape="pipeline"),
     }
