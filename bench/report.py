@@ -55,6 +55,26 @@ def markdown(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+EOS = "streams-eos"
+
+
+def eos_cost(results: list[Result]) -> list[str]:
+    """Exactly-once against at-least-once, ours, wherever both rows finished: the ratios of CPU per
+    message and of msg/s (a CPU ratio above 1 and a msg/s ratio below 1 are what exactly-once costs)."""
+    rows = {(r.scenario, r.partitions, r.contender): r for r in results if r.status == "ok"}
+    lines = []
+    for (scenario, partitions, contender), eos in rows.items():
+        alo = rows.get((scenario, partitions, OURS))
+        if contender != EOS or alo is None or not (alo.rate and eos.rate):
+            continue
+        cpu = ("-" if not (alo.cpu_per_million and eos.cpu_per_million)
+               else f"{eos.cpu_per_million / alo.cpu_per_million:.2f}x")
+        where = f"{scenario}, {partitions} partition{'s' if partitions > 1 else ''}"
+        lines.append(f"exactly-once ÷ at-least-once, {where}: CPU per message {cpu}, "
+                     f"msg/s {eos.rate / alo.rate:.2f}x ({eos.rate:,.0f} vs {alo.rate:,.0f})")
+    return lines
+
+
 def show(console: Console, results: list[Result], *, as_markdown: bool) -> None:
     table = Table(title="streams vs peers (ours ÷ this: >1 means ours is faster)")
     for header in HEADERS:
@@ -63,5 +83,10 @@ def show(console: Console, results: list[Result], *, as_markdown: bool) -> None:
     for row in rows(results):
         table.add_row(*row)
     console.print(table)
+    costs = eos_cost(results)
+    for line in costs:
+        console.print(line)
     if as_markdown:
         print(markdown(results))
+        if costs:
+            print("\n" + "\n".join(f"- {line}" for line in costs))
