@@ -161,15 +161,19 @@ class Harness:
 
     # ----------------------------------------------------------------- one run
 
-    def prepare(self, spec: RunSpec, final_config: dict[str, str] | None = None) -> tuple[list[str], Path]:
-        """Create one run's topics (``final_config``: extra configs of the final topic), register its
-        schemas and write the contender's config: the topics (input first, final last) and its path.
+    def prepare(
+        self, spec: RunSpec, extra_configs: dict[int, dict[str, str]] | None = None
+    ) -> tuple[list[str], Path]:
+        """Create one run's topics (``extra_configs``: topic index, 0 the input and -1 the final one ->
+        extra topic configs), register its schemas and write the contender's config: the topics (input
+        first, final last) and its path.
 
         The config's ``scenario`` is the scenario's kind (backlog and latency run the pipeline)."""
         scenario = self.scenarios[spec.scenario]
         self._runs += 1
         topics = self.topics(spec)
-        self.create_topics(topics, spec.partitions, {topics[-1]: final_config or {}})
+        self.create_topics(topics, spec.partitions,
+                           {topics[i]: config for i, config in (extra_configs or {}).items()})
         ids = self._register(scenario, topics)
         config_path = self.workdir / f"{spec.contender}.{spec.scenario}.p{spec.partitions}.{self._runs}.json"
         config = {

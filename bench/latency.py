@@ -5,17 +5,21 @@ or the ``streams`` pipeline row's msg/s measured earlier in the same run at the 
 every contender gets the same offered rates, so rows at one load compare side by side.
 
 For each row:
-- fresh topics; the final topic has ``message.timestamp.type=LogAppendTime``, so the broker stamps each
-  output with the time it appended it, whatever timestamp the contender's producer set (Quix, for one,
-  copies the input's timestamp to its outputs);
+- fresh topics; the input and final topics have ``message.timestamp.type=LogAppendTime``, so the
+  broker stamps each record with the time it appended it, whatever timestamp its producer set (Quix,
+  for one, copies the input's timestamp to its outputs);
 - a warm-up of one message per key is preloaded before the contender starts; the load begins once all
   of its outputs are on the final topic (group joins and assignment are not measured);
 - a publisher thread in this process produces ``rate x seconds`` messages at a fixed rate (in ticks of
-  at most 5 ms), each with its record timestamp set to the moment it was handed to the producer
-  (idempotent, acks=all, linger 1 ms, lz4);
-- end-to-end latency of a message = the LogAppendTime of its first output on the final topic minus its
-  input's timestamp (both in milliseconds, one machine's clock). The output is matched to its input by
-  the task id, the first field of the value;
+  at most 5 ms), noting the moment each is handed to the producer (idempotent, acks=all, linger 1 ms,
+  lz4);
+- end-to-end latency of a message = the LogAppendTime of its first output on the final topic minus the
+  LogAppendTime of its input (the input topic is stamped by the broker too and read back after the
+  row): the time from the input being in Kafka to the result being in Kafka, on the broker's clock.
+  The output is matched to its input by the task id, the first field of the value;
+- "from send" is measured from the moment the publisher handed the input to its producer instead: it
+  adds the load generator's own delay (producer batching, the harness process waiting for a CPU on a
+  busy machine);
 - the row stops by itself: when every output has arrived, or ``max(30 s, seconds)`` after the load
   ended (then the row says how many were missing, and its percentiles cover only those that arrived);
 - CPU per message is the contender's CPU from the start of the load until the last output (or the
@@ -30,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
@@ -51,16 +55,18 @@ class LatencyResult:
     messages: int
     status: str = "ok"  # ok | behind: ... | failed: ...
     offered: float | None = None  # msg/s the publisher reached
-    latencies_ms: list[int] = field(default_factory=list)
+    latencies_ms: list[int] = field(default_factory=list)  # input's append time to the output's
+    from_send_ms: list[int] = field(default_factory=list)  # the publisher's send time to the output's
     cpu_seconds: float | None = None
     peak_rss_mb: float | None = None
     note: str = ""
 
-    def percentile(self, share: float) -> float | None:
-        """Nearest-rank percentile of the latencies, in ms."""
-        if not self.latencies_ms:
+    def percentile(self, share: float, of: list[int] | None = None) -> float | None:
+        """Nearest-rank percentile of the latencies (or of ``of``), in ms."""
+        values = self.latencies_ms if of is None else of
+        if not values:
             return None
-        ordered = sorted(self.latencies_ms)
+        ordered = sorted(values)
         return float(ordered[max(0, math.ceil(share * len(ordered)) - 1)])
 
     @property
@@ -151,7 +157,8 @@ class LatencyBench:
         count = max(1, round(rate * self.seconds))
         result = LatencyResult(spec.contender, spec.partitions, load, rate, count)
         scenario = harness.scenarios[spec.scenario]
-        topics, config_path = harness.prepare(spec, {"message.timestamp.type": "LogAppendTime"})
+        append_time = {"message.timestamp.type": "LogAppendTime"}
+        topics, config_path = harness.prepare(spec, {0: append_time, -1: append_time})
         final = topics[-1]
         encoder = AvroEncoder(harness.registry, subject_for(topics[0]), scenario.source.avro_schema())
         values = [(key.encode(), encoder(value)) for key, value in scenario.inputs(KEYS + count)]
@@ -176,7 +183,8 @@ class LatencyBench:
             counter.close()
             if publisher.ident is not None:
                 publisher.join(timeout=60)
-        self._summarise(result, publisher, outputs)
+        inputs = _append_times(harness.bootstrap, topics[0], spec.partitions)
+        self._summarise(result, publisher, outputs, inputs)
         if not stopped:
             result.note = f"{result.note}; did not stop within 30 s of SIGTERM (killed)".lstrip("; ")
         if result.status != "ok":
@@ -217,11 +225,35 @@ class LatencyBench:
         return outputs
 
     @staticmethod
-    def _summarise(result: LatencyResult, publisher: _Publisher, outputs: dict[int, int]) -> None:
+    def _summarise(result: LatencyResult, publisher: _Publisher, outputs: dict[int, int],
+                   inputs: dict[int, int]) -> None:
         if publisher.ended > publisher.started and result.messages > 1:
             result.offered = result.messages / (publisher.ended - publisher.started)
-        result.latencies_ms = [at - publisher.sent[i] for i, at in outputs.items()
-                               if i >= KEYS and publisher.sent[i]]
+        sent = publisher.sent
+        result.latencies_ms = [at - inputs[i] for i, at in outputs.items() if i >= KEYS and i in inputs]
+        result.from_send_ms = [at - sent[i] for i, at in outputs.items() if i >= KEYS and sent[i]]
+
+
+def _append_times(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Task index -> LogAppendTime (ms) of every input on ``topic``, read back after the row."""
+    consumer = counter_consumer(bootstrap, topic, partitions)
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(partitions)}
+    times: dict[int, int] = {}
+    done: set[int] = {p for p, end in ends.items() if end == 0}
+    deadline = time.monotonic() + 60
+    try:
+        while len(done) < partitions and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=10_000, timeout=0.5):
+                if message.error() is not None:
+                    continue
+                times.setdefault(task_index(message.value()), message.timestamp()[1])
+                partition = message.partition() or 0
+                if (message.offset() or 0) + 1 >= ends[partition]:
+                    done.add(partition)
+    finally:
+        consumer.close()
+    return times
 
 
 def _collect(counter: Consumer, outputs: dict[int, int], result: LatencyResult) -> None:
@@ -240,7 +272,7 @@ def _collect(counter: Consumer, outputs: dict[int, int], result: LatencyResult) 
 # ----------------------------------------------------------------- the table
 
 HEADERS = ["partitions", "load", "contender", "offered msg/s", "messages", "p50 ms", "p99 ms", "max ms",
-           "CPU-s / 1M msgs", "peak RSS MB", "notes"]
+           "from send p50/p99 ms", "CPU-s / 1M msgs", "peak RSS MB", "notes"]
 
 
 def rows(results: list[LatencyResult]) -> list[list[str]]:
@@ -254,6 +286,7 @@ def rows(results: list[LatencyResult]) -> list[list[str]]:
         out.append([
             str(r.partitions), f"{r.load}%", r.contender, offered, f"{r.messages:,}",
             ms(r.percentile(0.5)), ms(r.percentile(0.99)), ms(r.percentile(1.0)),
+            f"{ms(r.percentile(0.5, r.from_send_ms))} / {ms(r.percentile(0.99, r.from_send_ms))}",
             "-" if r.cpu_per_million is None else f"{r.cpu_per_million:,.0f}",
             "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}",
             note[-300:],
@@ -263,7 +296,7 @@ def rows(results: list[LatencyResult]) -> list[list[str]]:
 
 def show(console: Console, results: list[LatencyResult], *, as_markdown: bool) -> None:
     table = Table(title="latency: 3-stage pipeline under a steady offered load, end to end "
-                        "(input's send time to the final output's LogAppendTime)")
+                        "(the input's LogAppendTime to the final output's)")
     for header in HEADERS:
         table.add_column(header, justify="left" if header in ("contender", "notes") else "right")
     for row in rows(results):
