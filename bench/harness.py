@@ -1,14 +1,14 @@
 """Shared harness: fresh topics, a preloaded input, one contender in its own process, the measurement.
 
-For each contender run: create its topics (1 partition each), register the value schemas, preload the
-input with the scenario's N Avro messages over 1,000 keys (see :mod:`bench.scenarios`), then start the
-contender and time it from its first consumed message (it prints ``FIRST <epoch>``) until a
-read_committed consumer in this process has counted the scenario's expected outputs on the final topic
-(N; one per key and window in ``windows``). A scenario with one right answer then checks the outputs,
-and wrong ones fail the run. CPU seconds are the contender process's (all threads, from /proc) over
-exactly that window; peak RSS is its high-water mark (VmHWM). Only the contender's own process is ever
-signalled. Everything created (topics, groups, subjects) carries the run id's prefix and is deleted
-by :meth:`Harness.cleanup`.
+For each contender run: create its topics (``RunSpec.partitions`` each), register the value schemas,
+preload the input with the scenario's N Avro messages over 1,000 keys (see :mod:`bench.scenarios`;
+spread over the partitions by key), then start the contender and time it from its first consumed
+message (it prints ``FIRST <epoch>``) until a read_committed consumer in this process has counted the
+scenario's expected outputs on the final topic (N; one per key and window in ``windows``). A scenario
+with one right answer then checks the outputs, and wrong ones fail the run. CPU seconds are the
+contender process's (all threads, from /proc) over exactly that window; peak RSS is its high-water
+mark (VmHWM). Only the contender's own process is ever signalled. Everything created (topics, groups,
+subjects) carries the run id's prefix and is deleted by :meth:`Harness.cleanup`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -53,6 +53,7 @@ class RunSpec:
     messages: int
     options: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)  # added to the contender's environment
+    partitions: int = 1  # of every topic of the run
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Result:
     contender: str
     messages: int
     status: str = "ok"  # ok | timeout | failed: ... | skipped: ...
+    partitions: int = 1
     seconds: float | None = None
     cpu_seconds: float | None = None
     peak_rss_mb: float | None = None
@@ -114,18 +116,22 @@ class Harness:
         """Names of one run's topics and groups: unique per run, so repeats start fresh too."""
         return f"{self.prefix}{spec.contender}.{spec.scenario}.{self._runs}"
 
-    def _topics(self, spec: RunSpec) -> list[str]:
+    def topics(self, spec: RunSpec) -> list[str]:
         return [f"{self._base(spec)}.t{i}" for i in range(self.scenarios[spec.scenario].topics)]
 
-    def _create_topics(self, names: list[str]) -> None:
-        new = [NewTopic(n, num_partitions=1, replication_factor=1, config={"cleanup.policy": "delete"})
+    def create_topics(self, names: list[str], partitions: int = 1,
+                      configs: dict[str, dict[str, str]] | None = None) -> None:
+        """Create ``names`` with ``partitions`` each (``configs``: extra topic configs by name)."""
+        new = [NewTopic(n, num_partitions=partitions, replication_factor=1,
+                        config={"cleanup.policy": "delete", **(configs or {}).get(n, {})})
                for n in names]
         for future in self.admin.create_topics(new, operation_timeout=30).values():
             future.result()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             metadata = self.admin.list_topics(timeout=10).topics
-            if all(n in metadata and not metadata[n].error and metadata[n].partitions for n in names):
+            if all(n in metadata and not metadata[n].error and len(metadata[n].partitions) == partitions
+                   for n in names):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"topics {names} did not appear in metadata within 30 s")
@@ -137,7 +143,8 @@ class Harness:
             ids[name] = self.registry.register(subject_for(name), record.avro_schema())
         return ids
 
-    def _preload(self, scenario: Scenario, topic: str, count: int) -> None:
+    def preload(self, scenario: Scenario, topic: str, count: int) -> None:
+        """The scenario's first ``count`` inputs on ``topic``, flushed."""
         encoder = AvroEncoder(self.registry, subject_for(topic), scenario.source.avro_schema())
         producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True,
                              "linger.ms": 50, "compression.type": "lz4"})
@@ -154,18 +161,23 @@ class Harness:
 
     # ----------------------------------------------------------------- one run
 
-    def run(self, spec: RunSpec) -> Result:
+    def prepare(
+        self, spec: RunSpec, extra_configs: dict[int, dict[str, str]] | None = None
+    ) -> tuple[list[str], Path]:
+        """Create one run's topics (``extra_configs``: topic index, 0 the input and -1 the final one ->
+        extra topic configs), register its schemas and write the contender's config: the topics (input
+        first, final last) and its path.
+
+        The config's ``scenario`` is the scenario's kind (backlog and latency run the pipeline)."""
         scenario = self.scenarios[spec.scenario]
-        expected = scenario.expected(spec.messages)
-        result = Result(spec.scenario, spec.contender, spec.messages, expected=expected)
         self._runs += 1
-        topics = self._topics(spec)
-        self._create_topics(topics)
+        topics = self.topics(spec)
+        self.create_topics(topics, spec.partitions,
+                           {topics[i]: config for i, config in (extra_configs or {}).items()})
         ids = self._register(scenario, topics)
-        self._preload(scenario, topics[0], spec.messages)
-        config_path = self.workdir / f"{spec.contender}.{spec.scenario}.{self._runs}.json"
+        config_path = self.workdir / f"{spec.contender}.{spec.scenario}.p{spec.partitions}.{self._runs}.json"
         config = {
-            "scenario": spec.scenario,
+            "scenario": scenario.kind,
             "bootstrap": self.bootstrap,
             "registry": self.registry_url,
             "group": self._base(spec),
@@ -173,14 +185,24 @@ class Harness:
             "schemas": self._schemas,
             "schema_ids": ids,
             "messages": spec.messages,
+            "partitions": spec.partitions,
             "io_delay": 0.01,
             "options": spec.options,
             "state_dir": str(config_path.with_suffix(".state")),
             **scenario.config(),
         }
         config_path.write_text(json.dumps(config), encoding="utf-8")
+        return topics, config_path
+
+    def run(self, spec: RunSpec) -> Result:
+        scenario = self.scenarios[spec.scenario]
+        expected = scenario.expected(spec.messages)
+        result = Result(spec.scenario, spec.contender, spec.messages, expected=expected,
+                        partitions=spec.partitions)
+        topics, config_path = self.prepare(spec)
+        self.preload(scenario, topics[0], spec.messages)
         log_path = config_path.with_suffix(".log")
-        counter = _counter(self.bootstrap, topics[-1])
+        counter = counter_consumer(self.bootstrap, topics[-1], spec.partitions)
         outputs: list[tuple[bytes | None, bytes | None]] | None = [] if scenario.checked else None
         try:
             self._measure(spec, config_path, log_path, counter, result, outputs)
@@ -204,16 +226,8 @@ class Harness:
         outputs: list[tuple[bytes | None, bytes | None]] | None,
     ) -> None:
         expected = result.expected or spec.messages
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **spec.env)
         with log_path.open("w", encoding="utf-8") as log:
-            child = subprocess.Popen(
-                [spec.python, "-m", spec.module, str(config_path)],
-                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
-            )
-            profiler = self._start_profiler(child.pid, log_path.with_suffix(".pyspy.txt"))
-            first: dict[str, Any] = {}
-            reader = threading.Thread(target=_read_marker, args=(child, first), daemon=True)
-            reader.start()
+            child, first, reader, profiler = self.launch(spec, config_path, log)
             deadline = time.monotonic() + self.timeout
             count = 0
             end: float | None = None
@@ -233,14 +247,11 @@ class Harness:
                 else:
                     result.status = f"timeout: {count} of {expected} outputs after {self.timeout:.0f} s"
             finally:
+                if result.peak_rss_mb is None and child.poll() is None:
+                    result.peak_rss_mb = peak_rss_mb(child.pid)  # also for a run that timed out
                 stopping = time.monotonic()
-                stopped = stop_process(child)
+                stopped = self.stop(child, profiler)
                 result.stop_seconds = time.monotonic() - stopping
-                if profiler is not None:
-                    try:
-                        profiler.wait(timeout=60)  # writes its file once the target has exited
-                    except subprocess.TimeoutExpired:
-                        profiler.kill()
             reader.join(timeout=5)
         if end is not None:
             result.seconds = end - first["wall"]
@@ -258,8 +269,33 @@ class Harness:
         if result.status != "ok":
             result.note = f"{result.note}; log: {tail(log_path)}".lstrip("; ")
 
-    def _start_profiler(self, pid: int, output: Path) -> subprocess.Popen[bytes] | None:
-        return start_profiler(pid, output) if self.profile else None
+    def launch(
+        self, spec: RunSpec, config_path: Path, log: IO[str]
+    ) -> tuple[subprocess.Popen[str], dict[str, Any], threading.Thread, subprocess.Popen[bytes] | None]:
+        """Start the contender (stderr to ``log``), a thread reading its ``FIRST`` marker into the
+        returned dict (``wall``, ``cpu``, ``threads``), and py-spy if profiling."""
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **spec.env)
+        child = subprocess.Popen(
+            [spec.python, "-m", spec.module, str(config_path)],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+        )
+        profile = Path(log.name).with_suffix(".pyspy.txt")
+        profiler = start_profiler(child.pid, profile) if self.profile else None
+        first: dict[str, Any] = {}
+        reader = threading.Thread(target=_read_marker, args=(child, first), daemon=True)
+        reader.start()
+        return child, first, reader, profiler
+
+    @staticmethod
+    def stop(child: subprocess.Popen[str], profiler: subprocess.Popen[bytes] | None) -> bool:
+        """Stop the contender (see :func:`stop_process`), then let py-spy write its file."""
+        stopped = stop_process(child)
+        if profiler is not None:
+            try:
+                profiler.wait(timeout=60)  # writes its file once the target has exited
+            except subprocess.TimeoutExpired:
+                profiler.kill()
+        return stopped
 
     # ----------------------------------------------------------------- teardown
 
@@ -316,7 +352,8 @@ class Harness:
         return [f"group {name}: {error}" for name, error in failed.items()]
 
 
-def _counter(bootstrap: str, topic: str) -> Consumer:
+def counter_consumer(bootstrap: str, topic: str, partitions: int = 1) -> Consumer:
+    """A read_committed consumer of every partition of ``topic`` from the start, in no group."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"bench-counter-{uuid.uuid4().hex[:8]}",  # never commits: leaves no group behind
@@ -324,7 +361,7 @@ def _counter(bootstrap: str, topic: str) -> Consumer:
         "isolation.level": "read_committed",
         "fetch.wait.max.ms": 10,
     })
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     return consumer
 
 

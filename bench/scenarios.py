@@ -39,6 +39,12 @@ class Scenario:
     source: type[Record] = TaskRequested  # the value of every topic but the final one
     sink: type[Record] = TaskCompleted  # the value of the final topic
     checked: bool = False  # outputs are read back and checked by check()
+    partitioned: bool = True  # runs at each --partitions count (else on 1 partition)
+    shape: str = ""  # what the contenders run, when not the scenario's name (backlog, latency: pipeline)
+
+    @property
+    def kind(self) -> str:
+        return self.shape or self.name
 
     def inputs(self, count: int) -> Iterator[tuple[str, Record]]:
         for i in range(count):
@@ -75,6 +81,7 @@ class Windows(Scenario):
     source: type[Record] = MetricSample
     sink: type[Record] = WindowSummary
     checked: bool = True
+    partitioned: bool = False
     window_ms: int = 10_000
     grace_ms: int = 2_000
     per_key: int = 5  # samples of one key in one window
@@ -144,4 +151,8 @@ def all_scenarios(window_events: int = 5) -> dict[str, Scenario]:
         "pipeline": Scenario("pipeline", topics=4),
         "io": Scenario("io", topics=2),
         "windows": Windows("windows", per_key=window_events),
+        # The pipeline again, with a large preloaded input: peak RSS while a contender works through it.
+        "backlog": Scenario("backlog", topics=4, shape="pipeline"),
+        # The pipeline under a steady offered load: end-to-end latency (bench/latency.py).
+        "latency": Scenario("latency", topics=4, shape="pipeline"),
     }

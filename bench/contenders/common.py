@@ -42,6 +42,7 @@ class Config:
     io_delay: float
     options: dict[str, Any]  # contender-specific knobs (concurrency, guarantee...)
     state_dir: str  # where a contender may keep local state (Quix's RocksDB); fresh per run
+    partitions: int = 1  # of every topic of the run (the harness creates them)
     window_ms: int = 0  # windows: size of the tumbling windows, in event-time milliseconds
     grace_ms: int = 0  # windows: how long after its end a window still takes records
 

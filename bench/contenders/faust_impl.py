@@ -32,7 +32,7 @@ def build(config: Config) -> faust.App:
 
     def topic(name: str) -> Any:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                         value_serializer="raw", partitions=1)
+                         value_serializer="raw", partitions=config.partitions)
 
     marker = StartMarker()
     delay = config.io_delay

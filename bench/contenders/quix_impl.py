@@ -1,14 +1,20 @@
 """Peer: Quix Streams (confluent-kafka underneath). One StreamingDataFrame per stage in one
-Application, bytes on the topics and the Avro wire codec done in ``apply``, so it does the same
-decode/encode work as everyone else.
+Application. Two ways to read and write the Avro values, chosen by the ``serde`` option:
+
+- ``registry`` (row ``quix``): Quix's own ``AvroDeserializer`` / ``AvroSerializer`` given a
+  ``SchemaRegistryClientConfig``, as a Quix user reaches the schema registry. Quix hands the work to
+  confluent-kafka's registry serializers (writer schema looked up by id and cached, the serializer's
+  schema registered under the topic's subject on first use, its defaults otherwise).
+- ``fastavro`` (row ``quix-fastavro``): bytes on the topics and the shared Avro wire codec
+  (fastavro schemaless plus the 5-byte header) done in ``apply``, as a careful hand-written loop does.
 
 Quix's defaults otherwise: at-least-once, synchronous processing one message at a time per
 partition (the I/O scenario sleeps 10 ms per message in sequence).
 
 Windows: ``tumbling_window(...).count().final()`` at Quix's defaults: window state in RocksDB (under
-the run's state directory) backed by changelog topics it creates itself, windows closed per key. The
-same codec is a Quix (de)serializer there, because the timestamp extractor needs the decoded value
-(event time is ``observed_at``).
+the run's state directory) backed by changelog topics it creates itself, windows closed per key. Values
+are decoded by the topic's deserializer there (the registry one, or the shared codec wrapped as a Quix
+deserializer), because the timestamp extractor needs the decoded value (event time is ``observed_at``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,13 @@ from quixstreams.models.serializers import (  # type: ignore[import-not-found,un
     Deserializer,
     SerializationContext,
     Serializer,
+)
+from quixstreams.models.serializers.avro import (  # type: ignore[import-not-found,unused-ignore]
+    AvroDeserializer,
+    AvroSerializer,
+)
+from quixstreams.models.serializers.schema_registry import (  # type: ignore[import-not-found,unused-ignore]
+    SchemaRegistryClientConfig,
 )
 
 from bench.contenders.common import (
@@ -62,10 +75,19 @@ def build(config: Config) -> Application:
         auto_create_topics=config.scenario == "windows",
         state_dir=config.state_dir,
     )
+    registry = (SchemaRegistryClientConfig(url=config.registry)
+                if config.options.get("serde", "registry") == "registry" else None)
     requested = config.schemas["TaskRequested"]
     completed = config.schemas["TaskCompleted"]
     marker = StartMarker()
     delay = config.io_delay
+
+    def registry_topic(name: str, schema: dict[str, Any], **extra: Any) -> Any:
+        """A topic whose values Quix reads and writes through the registry."""
+        return app.topic(name, key_serializer="bytes", key_deserializer="bytes",
+                         value_deserializer=AvroDeserializer(schema_registry_client_config=registry),
+                         value_serializer=AvroSerializer(schema, schema_registry_client_config=registry),
+                         **extra)
 
     def topic(name: str) -> Any:
         return app.topic(name, key_serializer="bytes", key_deserializer="bytes",
@@ -80,6 +102,17 @@ def build(config: Config) -> Application:
         first: bool,
         sleep: bool,
     ) -> None:
+        if registry is not None:
+            def handle(value: dict[str, Any]) -> dict[str, Any]:
+                if first:
+                    marker()
+                if sleep:
+                    time.sleep(delay)  # Quix handlers are synchronous: this is how a model call looks
+                return transform(value)
+
+            out = registry_topic(sink, out_schema)
+            app.dataframe(registry_topic(source, requested)).apply(handle).to_topic(out)
+            return
         decoder = WireCodec(requested, config.schema_ids[source])
         encoder = WireCodec(out_schema, config.schema_ids[sink])
 
@@ -87,7 +120,7 @@ def build(config: Config) -> Application:
             if first:
                 marker()
             if sleep:
-                time.sleep(delay)  # Quix handlers are synchronous: this is how a model call looks
+                time.sleep(delay)
             return encoder.encode(transform(decoder.decode(value)))
 
         app.dataframe(topic(source)).apply(work).to_topic(topic(sink))
@@ -100,11 +133,17 @@ def build(config: Config) -> Application:
             marker()
             return epoch_millis(value["observed_at"])
 
-        samples = app.topic(t[0], key_deserializer="str", timestamp_extractor=event_time,
-                            value_deserializer=_WireDeserializer(
-                                WireCodec(config.schemas["MetricSample"], config.schema_ids[t[0]])))
-        summaries = app.topic(t[1], key_serializer="str", value_serializer=_WireSerializer(
-            WireCodec(config.schemas["WindowSummary"], config.schema_ids[t[1]])))
+        if registry is not None:
+            samples = app.topic(t[0], key_deserializer="str", timestamp_extractor=event_time,
+                                value_deserializer=AvroDeserializer(schema_registry_client_config=registry))
+            summaries = app.topic(t[1], key_serializer="str", value_serializer=AvroSerializer(
+                config.schemas["WindowSummary"], schema_registry_client_config=registry))
+        else:
+            samples = app.topic(t[0], key_deserializer="str", timestamp_extractor=event_time,
+                                value_deserializer=_WireDeserializer(
+                                    WireCodec(config.schemas["MetricSample"], config.schema_ids[t[0]])))
+            summaries = app.topic(t[1], key_serializer="str", value_serializer=_WireSerializer(
+                WireCodec(config.schemas["WindowSummary"], config.schema_ids[t[1]])))
         (
             app.dataframe(samples)
             .tumbling_window(size, grace_ms=config.grace_ms)

@@ -4,7 +4,8 @@ One consumer subscribed to every stage's input topic, one producer, one thread: 
 consume-transform-produce pipeline can run. At-least-once: offsets are committed every 0.5 s, only
 after ``flush()`` has confirmed every output produced so far. Producer settings match ``streams``'s
 (idempotent, acks=all, linger 5 ms, lz4). The I/O scenario sleeps 10 ms per message in the loop,
-like any sequential consumer.
+like any sequential consumer. Option ``poll_timeout`` (seconds, 0.1 by default): how long one
+``consume(500, ...)`` waits for a full batch; the ``raw-confluent-2ms`` row (latency) waits 2 ms.
 
 Windows: the same loop counting samples in a dict per window start and key, the partition's stream
 time beside it; a window is sent when stream time reaches its end plus grace. The counts live only in
@@ -98,6 +99,7 @@ def main() -> None:
     delay = config.io_delay if config.scenario == "io" else 0.0
     first_topic = config.topics[0]
     marker = StartMarker()
+    poll_timeout = float(config.options.get("poll_timeout", 0.1))
 
     consumer = Consumer({
         "bootstrap.servers": config.bootstrap,
@@ -134,7 +136,7 @@ def main() -> None:
         positions.clear()
 
     while running:
-        for message in consumer.consume(num_messages=500, timeout=0.1):
+        for message in consumer.consume(num_messages=500, timeout=poll_timeout):
             if message.error() is not None:
                 continue
             topic = message.topic() or ""

@@ -33,10 +33,11 @@ def build(config: Config) -> App:
         "guarantee": guarantee,
     }
     marker = StartMarker()
+    n = config.partitions  # the harness has created every topic with this many
 
     if config.scenario == "windows":
-        samples = app.topic(config.topics[0], value=MetricSample, partitions=1)
-        summaries = app.topic(config.topics[1], value=WindowSummary, partitions=1)
+        samples = app.topic(config.topics[0], value=MetricSample, partitions=n)
+        summaries = app.topic(config.topics[1], value=WindowSummary, partitions=n)
 
         @app.windowed(
             samples,
@@ -54,10 +55,10 @@ def build(config: Config) -> App:
 
     elif config.scenario == "pipeline":
         a, b, c, d = (
-            app.topic(config.topics[0], value=TaskRequested, partitions=1),
-            app.topic(config.topics[1], value=TaskRequested, partitions=1),
-            app.topic(config.topics[2], value=TaskRequested, partitions=1),
-            app.topic(config.topics[3], value=TaskCompleted, partitions=1),
+            app.topic(config.topics[0], value=TaskRequested, partitions=n),
+            app.topic(config.topics[1], value=TaskRequested, partitions=n),
+            app.topic(config.topics[2], value=TaskRequested, partitions=n),
+            app.topic(config.topics[3], value=TaskCompleted, partitions=n),
         )
 
         @app.agent(a, **options)
@@ -74,8 +75,8 @@ def build(config: Config) -> App:
             await ctx.send(d, _complete(task))
 
     else:
-        source = app.topic(config.topics[0], value=TaskRequested, partitions=1)
-        sink = app.topic(config.topics[1], value=TaskCompleted, partitions=1)
+        source = app.topic(config.topics[0], value=TaskRequested, partitions=n)
+        sink = app.topic(config.topics[1], value=TaskCompleted, partitions=n)
         delay = config.io_delay
 
         @app.agent(source, **options)
