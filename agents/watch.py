@@ -13,6 +13,8 @@ figures send ``Alert`` events keyed by agent to ``streams.alerts``:
 - ``lag-growing``: a worker's lag grew on ``lag_rising_beats`` beats in a row;
 - ``error-rate``: more than ``max_error_rate`` failed handler attempts per second;
 - ``dlq-growing``: the agent dead-lettered messages since a worker's previous beat.
+- ``breaker-open``: a workflow engine holds a capability's circuit breaker open (keyed
+  ``<engine>/<capability>``).
 
 Each alert resolves when its condition clears. With ``STREAMS_WATCH_WORKFLOWS`` naming workflow event
 topics (``<app>.<workflow>.events``, comma-separated), it also counts their runs by state into

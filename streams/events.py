@@ -142,6 +142,11 @@ class AgentHeartbeat(Record):
                  'type': 'long',
                  'default': 0,
                  'doc': 'Milliseconds until the next beat (0: not said).'},
+                {'name': 'open_breakers',
+                 'type': {'type': 'array', 'items': 'string'},
+                 'default': [],
+                 'doc': "Capabilities whose breaker this worker's workflow engine holds open or "
+                        'half-open.'},
                 {'name': 'latency',
                  'default': None,
                  'doc': 'Handler durations (seconds) since the previous beat; null: none finished.',
@@ -183,6 +188,10 @@ class AgentHeartbeat(Record):
         default=0,
         description='Milliseconds until the next beat (0: not said).',
     )
+    open_breakers: list[str] = Field(
+        default_factory=list,
+        description="Capabilities whose breaker this worker's workflow engine holds open or half-open.",
+    )
     latency: HandlerLatency | None = Field(
         default=None,
         description='Handler durations (seconds) since the previous beat; null: none finished.',
@@ -199,6 +208,7 @@ class WorkerStatus(Record):
     partitions: int = Field(default=0)
     paused_partitions: int = Field(default=0)
     in_flight: int = Field(default=0)
+    open_breakers: list[str] = Field(default_factory=list)
     lag: int = Field(default=0)
     lag_rising: int = Field(
         default=0,
@@ -250,6 +260,9 @@ class AgentStatus(Record):
                                                 'type': 'int',
                                                 'default': 0},
                                                {'name': 'in_flight', 'type': 'int', 'default': 0},
+                                               {'name': 'open_breakers',
+                                                'type': {'type': 'array', 'items': 'string'},
+                                                'default': []},
                                                {'name': 'lag', 'type': 'long', 'default': 0},
                                                {'name': 'lag_rising',
                                                 'type': 'int',
@@ -322,6 +335,11 @@ class AgentStatus(Record):
                  'doc': "The most beats in a row any live worker's lag grew."},
                 {'name': 'paused_partitions', 'type': 'int', 'default': 0},
                 {'name': 'in_flight', 'type': 'int', 'default': 0},
+                {'name': 'open_breakers',
+                 'type': {'type': 'array', 'items': 'string'},
+                 'default': [],
+                 'doc': 'Capabilities whose circuit breaker a live worker holds open or '
+                        'half-open.'},
                 {'name': 'last_seen',
                  'type': {'type': 'long', 'logicalType': 'timestamp-millis'},
                  'doc': "The latest beat's time."},
@@ -363,6 +381,10 @@ class AgentStatus(Record):
     )
     paused_partitions: int = Field(default=0)
     in_flight: int = Field(default=0)
+    open_breakers: list[str] = Field(
+        default_factory=list,
+        description='Capabilities whose circuit breaker a live worker holds open or half-open.',
+    )
     last_seen: datetime = Field(description="The latest beat's time.")
     down_after_ms: int = Field(description='Silence after which the watch calls the agent down.')
 

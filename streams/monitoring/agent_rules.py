@@ -1,7 +1,7 @@
 """The agent watch's alert rules and the bounds they judge by: agent down (no heartbeat for a while),
-lag growing, error rate up, dead letters growing. Ordinary :class:`Rule` s over the status agent's
-samples (:mod:`.fleet`), with detectors whose verdicts say what the number means ("lag grew on 3
-beats in a row", not "3 is above 2.5").
+lag growing, error rate up, dead letters growing, a circuit breaker open. Ordinary :class:`Rule` s over
+the status agent's samples (:mod:`.fleet`), with detectors whose verdicts say what the number means
+("lag grew on 3 beats in a row", not "3 is above 2.5").
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ AGENT_DOWN = "agent-down"
 LAG_GROWING = "lag-growing"
 ERROR_RATE = "error-rate"
 DLQ_GROWING = "dlq-growing"
+BREAKER_OPEN = "breaker-open"
 
 
 def _positive(what: str, value: float) -> None:
@@ -83,11 +84,13 @@ class Bounds:
             "{value:.3g} failed attempts/s",
         )
         dead = Said(0.0, "{value:.3g} dead letters/s", "no new dead letters")
+        breaker = Said(0.5, "circuit breaker open: calls kept from the capability", "circuit breaker closed")
         return [
             Rule(AGENT_DOWN, Silence(after=self.down_after), Severity.CRITICAL, where=metric(fleet.BEAT)),
             Rule(LAG_GROWING, lag, Severity.WARNING, where=metric(fleet.LAG_RISING)),
             Rule(ERROR_RATE, errors, Severity.WARNING, where=metric(fleet.ERROR_RATE)),
             Rule(DLQ_GROWING, dead, Severity.WARNING, where=metric(fleet.DEAD_LETTER_RATE)),
+            Rule(BREAKER_OPEN, breaker, Severity.WARNING, where=metric(fleet.BREAKER_OPEN)),
         ]
 
 
@@ -134,4 +137,13 @@ class Silence(Absence):
         return found.model_copy(update={"message": found.message.replace("no record", "no heartbeat", 1)})
 
 
-__all__ = ["AGENT_DOWN", "DLQ_GROWING", "ERROR_RATE", "LAG_GROWING", "Bounds", "Said", "Silence"]
+__all__ = [
+    "AGENT_DOWN",
+    "BREAKER_OPEN",
+    "DLQ_GROWING",
+    "ERROR_RATE",
+    "LAG_GROWING",
+    "Bounds",
+    "Said",
+    "Silence",
+]

@@ -35,6 +35,9 @@ BEAT = "heartbeat"
 LAG_RISING = "lag_rising"
 ERROR_RATE = "error_rate"
 DEAD_LETTER_RATE = "dead_letter_rate"
+BREAKER_OPEN = "breaker_open"
+"""1 while a live worker of a workflow engine holds a capability's circuit breaker open, 0 once none does;
+one series per engine and capability (:func:`breaker_samples`)."""
 
 
 def _rate(now: int, before: int, seconds: float) -> float:
@@ -70,6 +73,7 @@ def worker_status(beat: AgentHeartbeat, before: WorkerStatus | None) -> WorkerSt
         throughput=throughput,
         error_rate=error_rate,
         dead_letter_rate=dead_letter_rate,
+        open_breakers=sorted(beat.open_breakers),
         last_seen=beat.sent_at,
     )
 
@@ -126,6 +130,7 @@ def fold(
         lag_rising=max((w.lag_rising for w in live), default=0),
         paused_partitions=sum(w.paused_partitions for w in live),
         in_flight=sum(w.in_flight for w in live),
+        open_breakers=sorted({capability for w in live for capability in w.open_breakers}),
         last_seen=now,
         down_after_ms=down_after_ms,
     )
@@ -159,11 +164,38 @@ def samples(status: AgentStatus) -> list[MetricSample]:
     ]
 
 
+def breaker_series(agent: str, capability: str) -> str:
+    """The key of one engine's breaker samples (and so of its alerts) for ``capability``."""
+    return f"{agent}/{capability}"
+
+
+def breaker_samples(previous: AgentStatus | None, status: AgentStatus) -> list[tuple[str, MetricSample]]:
+    """The breaker samples of one update, with their series keys: 1 for each breaker open now, 0 for
+    each that was open at the previous update and no longer is (so its alert resolves once)."""
+    now_open = set(status.open_breakers)
+    was_open = set(previous.open_breakers) if previous is not None else set()
+    return [
+        (
+            breaker_series(status.agent, capability),
+            MetricSample(
+                name=BREAKER_OPEN,
+                value=1.0 if capability in now_open else 0.0,
+                labels={"agent": status.agent, "capability": capability},
+                observed_at=status.last_seen,
+            ),
+        )
+        for capability in sorted(now_open | was_open)
+    ]
+
+
 __all__ = [
     "BEAT",
+    "BREAKER_OPEN",
     "DEAD_LETTER_RATE",
     "ERROR_RATE",
     "LAG_RISING",
+    "breaker_samples",
+    "breaker_series",
     "fold",
     "is_live",
     "samples",

@@ -10,7 +10,8 @@ and raise alerts about agents with the same rules and :class:`Monitor` users ale
   judge as :class:`~streams.events.MetricSample` s to ``<app>.<name>.samples``;
 - a :class:`Monitor` named ``<name>-rules`` on those samples with the rules of
   :meth:`~streams.monitoring.agent_rules.Bounds.rules` (``agent-down``, ``lag-growing``,
-  ``error-rate``, ``dlq-growing``), sending ``OPEN`` / ``RESOLVED`` alerts keyed by agent to ``alerts``;
+  ``error-rate``, ``dlq-growing``, ``breaker-open``), sending ``OPEN`` / ``RESOLVED`` alerts keyed by
+  agent (``<agent>/<capability>`` for a breaker) to ``alerts``;
 - for each workflow event topic given, a counter of its runs by state (:mod:`.workflow_counts`)
   sending to ``workflow_status``.
 """
@@ -75,6 +76,8 @@ class StatusStage:
         await ctx.send(self._status, status, key=beat.agent)
         for sample in fleet.samples(status):
             await ctx.send(self._samples, sample, key=beat.agent)
+        for series, sample in fleet.breaker_samples(previous, status):
+            await ctx.send(self._samples, sample, key=series)
 
 
 class AgentWatch:

@@ -69,6 +69,7 @@ def heartbeat_of(
         dead_letters_total=snapshot.stats.dead_lettered,
         paused_partitions=len(snapshot.assigned) if snapshot.paused else 0,
         interval_ms=round(interval * 1000),
+        open_breakers=list(snapshot.open_breakers),
         latency=latency,
         # The schema keeps milliseconds: the event equals itself after a round trip through Kafka.
         sent_at=now.replace(microsecond=now.microsecond // 1000 * 1000),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from streams.events import WorkerState
 from streams.telemetry.watermarks import Watermarks, partition_lag
 from streams.worker.agent_worker import AgentWorker, WorkerStats
+from streams.workflows.engine import WorkflowEngine
 
 TP = tuple[str, int]
 
@@ -38,6 +39,7 @@ class WorkerSnapshot:
     lag: Mapping[TP, int]
     stats: WorkerStats
     failure: str | None
+    open_breakers: tuple[str, ...] = ()  # a workflow engine's breakers not CLOSED (BreakerStats.open_in)
 
     @property
     def total_lag(self) -> int:
@@ -56,6 +58,13 @@ class _Binding:
     loop_thread: int
     tasks: Mapping[AgentWorker, asyncio.Future[None]]
     stop: asyncio.Event
+
+
+def _open_breakers(worker: AgentWorker, assigned: Sequence[TP]) -> tuple[str, ...]:
+    handler = worker.agent.handler
+    if not isinstance(handler, WorkflowEngine):
+        return ()
+    return tuple(handler.breaker_stats.open_in(partition for _, partition in assigned))
 
 
 class WorkerProbe:
@@ -146,4 +155,5 @@ class WorkerProbe:
             lag=lag,
             stats=replace(worker.stats),
             failure=self._failure(worker),
+            open_breakers=_open_breakers(worker, assigned),
         )

@@ -37,7 +37,7 @@ retry decides the same and counts nothing twice.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -115,6 +115,18 @@ class BreakerStats:
         self.opens: Counter[str] = Counter()
         self.short_circuited: Counter[str] = Counter()
         self.fallbacks: Counter[str] = Counter()
+
+    def open_in(self, partitions: Iterable[int]) -> list[str]:
+        """The capabilities whose breaker is not CLOSED in any of ``partitions`` (the ones the worker
+        owns now: a revoked partition's last state is stale), sorted."""
+        owned = set(partitions)
+        return sorted(
+            {
+                capability
+                for (capability, partition), status in self.states.items()
+                if partition in owned and status is not BreakerStatus.CLOSED
+            }
+        )
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from streams.events import BreakerState, BreakerStatus, TaskCompleted, TaskReque
 from streams.serde.registry import ConfluentRegistry
 from streams.state_query import read_table
 from streams.tail import tail
+from streams.telemetry.config import TelemetryConfig
 from streams.workflows.breaker import BREAKERS
 from streams.workflows.engine import JOURNAL
 from tests.integration._agents import eventually, running
@@ -163,7 +164,9 @@ async def test_a_failing_specialist_opens_the_breaker_the_fallback_serves_then_i
         return len(found) == 3 and all(copy.status is status for copy in found)
 
     TopicAdmin(settings, registry).apply(list(app.topics.values()))
-    async with running(app), Client(app, registry=registry) as client:
+    # Heartbeats every 0.3 s on a topic of the test's own: each says which breakers its engine holds open.
+    beats = TelemetryConfig(heartbeat_interval=0.3, heartbeat_topic=f"{app.name}.heartbeats")
+    async with running(app, telemetry=beats), Client(app, registry=registry) as client:
 
         async def run(task_id: str) -> str:
             workflow_id = await client.start("ask", _task(task_id), workflow_id=task_id)
@@ -187,6 +190,15 @@ async def test_a_failing_specialist_opens_the_breaker_the_fallback_serves_then_i
         assert await run("trial") == "full", "the first call after the cool-down is the trial"
         await eventually(lambda: every_copy(BreakerStatus.CLOSED), within=30, what="every copy closed")
         assert await run("after") == "full"
+        await asyncio.sleep(1.0)  # a few beats after every copy closed
+    engine = app.agents["ask"].group_id
+    said = [
+        m.value["open_breakers"]
+        for m in tail(settings, registry, beats.heartbeat_topic, from_beginning=True, idle_timeout=5)
+        if m.value is not None and m.value["agent"] == engine and m.value["state"] == "RUNNING"
+    ]
+    assert ["research"] in said, "the engine's heartbeats said the breaker was open"
+    assert said[said.index(["research"]) :][-1] == [], "and, once it closed, that none is"
     assert served == [
         *(("research", task_id) for task_id in failing),
         ("lite", "open-1"),

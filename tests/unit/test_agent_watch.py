@@ -24,7 +24,7 @@ from streams.events import (
     WorkflowEventKind,
 )
 from streams.monitoring import Bounds, WatchSettings
-from streams.monitoring.fleet import fold, is_live, samples
+from streams.monitoring.fleet import breaker_samples, fold, is_live, samples
 from streams.monitoring.watch import STATUS
 from streams.sketch import Sketch
 from streams.telemetry.config import TelemetryConfig
@@ -135,6 +135,24 @@ def test_lag_rising_counts_growing_beats_keeps_on_flat_ones_and_ends_when_lag_fa
     }
 
 
+def test_open_breakers_add_up_over_live_workers_and_a_closed_one_is_sampled_once() -> None:
+    first = run(beat("w1", 0, open_breakers=["research"]), beat("w2", 0, open_breakers=["billing"]))
+    assert first.open_breakers == ["billing", "research"]
+    assert [(key, s.name, s.value) for key, s in breaker_samples(None, first)] == [
+        ("shop.orders/billing", "breaker_open", 1.0),
+        ("shop.orders/research", "breaker_open", 1.0),
+    ]
+    # w2 goes silent past down_after: its open breaker no longer counts; w1's research closed.
+    later = fold(first, beat("w1", 31), {}, down_after_ms=DOWN, forget_after_ms=FORGET)
+    assert later.open_breakers == []
+    closing = breaker_samples(first, later)
+    assert [(key, s.value, s.labels) for key, s in closing] == [
+        ("shop.orders/billing", 0.0, {"agent": "shop.orders", "capability": "billing"}),
+        ("shop.orders/research", 0.0, {"agent": "shop.orders", "capability": "research"}),
+    ]
+    assert breaker_samples(later, later) == []
+
+
 def test_bounds_refuse_nonsense() -> None:
     with pytest.raises(ConfigError, match="down_after"):
         Bounds(down_after=0)
@@ -226,6 +244,25 @@ async def test_the_watch_alerts_on_growing_lag_errors_and_dead_letters_and_resol
         ]
         messages = [a.message for a in t.sent(app.topics["t.alerts"])[2:4]]
         assert messages == ["shop.orders: 10 failed attempts/s, over 2/s", "shop.orders: 2 dead letters/s"]
+
+
+async def test_the_watch_alerts_while_an_engine_holds_a_breaker_open_and_resolves_when_it_closes() -> None:
+    app = _watch()
+    async with TestApp(app) as t:
+        await _beat(t, app, agent="shop.triage")
+        await t.advance(1)
+        await _beat(t, app, agent="shop.triage", open_breakers=["research"])
+        await t.advance(1)
+        await _beat(t, app, agent="shop.triage", open_breakers=["research"])  # still open: no repeat
+        assert _alerts(t, app) == [("breaker-open", "shop.triage", AlertStatus.OPEN)]
+        [opened] = t.sent(app.topics["t.alerts"])
+        assert opened.message == "shop.triage/research: circuit breaker open: calls kept from the capability"
+        assert opened.labels["capability"] == "research" and opened.severity == Severity.WARNING
+        assert [m.key for m in t.messages(app.topics["t.alerts"])] == ["shop.triage/research"]
+        await t.advance(1)
+        await _beat(t, app, agent="shop.triage")
+        assert _alerts(t, app)[1:] == [("breaker-open", "shop.triage", AlertStatus.RESOLVED)]
+        assert t.sent(app.topics["t.alerts"])[1].alert_id == opened.alert_id
 
 
 async def test_workflow_runs_are_counted_by_state_once_each() -> None:

@@ -82,9 +82,7 @@ class _HeldSender:
             future.set_result(None)
 
 
-async def test_a_late_acknowledgement_from_before_a_revocation_does_not_finish_a_new_receipt() -> (
-    None
-):
+async def test_a_late_acknowledgement_from_before_a_revocation_does_not_finish_a_new_receipt() -> None:
     """Handled, sent, not yet acknowledged: the partition is revoked (drain ran out) and assigned back,
     so the same offsets arrive again. The old outputs' late acknowledgements must not finish the new
     receipts, or a commit could pass messages whose handling has not even started."""
