@@ -69,6 +69,7 @@ class AgentRow:
     silent_s: float | None
     workflows: Workflows | None
     alerts: list[OpenAlert] = field(default_factory=list)
+    open_breakers: list[str] = field(default_factory=list)  # an engine's, as its live workers beat
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,7 @@ def _row(
         silent_s=max(0.0, (epoch_millis(now) - epoch_millis(status.last_seen)) / 1000),
         workflows=workflows,
         alerts=alerts,
+        open_breakers=sorted({capability for w in live for capability in w.open_breakers}),
     )
 
 

@@ -210,3 +210,28 @@ def test_bad_options_and_an_unreachable_cluster_are_one_line_errors() -> None:
     assert result.returncode == 1 and result.stderr.startswith(
         "error: invalid agent watch settings: STREAMS_WATCH_DOWN_AFTER"
     )
+
+
+def test_an_engines_open_breakers_come_from_its_live_workers_and_their_alert_joins_its_row() -> None:
+    board = Board()
+    engine = status("shop.triage", states=(WorkerState.RUNNING, WorkerState.RUNNING))
+    live, silent = engine.workers
+    engine = engine.model_copy(
+        update={
+            "workers": [
+                live.model_copy(update={"open_breakers": ["research"]}),
+                silent.model_copy(
+                    update={"open_breakers": ["billing"], "last_seen": NOW - timedelta(seconds=60)}
+                ),
+            ]
+        }
+    )
+    board.status("shop.triage", engine)
+    opened = alert("shop.triage/research", "breaker-open").model_copy(
+        update={"labels": {"agent": "shop.triage", "capability": "research"}}
+    )
+    board.alert("shop.triage/research", opened)
+    [row] = board.snapshot(NOW).rows
+    assert row.open_breakers == ["research"] and row.health == "alert"
+    assert [a.rule for a in row.alerts] == ["breaker-open"]
+    assert json.loads(json.dumps(board.snapshot(NOW).to_json()))["agents"][0]["open_breakers"] == ["research"]
