@@ -22,6 +22,7 @@ from streams.errors import (
     DeserializationError,
     ErrorKind,
     FatalError,
+    HandoffRefused,
     LateRecord,
     ResourceError,
     SchemaError,
@@ -36,6 +37,7 @@ from streams.errors import (
     WorkflowCancelled,
     WorkflowFailed,
 )
+from streams.handoffs import Handoff
 from streams.middleware import Middleware
 from streams.options import AtLeastOnce, ExactlyOnce, Limits
 from streams.publish import Publisher
@@ -64,6 +66,8 @@ __all__ = [
     "ErrorKind",
     "ExactlyOnce",
     "FatalError",
+    "Handoff",
+    "HandoffRefused",
     "Hopping",
     "LateRecord",
     "Limits",

@@ -11,6 +11,7 @@ from streams.agent import Agent, Handler, StartFrom
 from streams.config import Settings
 from streams.errors import ConfigError
 from streams.events import WorkflowEvent
+from streams.handoffs import Handoffs
 from streams.middleware import Middleware
 from streams.options import AtLeastOnce, ExactlyOnce, Guarantee, Limits
 from streams.retry import NO_RETRY, Retry
@@ -233,8 +234,9 @@ class App:
         It consumes ``<app>.<capability>.requests`` (``input`` records) as consumer group
         ``<app>.<name>`` (``name`` defaults to the capability) and answers each request that names a
         reply topic with a :class:`~streams.events.WorkflowEvent`: the output, or the error left after
-        ``retry``. Call it with :class:`streams.Client` (or ``TestApp.call``). The other options are
-        an agent's.
+        ``retry``; or it returns a :class:`~streams.handoffs.Handoff` to pass the request on to another
+        capability, whose answer goes to the caller. Call it with :class:`streams.Client` (or
+        ``TestApp.call``). The other options are an agent's.
         """
         if not capability or not capability.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"illegal capability {capability!r}: use letters, digits, '_' and '-'")
@@ -252,7 +254,11 @@ class App:
                 guarantee=guarantee,
                 retry=retry,
                 limits=limits,
-            )(SpecialistHandler(specialist, function, retry))
+            )(
+                SpecialistHandler(
+                    specialist, function, retry, Handoffs(self.specialists, self.settings.streams_max_hops)
+                )
+            )
             self.specialists[capability] = specialist
             return function
 

@@ -78,9 +78,11 @@ class Client:
         key: str | bytes | None = None,
         correlation_id: str | None = None,
     ) -> Any:
-        """Send ``value`` to the specialist for ``capability`` and return its typed output.
+        """Send ``value`` to the specialist for ``capability`` and return its typed output (the last
+        one's, when specialists hand the request off: :class:`~streams.handoffs.Handoff`).
 
-        Raises :class:`~streams.errors.CallFailed` with the specialist's error, or
+        Raises :class:`~streams.errors.CallFailed` with the specialist's error
+        (:class:`~streams.errors.HandoffRefused` for a refused handoff), or
         :class:`~streams.errors.CallTimeout` after ``timeout`` seconds without an answer. The request
         carries that deadline, so a specialist that gets to it later dead-letters it unstarted."""
         if self._loop is None:

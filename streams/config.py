@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         description="Where tables with store='rocksdb' keep their local databases (relative paths are "
         "resolved against the working directory)",
     )
+    streams_max_hops: int = Field(
+        default=5,
+        ge=0,
+        description="How often one request may be handed off from specialist to specialist before the "
+        "next handoff is refused (0: no handoffs)",
+    )
 
     def __init__(self, **values: Any) -> None:
         # A bad environment variable is a user mistake: one line naming it, not a validation traceback.

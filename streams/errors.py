@@ -20,7 +20,8 @@ The tree::
     ├── TransportError              the Kafka client reported an error; ``retriable`` from librdkafka
     ├── LateRecord                  a record for windows that have closed (counted; dead-lettered if asked)
     ├── CallFailed                  a specialist answered a call with a failure
-    │   └── CircuitOpen             ... refused at once: the capability's circuit breaker is open
+    │   ├── CircuitOpen             ... refused at once: the capability's circuit breaker is open
+    │   └── HandoffRefused          ... a specialist's handoff was refused (cycle, hop limit, bad context)
     ├── CallTimeout                 no answer to a call within its timeout
     └── WorkflowFailed              a workflow ended with an error
         ├── WorkflowCancelled       ... because someone cancelled it (``reason`` says why)
@@ -163,6 +164,16 @@ class CircuitOpen(CallFailed):
     kind = ErrorKind.FATAL
 
 
+class HandoffRefused(CallFailed):
+    """A specialist handed a request off and the handoff was refused before anything was sent: the
+    capability is unknown or already in the request's chain (a cycle), the chain would pass its hop
+    limit, or the context does not fit the target's input schema (or the target answers with another
+    output record). Raised in the specialist, and in the caller, which gets it as the call's failure.
+    Not retried: the same request would be refused the same way."""
+
+    kind = ErrorKind.FATAL
+
+
 class CallTimeout(StreamsError):
     """No specialist answered a call within its timeout. The request may still be handled later."""
 
@@ -191,6 +202,21 @@ class WorkflowCancelled(WorkflowFailed):
 class CompensationFailed(WorkflowFailed):
     """A workflow failed (or was cancelled), and then a compensation of its saga failed after its
     retries: it ended ``FAILED_COMPENSATION``, and what was done may be only partly undone."""
+
+
+_REMOTE_FAILURES: dict[str, type[CallFailed]] = {
+    f"{HandoffRefused.__module__}.{HandoffRefused.__qualname__}": HandoffRefused,
+}
+
+
+def call_failed(
+    message: str, *, capability: str, error_class: str | None, error_kind: ErrorKind | str | None
+) -> CallFailed:
+    """The error a caller raises for a specialist's failure: as this library's own subclass of
+    :class:`CallFailed` when the remote error was one (``except HandoffRefused`` works across the
+    wire), else a plain :class:`CallFailed` naming the remote class."""
+    failure = _REMOTE_FAILURES.get(error_class or "", CallFailed)
+    return failure(message, capability=capability, error_class=error_class, error_kind=error_kind)
 
 
 def _as_kind(value: ErrorKind | str | None) -> ErrorKind | None:

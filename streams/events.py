@@ -984,7 +984,12 @@ class WorkflowEvent(Record):
                                        'doc': 'The workflow whose engine saw it...'},
                                       {'name': 'partition',
                                        'type': 'int',
-                                       'doc': '... in this partition of its events.'}]}]}]}
+                                       'doc': '... in this partition of its events.'}]}]},
+                {'name': 'handoffs',
+                 'type': {'type': 'array', 'items': 'string'},
+                 'default': [],
+                 'doc': 'Capabilities an answered request was handed off through, first to last '
+                        '(or none).'}]}
 
     kind: WorkflowEventKind
     workflow_id: str
@@ -1012,6 +1017,10 @@ class WorkflowEvent(Record):
     breaker: BreakerNews | None = Field(
         default=None,
         description="A BREAKER event's news, from the engine partition that saw it to every other one.",
+    )
+    handoffs: list[str] = Field(
+        default_factory=list,
+        description='Capabilities an answered request was handed off through, first to last (or none).',
     )
 
 
@@ -1124,6 +1133,10 @@ class JournalStep(Record):
     fallback: str | None = Field(
         default=None,
         description="The fallback capability the breaker sent the step's latest request to instead.",
+    )
+    handoffs: list[str] = Field(
+        default_factory=list,
+        description='Capabilities the request was handed off through, first to last (or none).',
     )
 
 
@@ -1315,7 +1328,12 @@ class WorkflowJournal(Record):
                                                 'type': ['null', 'string'],
                                                 'default': None,
                                                 'doc': 'The fallback capability the breaker sent '
-                                                       "the step's latest request to instead."}]}}},
+                                                       "the step's latest request to instead."},
+                                               {'name': 'handoffs',
+                                                'type': {'type': 'array', 'items': 'string'},
+                                                'default': [],
+                                                'doc': 'Capabilities the request was handed off '
+                                                       'through, first to last (or none).'}]}}},
                 {'name': 'signals',
                  'default': [],
                  'doc': 'Signals that came before the code asked for them, oldest first.',

@@ -20,6 +20,16 @@ TRACESTATE = "tracestate"
 # Request/reply (specialists): where the answer to a request goes, and under which key.
 REPLY_TO = "reply-to"
 REPLY_KEY = "reply-key"
+# The request an answer cites when it is not the one answered: a specialist that hands a request off
+# sends a new one, and the caller still waits for an answer to its own (see streams.handoffs).
+REPLY_REQUEST = "reply-request"
+
+# Handoffs between specialists: the capabilities a request has been through, first to last,
+# comma-separated (capability names hold no comma); the most handoffs its chain may take; why the
+# last one was made.
+HANDOFF_CHAIN = "handoff-chain"
+HANDOFF_LIMIT = "handoff-limit"
+HANDOFF_REASON = "handoff-reason"
 
 # When the work a message asks for stops being wanted (epoch milliseconds). Everything a handler sends
 # carries it on, so it holds across every hop; a specialist never starts a request past it.

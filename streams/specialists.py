@@ -4,7 +4,8 @@ A request is a typed record on the capability's request topic; its headers say w
 (``reply-to``, a topic of :class:`~streams.events.WorkflowEvent` records, and ``reply-key``: a workflow
 id, or a caller's). The specialist answers with a ``STEP_SUCCEEDED`` event carrying its output as a
 nested record (wire format, schema id first), or ``STEP_FAILED`` with the error that remained after its
-retries, so a caller is never left waiting on an error.
+retries, so a caller is never left waiting on an error. A specialist may instead hand the request
+off to another capability (:class:`~streams.handoffs.Handoff`); the last one of the chain answers.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any, Generic, TypeVar
 
 from streams import headers as hdr
 from streams.context import Context
-from streams.errors import CallFailed, ConfigError, DeadlinePassed, ErrorKind
+from streams.errors import ConfigError, DeadlinePassed, ErrorKind, call_failed
 from streams.events import WorkflowEvent, WorkflowEventKind
+from streams.handoffs import Handoff, Handoffs, answered_request, handoffs_of
 from streams.retry import Retry
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
@@ -29,7 +31,7 @@ log = logging.getLogger("streams.worker")
 In = TypeVar("In", bound=Record)
 Out = TypeVar("Out", bound=Record)
 
-SpecialistFunction = Callable[[In, Context], Awaitable[Out]]
+SpecialistFunction = Callable[[In, Context], Awaitable[Out | Handoff]]
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,16 @@ class SpecialistHandler(Generic[In, Out]):
     """The agent handler around a specialist function: runs it, then replies."""
 
     def __init__(
-        self, specialist: Specialist[In, Out], function: SpecialistFunction[In, Out], retry: Retry
+        self,
+        specialist: Specialist[In, Out],
+        function: SpecialistFunction[In, Out],
+        retry: Retry,
+        handoffs: Handoffs | None = None,
     ) -> None:
         self._specialist = specialist
         self._function = function
         self._retry = retry
+        self._handoffs = handoffs
         self._reply_topics: dict[str, Topic[WorkflowEvent]] = {specialist.replies.name: specialist.replies}
         self.__name__ = getattr(function, "__name__", specialist.capability)
 
@@ -67,6 +74,9 @@ class SpecialistHandler(Generic[In, Out]):
             raise DeadlinePassed(f"deadline passed {late:.3f}s before {self._specialist.capability} got it")
         try:
             output = await self._function(request, ctx)
+            if isinstance(output, Handoff) and self._handoffs is not None:
+                await self._handoffs.send(output, self._specialist, ctx)
+                return  # the chain's last specialist answers
             if not isinstance(output, self._specialist.output):
                 raise TypeError(
                     f"specialist {self._specialist.capability} returned {type(output).__name__}, "
@@ -110,7 +120,7 @@ class SpecialistHandler(Generic[In, Out]):
             kind=kind,
             workflow_id=reply_key,
             name=self._specialist.capability,
-            request_id=ctx.message_id,
+            request_id=answered_request(ctx.headers, ctx.message_id),
             payload=payload,
             error=None if error is None else f"{type(error).__name__}: {error}",
             error_class=None if error is None else f"{type(error).__module__}.{type(error).__qualname__}",
@@ -118,6 +128,7 @@ class SpecialistHandler(Generic[In, Out]):
             attempts=ctx.attempt,
             sender=ctx.agent,
             at=datetime.fromtimestamp(ctx.now_ms() / 1000, UTC),
+            handoffs=handoffs_of(ctx.headers),
         )
         await ctx.send(topic, reply, key=reply_key)
 
@@ -130,8 +141,9 @@ def request_headers(replies: Topic[WorkflowEvent], reply_key: str) -> hdr.Header
 def answer(reply: WorkflowEvent, specialist: Specialist[Any, Out], payloads: Payloads) -> Out:
     """The output a reply carries, or :class:`CallFailed` with the specialist's error."""
     if reply.kind is not WorkflowEventKind.STEP_SUCCEEDED or reply.payload is None:
-        raise CallFailed(
-            f"{specialist.capability} failed after {reply.attempts} attempt(s): {reply.error}",
+        raise call_failed(
+            f"{' -> '.join(reply.handoffs) or specialist.capability} failed after {reply.attempts} "
+            f"attempt(s): {reply.error}",
             capability=specialist.capability,
             error_class=reply.error_class,
             error_kind=reply.error_kind,

@@ -195,6 +195,7 @@ def detail(
                 "error_kind": step.error_kind,
                 "breaker": None if step.breaker is None else step.breaker.value.lower(),
                 "sent_to": step.fallback,
+                "handoffs": list(step.handoffs),
             }
             for position, step in enumerate(journal.steps)
         ],
@@ -259,7 +260,7 @@ def steps_table(shown: dict[str, Any]) -> RichTable:
         table.add_row(
             str(step["position"]),
             step["kind"],
-            Text(step["name"] + _BREAKER_NOTES.get(step["breaker"], "").format(**step)),
+            Text(step["name"] + _BREAKER_NOTES.get(step["breaker"], "").format(**step) + _handed_off(step)),
             Text(status, style=_STEP_STYLES.get(step["status"], "")),
             str(step["attempts"] or "-"),
             when(step["started"]),
@@ -269,6 +270,12 @@ def steps_table(shown: dict[str, Any]) -> RichTable:
             Text("" if outcome is None else as_json_text(outcome)),
         )
     return table
+
+
+def _handed_off(step: Mapping[str, Any]) -> str:
+    """Where a step's request went on from the capability asked: `` (handed off: billing -> refunds)``."""
+    chain = step["handoffs"][1:]
+    return f" (handed off: {' -> '.join(chain)})" if chain else ""
 
 
 _BREAKER_NOTES = {

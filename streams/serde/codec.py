@@ -87,7 +87,8 @@ class AvroEncoder:
         buffer = io.BytesIO()
         try:
             fastavro.schemaless_writer(buffer, self._parsed, datum)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # OverflowError: an int beyond Avro's int/long range, which Python's ints allow.
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise SerializationError(f"value does not match schema {self.name}: {exc}") from exc
         return frame(self.schema_id, buffer.getvalue())
 

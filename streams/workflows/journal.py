@@ -102,6 +102,7 @@ def _answer(journal: WorkflowJournal, event: WorkflowEvent, status: StepStatus) 
                 "error_kind": event.error_kind,
                 "attempts": event.attempts,
                 "finished_at": event.at,
+                "handoffs": event.handoffs,  # who answered, when specialists handed the request off
             }
             kind = _kind(event.error_kind)
             due = None if status is StepStatus.SUCCEEDED else retry_due(journal, step, kind, event.at)

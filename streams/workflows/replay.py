@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from streams import headers as hdr
-from streams.errors import CallFailed, CallTimeout, CircuitOpen, StreamsError
+from streams.errors import CallTimeout, CircuitOpen, StreamsError, call_failed
 from streams.events import BreakerDecision, JournalStep, StepKind, StepStatus, WorkflowJournal
 from streams.retry import Retry
 from streams.serde.payloads import Payloads
@@ -102,7 +102,10 @@ class Workflow:
 
         A circuit breaker declared for ``capability`` (:meth:`streams.App.breaker`) is asked for each
         request the step sends; while it is open the request goes to its fallback capability, or the
-        ``await`` raises :class:`CircuitOpen` at once."""
+        ``await`` raises :class:`CircuitOpen` at once.
+
+        A specialist may hand the request off to another (:class:`~streams.handoffs.Handoff`): the step
+        gets the chain's last answer, and its journal entry the chain (``handoffs``)."""
         return self._ask(StepKind.CALL, capability, value, output, timeout, retry=retry, cache=cache)
 
     def child(
@@ -186,8 +189,9 @@ class Workflow:
                 )
             if current.status is StepStatus.TIMED_OUT:
                 raise CallTimeout(f"{name} did not answer step {index} of workflow {self.id} in time{tried}")
-            raise CallFailed(
-                f"{name} failed after {current.attempts} attempt(s){tried}: {current.error}",
+            raise call_failed(
+                f"{' -> '.join(current.handoffs) or name} failed after {current.attempts} attempt(s)"
+                f"{tried}: {current.error}",
                 capability=name,
                 error_class=current.error_class,
                 error_kind=current.error_kind,

@@ -39,6 +39,8 @@ EXPECTED = [
     "ErrorKind",
     "ExactlyOnce",
     "FatalError",
+    "Handoff",
+    "HandoffRefused",
     "Hopping",
     "LateRecord",
     "Limits",
