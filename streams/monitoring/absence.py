@@ -19,9 +19,10 @@ its series is judged, so a worker catching up on a backlog does not report live 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from streams.context import TableOpener, TickSend
 from streams.errors import ConfigError
@@ -42,9 +43,14 @@ def _millis(moment: int) -> datetime:
 @dataclass(frozen=True)
 class Absence:
     """Fires when a series has sent no record for ``after`` seconds (a number or a timedelta), judged
-    on the worker's clock against the records' Kafka timestamps; clears with its next record."""
+    on the worker's clock against the records' Kafka timestamps; clears with its next record.
+
+    ``ends(record)``, if given, says that a record is the series' last on purpose (a worker's final
+    heartbeat on a deliberate stop): the series is no longer watched, and an alert open for it
+    resolves, until its next record starts it again."""
 
     after: Duration
+    ends: Callable[[Any], bool] | None = None
     after_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -53,6 +59,8 @@ class Absence:
             seconds = self.after.total_seconds()
         if isinstance(self.after, bool) or seconds is None or seconds <= 0:
             raise ConfigError(f"Absence after must be a positive number of seconds, not {self.after!r}")
+        if self.ends is not None and not callable(self.ends):
+            raise ConfigError("Absence ends must be a function of the record")
         object.__setattr__(self, "after_ms", round(seconds * 1000))
 
     def arrived(
@@ -78,6 +86,24 @@ class Absence:
             last_seen=last_seen,
         )
         return AbsenceState(last_seen_ms=last_seen, reported_ms=at_ms, labels=dict(labels)), present
+
+    def ended(
+        self, rule: str, state: AbsenceState | None, at_ms: int, labels: Mapping[str, str]
+    ) -> Detection | None:
+        """The series ended on purpose at ``at_ms`` (its state is to be deleted): the clearing
+        detection to send if it was watched. It cites ``at_ms`` as seen, so a ticker's firing
+        judged on the state before it is stale."""
+        if state is None:
+            return None
+        return Detection(
+            rule=rule,
+            firing=False,
+            value=0.0,
+            message="stopped on purpose: no longer watched",
+            labels=dict(labels),
+            at=_millis(at_ms),
+            last_seen=max(state.last_seen_ms, at_ms),
+        )
 
     def judge(self, rule: str, state: AbsenceState, now_ms: int) -> Detection | None:
         """A firing detection if the series has been silent for more than ``after`` at ``now_ms``."""

@@ -86,12 +86,22 @@ class Bounds:
         dead = Said(0.0, "{value:.3g} dead letters/s", "no new dead letters")
         breaker = Said(0.5, "circuit breaker open: calls kept from the capability", "circuit breaker closed")
         return [
-            Rule(AGENT_DOWN, Silence(after=self.down_after), Severity.CRITICAL, where=metric(fleet.BEAT)),
+            Rule(
+                AGENT_DOWN,
+                Silence(after=self.down_after, ends=_stopped),
+                Severity.CRITICAL,
+                where=metric(fleet.BEAT),
+            ),
             Rule(LAG_GROWING, lag, Severity.WARNING, where=metric(fleet.LAG_RISING)),
             Rule(ERROR_RATE, errors, Severity.WARNING, where=metric(fleet.ERROR_RATE)),
             Rule(DLQ_GROWING, dead, Severity.WARNING, where=metric(fleet.DEAD_LETTER_RATE)),
             Rule(BREAKER_OPEN, breaker, Severity.WARNING, where=metric(fleet.BREAKER_OPEN)),
         ]
+
+
+def _stopped(sample: MetricSample) -> bool:
+    """An agent whose every worker sent its final beat was stopped on purpose: not down."""
+    return sample.labels.get("state") == fleet.STOPPED
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,16 @@ class Silence(Absence):
                 update={"message": present.message.replace("records", "heartbeats", 1)}
             )
         return new_state, present
+
+    def ended(
+        self, rule: str, state: AbsenceState | None, at_ms: int, labels: Mapping[str, str]
+    ) -> Detection | None:
+        found = super().ended(rule, state, at_ms, labels)
+        if found is None:
+            return None
+        return found.model_copy(
+            update={"message": "stopped on purpose (every worker sent its final heartbeat)"}
+        )
 
     def judge(self, rule: str, state: AbsenceState, now_ms: int) -> Detection | None:
         found = super().judge(rule, state, now_ms)

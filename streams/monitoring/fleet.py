@@ -35,6 +35,8 @@ BEAT = "heartbeat"
 LAG_RISING = "lag_rising"
 ERROR_RATE = "error_rate"
 DEAD_LETTER_RATE = "dead_letter_rate"
+STOPPED = "stopped"
+"""The ``state`` label of an agent's samples once every worker of it has stopped on purpose."""
 BREAKER_OPEN = "breaker_open"
 """1 while a live worker of a workflow engine holds a capability's circuit breaker open, 0 once none does;
 one series per engine and capability (:func:`breaker_samples`)."""
@@ -152,6 +154,8 @@ def _latency(records: list[HandlerLatency | None]) -> tuple[float | None, float 
 def samples(status: AgentStatus) -> list[MetricSample]:
     """What the alert rules judge of one update, at the time of its newest beat."""
     labels = {"agent": status.agent}
+    if status.workers and all(w.state == WorkerState.STOPPED.value for w in status.workers):
+        labels["state"] = STOPPED  # every worker sent its final beat: stopped on purpose
     figures = (
         (BEAT, float(status.instances)),
         (LAG_RISING, float(status.lag_rising)),
@@ -194,6 +198,7 @@ __all__ = [
     "DEAD_LETTER_RATE",
     "ERROR_RATE",
     "LAG_RISING",
+    "STOPPED",
     "breaker_samples",
     "breaker_series",
     "fold",

@@ -198,6 +198,12 @@ class DetectStage:
             detector = rule.detector
             if isinstance(detector, Absence):
                 view = ctx.table(ABSENCE_TABLE)
+                if detector.ends is not None and detector.ends(record):
+                    cleared = detector.ended(rule.name, view.get(stored), ctx.timestamp_ms, labels)
+                    view.delete(stored)
+                    if cleared is not None:
+                        await ctx.send(self._detections, cleared)
+                    continue
                 # Arrival, not event time: silence is judged against the worker's clock.
                 state, present = detector.arrived(rule.name, view.get(stored), ctx.timestamp_ms, labels)
                 view.set(stored, state)

@@ -309,6 +309,20 @@ def test_the_live_view_shows_agents_their_throughput_and_a_killed_agent_down_and
         assert (_row(screen, watched.orders) or [])[1] == "ok"  # the other agent is not dragged down
         assert "1 down" in screen.splitlines()[1] and "(1 critical)" in screen.splitlines()[1]
 
+        # Stopped on purpose (SIGTERM: its final beat says STOPPED): shown stopped, never alerted down.
+        orders = watched.processes["orders"]
+        orders.send_signal(signal.SIGTERM)
+        assert orders.wait(timeout=60) == 0
+        _until(
+            "orders shown stopped",
+            30,
+            lambda: (_row(tmux.screen(), watched.orders) or ["", ""])[1] == "stopped",
+        )
+        time.sleep(DOWN_AFTER + REACTION)
+        screen = tmux.screen()
+        assert (_row(screen, watched.orders) or ["", ""])[1] == "stopped"
+        assert not re.search(rf"agent-down\s+since \S+\s+{re.escape(watched.orders)}: ", screen), screen
+
         tmux.keys("C-c")
         after = _until("the shell back after Ctrl-C", 15, lambda: _prompt_back(tmux.screen()))
         assert "Traceback" not in after and "streams monitor ·" not in after  # the screen was restored

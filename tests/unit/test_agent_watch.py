@@ -220,6 +220,28 @@ async def test_the_watch_keeps_a_status_per_agent_and_alerts_when_an_agent_goes_
         assert resolved.message.startswith("shop.billing: resolved: heartbeats again (the previous one came")
 
 
+async def test_an_agent_stopped_on_purpose_is_not_down_and_is_watched_again_when_it_restarts() -> None:
+    app = _watch(down_after=5)
+    async with TestApp(app) as t:
+        for _ in range(3):
+            await _beat(t, app, agent="shop.mail", worker="m1")
+            await t.advance(1)
+        await _beat(t, app, agent="shop.mail", worker="m1", state=WorkerState.STOPPED)  # its final beat
+        await t.advance(20)
+        assert _alerts(t, app) == [], "a deliberate stop is no outage"
+        await _beat(t, app, agent="shop.mail", worker="m2")  # started again, then killed
+        await t.advance(7)
+        assert _alerts(t, app) == [("agent-down", "shop.mail", AlertStatus.OPEN)]
+        # Its last worker, silent past the bound, stops cleanly after all: the alert resolves.
+        await _beat(t, app, agent="shop.mail", worker="m2", state=WorkerState.STOPPED)
+        assert _alerts(t, app)[1:] == [("agent-down", "shop.mail", AlertStatus.RESOLVED)]
+        assert t.sent(app.topics["t.alerts"])[-1].message == (
+            "shop.mail: resolved: stopped on purpose (every worker sent its final heartbeat)"
+        )
+        await t.advance(20)
+        assert len(_alerts(t, app)) == 2, "and it is not judged again until it beats again"
+
+
 async def test_the_watch_alerts_on_growing_lag_errors_and_dead_letters_and_resolves_them() -> None:
     app = _watch(lag_rising_beats=3, max_error_rate=2)
     async with TestApp(app) as t:
