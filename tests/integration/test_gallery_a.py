@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from streams import App, Publisher, Settings
+from streams import App, Client, Publisher, Settings
 from streams.admin import TopicAdmin
+from streams.events import TaskRequested, TaskStatus
 from streams.serde.registry import ConfluentRegistry
 from streams.tail import TailedMessage, tail
 from tests.integration._agents import running
@@ -65,3 +66,19 @@ async def test_doc_pipeline_runs_its_stages_in_sequence_and_dead_letters_bad_inp
     assert classified.value is not None and classified.value["category"] == "finance"
     assert refused.key == "bad"
     assert refused.headers["dlq-reason"] == "extract: document bad has no text once its markup is removed"
+
+
+async def test_scatter_gather_answers_with_a_quorum_naming_failed_and_late_shards(
+    settings: Settings, registry: ConfluentRegistry
+) -> None:
+    from agents.scatter_gather import build
+
+    app = _prepared(build(_name("shards"), timeout=1.0, cold_latency=2.5), settings, registry)
+    async with running(app), Client(app, registry=registry) as client:
+        query_id = await client.start(
+            "search", TaskRequested(task_id="q", capability="search", payload="kafka")
+        )
+        answer = await client.result("search", query_id, timeout=60)
+    assert answer.status is TaskStatus.SUCCEEDED
+    assert answer.result.startswith("4 of 6 shards (s1: ")
+    assert answer.result.endswith("; failed: s4; late: s6")
