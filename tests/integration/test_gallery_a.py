@@ -82,3 +82,24 @@ async def test_scatter_gather_answers_with_a_quorum_naming_failed_and_late_shard
     assert answer.status is TaskStatus.SUCCEEDED
     assert answer.result.startswith("4 of 6 shards (s1: ")
     assert answer.result.endswith("; failed: s4; late: s6")
+
+
+async def test_supervisor_delegates_subtasks_to_specialists_running_in_another_worker(
+    settings: Settings, registry: ConfluentRegistry
+) -> None:
+    from agents.supervisor import build
+
+    app = _prepared(build(_name("supervisor")), settings, registry)
+    elsewhere = ["legal", "analytics"]
+    here = [name for name in app.agents if name not in elsewhere]
+    async with (
+        running(app, here),
+        running(app, elsewhere) as specialists,
+        Client(app, registry=registry) as client,
+    ):
+        case = TaskRequested(task_id="case", capability="triage", payload="GDPR breach latency")
+        case_id = await client.start("triage", case)
+        report = await client.result("triage", case_id, timeout=60)
+        served = {w.agent.name: w.stats.processed for w in specialists.workers}
+    assert report.result == "report: GDPR: 1 obligations; breach: 6 findings; latency: up 21%"
+    assert served == {"legal": 1, "analytics": 1}
