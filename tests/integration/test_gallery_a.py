@@ -4,7 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +25,8 @@ from streams.tail import TailedMessage, tail
 from tests.integration._agents import running
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _name(pattern: str) -> str:
@@ -46,6 +56,35 @@ def _publish(settings: Settings, topic: Any, values: list[tuple[str, Any]]) -> N
         for key, value in values:
             publisher.publish(topic, value, key=key)
         publisher.flush()
+
+
+@contextmanager
+def _streams_run(settings: Settings, cwd: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`streams run ARGS` in a worker process (from ``cwd``), stopped with SIGTERM afterwards."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+    }
+    with (cwd / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams", "run", *args],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield worker
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        assert worker.returncode == 0, (cwd / "worker.log").read_text()
 
 
 async def test_doc_pipeline_runs_its_stages_in_sequence_and_dead_letters_bad_input(
@@ -103,3 +142,35 @@ async def test_supervisor_delegates_subtasks_to_specialists_running_in_another_w
         served = {w.agent.name: w.stats.processed for w in specialists.workers}
     assert report.result == "report: GDPR: 1 obligations; breach: 6 findings; latency: up 21%"
     assert served == {"legal": 1, "analytics": 1}
+
+
+async def test_pubsub_agent_attached_from_the_cli_catches_up_from_the_time_it_is_given(
+    settings: Settings, registry: ConfluentRegistry, tmp_path: Path
+) -> None:
+    from agents.pubsub import Article, build
+
+    name = _name("news")
+    app = _prepared(build(name), settings, registry)
+    articles = app.topics[f"{name}.articles"]
+
+    def batch(first: int, count: int) -> list[tuple[str, Any]]:
+        ids = [f"a{i}" for i in range(first, first + count)]
+        return [(i, Article(article_id=i, headline=f"News {i}", body="Words.")) for i in ids]
+
+    async with running(app):
+        _publish(settings, articles, batch(0, 3))
+        await asyncio.sleep(0.05)  # a millisecond timestamp between the two batches
+        since = datetime.now(UTC)
+        await asyncio.sleep(0.05)
+        _publish(settings, articles, batch(3, 2))
+        before = await _read(settings, registry, f"{name}.done", 3 * 5)
+        # The new agent, attached from the shell as a user would, told to start at `since`.
+        (tmp_path / "attach_news.py").write_text(
+            f"from agents.pubsub import build\ntranslator = build({name!r}, agents=('translate',))\n"
+        )
+        with _streams_run(settings, tmp_path, "attach_news:translator", "--start", since.isoformat()):
+            await _read(settings, registry, f"{name}.done", 3 * 5 + 2)
+            after = await _read(settings, registry, f"{name}.done", 3 * 5 + 5, within=2)  # and no more
+    assert {(m.value or {})["agent"] for m in before} == {"index", "notify", "archive"}
+    translated = [(m.value or {})["result"] for m in after if (m.value or {})["agent"] == "translate"]
+    assert sorted(translated) == ["NEWS A3", "NEWS A4"], "only what came at or after --start"
