@@ -174,3 +174,22 @@ async def test_pubsub_agent_attached_from_the_cli_catches_up_from_the_time_it_is
     assert {(m.value or {})["agent"] for m in before} == {"index", "notify", "archive"}
     translated = [(m.value or {})["result"] for m in after if (m.value or {})["agent"] == "translate"]
     assert sorted(translated) == ["NEWS A3", "NEWS A4"], "only what came at or after --start"
+
+
+async def test_batch_pipeline_gathers_items_enriched_in_parallel_back_into_their_batches(
+    settings: Settings, registry: ConfluentRegistry
+) -> None:
+    from agents.batch_pipeline import Batch, build
+
+    name = _name("batches")
+    app = _prepared(build(name), settings, registry)
+    batches = [Batch(batch_id=f"b{b}", items=[f"item {b} {i}" for i in range(8)]) for b in range(2)]
+    async with running(app) as runner:
+        _publish(settings, app.topics[f"{name}.in"], [(batch.batch_id, batch) for batch in batches])
+        reports = await _read(settings, registry, f"{name}.reports", 2)
+        enriched = next(w.stats.processed for w in runner.workers if w.agent.name == "enrich")
+    results = {m.key: (m.value or {})["result"] for m in reports}
+    assert results == {
+        batch.batch_id: "; ".join(f"{text.title()} (3 words)" for text in batch.items) for batch in batches
+    }
+    assert enriched == 16
