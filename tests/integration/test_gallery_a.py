@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -193,3 +194,44 @@ async def test_batch_pipeline_gathers_items_enriched_in_parallel_back_into_their
         batch.batch_id: "; ".join(f"{text.title()} (3 words)" for text in batch.items) for batch in batches
     }
     assert enriched == 16
+
+
+async def test_workflow_spec_runs_a_planned_spec_and_one_given_as_json_from_the_cli(
+    settings: Settings,
+    registry: ConfluentRegistry,
+    tmp_path: Path,
+    cli: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    from agents.workflow_spec import build
+
+    name = _name("specs")
+    app = _prepared(build(name), settings, registry)
+    (tmp_path / "spec_app.py").write_text(f"from agents.workflow_spec import build\napp = build({name!r})\n")
+    spec = {
+        "spec_id": "s1",
+        "steps": [
+            {"name": "fetch", "capability": "fetch", "input": "disk full", "attempts": 2},
+            {"name": "classify", "capability": "classify", "input": "{fetch}", "depends_on": ["fetch"]},
+        ],
+    }
+    async with running(app), Client(app, registry=registry) as client:
+        case = TaskRequested(task_id="c1", capability="planned", payload="checkout outage")
+        run = await client.start("planned", case)
+        planned = await client.result("planned", run, timeout=60)
+        started = await asyncio.to_thread(
+            cli,
+            "workflow",
+            "start",
+            "spec_app:app",
+            "execute",
+            "--input",
+            json.dumps(spec),
+            "--wait",
+            "--json",
+            cwd=tmp_path,
+            extra_env={"PYTHONPATH": str(ROOT)},
+        )
+    assert json.loads(planned.result)["escalate"] == "paged on-call: checkout outage"
+    assert started.returncode == 0, started.stderr
+    output = json.loads(started.stdout)["output"]
+    assert json.loads(output["result"]) == {"fetch": "2 records about disk full", "classify": "routine"}
