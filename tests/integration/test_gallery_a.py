@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from streams import App, Client, Publisher, Settings
+from streams import App, Client, Publisher, Settings, WorkflowFailed
 from streams.admin import TopicAdmin
 from streams.events import TaskRequested, TaskStatus
 from streams.serde.registry import ConfluentRegistry
@@ -235,3 +235,18 @@ async def test_workflow_spec_runs_a_planned_spec_and_one_given_as_json_from_the_
     assert started.returncode == 0, started.stderr
     output = json.loads(started.stdout)["output"]
     assert json.loads(output["result"]) == {"fetch": "2 records about disk full", "classify": "routine"}
+
+
+async def test_saga_undoes_the_bookings_made_newest_first_when_one_fails(
+    settings: Settings, registry: ConfluentRegistry
+) -> None:
+    from agents.saga import build
+
+    app = _prepared(build(_name("trips")), settings, registry)
+    async with running(app), Client(app, registry=registry) as client:
+        trip = await client.start("trip", TaskRequested(task_id="t", capability="trip", payload="Reykjavik"))
+        with pytest.raises(WorkflowFailed, match="no car available in Reykjavik"):
+            await client.result("trip", trip, timeout=60)
+        undone = await _read(settings, registry, app.specialists["undo"].requests.name, 3, within=3)
+    in_order = sorted(undone, key=lambda m: m.timestamp_ms)
+    assert [(m.value or {})["payload"] for m in in_order] == ["hotel", "flight"]
