@@ -51,7 +51,7 @@ class Article(Record):
     body: str
 
 
-# What each agent makes of an article (where a real model client would be called).
+# What each agent makes of an article: the stand-ins for its model call.
 WORK: dict[str, Callable[[Article], str]] = {
     "index": lambda a: " ".join(sorted({w.lower().strip(".,") for w in f"{a.headline} {a.body}".split()})),
     "notify": lambda a: f"push: {a.headline}" if "!" in a.headline else "no push",
@@ -62,7 +62,7 @@ WORK: dict[str, Callable[[Article], str]] = {
 
 def _subscriber(agent: str, done: Topic[TaskCompleted]) -> Callable[[Article, Context], Awaitable[None]]:
     async def handle(article: Article, ctx: Context) -> None:
-        await asyncio.sleep(MODEL_LATENCY)
+        await asyncio.sleep(MODEL_LATENCY)  # a real model client is called here
         result = WORK[agent](article)
         outcome = TaskCompleted(
             task_id=article.article_id, agent=agent, status=TaskStatus.SUCCEEDED, result=result

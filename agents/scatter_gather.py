@@ -50,7 +50,8 @@ def build(name: str = "shards", timeout: float = 2.0, cold_latency: float = 3.0)
         query, shard_id = ask.payload.rsplit("@", 1)
         if shard_id in OFFLINE:
             raise TransientError(f"shard {shard_id} is offline")
-        await asyncio.sleep(cold_latency if shard_id in COLD else MODEL_LATENCY)  # the real call goes here
+        # a real model client (or the index) is called here
+        await asyncio.sleep(cold_latency if shard_id in COLD else MODEL_LATENCY)
         hits = sum(query.encode() + shard_id.encode()) % 10
         return TaskCompleted(
             task_id=ask.task_id, agent=shard_id, status=TaskStatus.SUCCEEDED, result=f"{hits}"

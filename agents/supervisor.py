@@ -51,7 +51,7 @@ def build(name: str = "supervisor") -> App:
 
     @app.specialist("plan", input=TaskRequested, output=TaskCompleted, guarantee=ExactlyOnce())
     async def plan(case: TaskRequested, ctx: Context) -> TaskCompleted:
-        await asyncio.sleep(MODEL_LATENCY)
+        await asyncio.sleep(MODEL_LATENCY)  # a real model client is called here (and in each specialist)
         words = [word for word in case.payload.split() if len(word) > 3][:3] or ["context"]
         return _answer(case, "plan", ",".join(f"{route(word)}:{word}" for word in words))
 

@@ -122,7 +122,7 @@ def _input(step: StepSpec, results: dict[str, str | None]) -> str:
     return text
 
 
-# The step specialists' stand-in answers (a real model client would be called instead).
+# The step specialists' stand-in answers for their model calls.
 FAKES: dict[str, Callable[[str], str]] = {
     "fetch": lambda text: f"{len(text.split())} records about {text}",
     "classify": lambda text: "urgent" if "outage" in text else "routine",
@@ -133,7 +133,7 @@ FAKES: dict[str, Callable[[str], str]] = {
 
 def _fake(answer: Callable[[str], str]) -> Callable[[TaskRequested, Context], Awaitable[TaskCompleted]]:
     async def work(task: TaskRequested, ctx: Context) -> TaskCompleted:
-        await asyncio.sleep(MODEL_LATENCY)
+        await asyncio.sleep(MODEL_LATENCY)  # a real model client is called here
         result = answer(task.payload)
         return TaskCompleted(
             task_id=task.task_id, agent=task.capability, status=TaskStatus.SUCCEEDED, result=result
