@@ -113,7 +113,7 @@ async def test_scatter_gather_answers_with_a_quorum_naming_failed_and_late_shard
 ) -> None:
     from agents.scatter_gather import build
 
-    app = _prepared(build(_name("shards"), timeout=1.0, cold_latency=2.5), settings, registry)
+    app = _prepared(build(_name("shards"), timeout=3.0, cold_latency=4.0), settings, registry)
     async with running(app), Client(app, registry=registry) as client:
         query_id = await client.start(
             "search", TaskRequested(task_id="q", capability="search", payload="kafka")

@@ -70,6 +70,20 @@ def test_run_start_sets_where_the_chosen_agents_start(monkeypatch: pytest.Monkey
     assert application.agents["index"].start == "earliest", "agents not chosen keep their own"
 
 
+def test_run_start_reaches_every_worker_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+
+    def fake_supervise(argv: list[str], workers: int, per_worker: Any = None) -> int:
+        started.append(argv)
+        return 0
+
+    monkeypatch.setattr("streams.cli.agents.supervise", fake_supervise)
+    monkeypatch.setattr(pubsub.translator, "agents", dict(pubsub.translator.agents))
+    assert main(["run", "agents.pubsub:translator", "--workers", "2", "--start", "latest"]) == 0
+    [argv] = started
+    assert "--start=latest" in argv
+
+
 def test_run_refuses_a_start_it_cannot_read(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "agents.pubsub:translator", "--start", "soon"]) == 1
     assert "error: start must be 'earliest', 'latest' or an ISO 8601 time" in capsys.readouterr().err
