@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar, get_args
 
 from streams.context import Context, Ticker
@@ -105,4 +105,21 @@ class Agent(Generic[V]):
         )
 
 
-__all__ = ["Agent", "Handler", "StartFrom"]
+def parse_start(text: str) -> StartFrom:
+    """``earliest``, ``latest`` or an ISO 8601 time (UTC unless it names its offset) as a
+    :data:`StartFrom`."""
+    if text == "earliest":
+        return "earliest"
+    if text == "latest":
+        return "latest"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"start must be 'earliest', 'latest' or an ISO 8601 time such as 2026-12-07T10:00:00Z, "
+            f"not {text!r}"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+__all__ = ["Agent", "Handler", "StartFrom", "parse_start"]

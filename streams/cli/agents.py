@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
+from streams.agent import Agent, parse_start
+from streams.app import App
 from streams.cli._common import load_app
 from streams.errors import ConfigError
 from streams.runner import run_agents, select_agents, supervise
@@ -32,6 +35,15 @@ def run(
             "with --workers N, worker i gets PORT+i). Default: $STREAMS_METRICS_PORT, else off.",
         ),
     ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            metavar="earliest|latest|TIME",
+            help="Where the chosen agents start if their group has no committed position yet (a new "
+            "agent): the oldest message, the newest, or the first at or after an ISO 8601 TIME (UTC "
+            "unless it gives an offset). Default: each agent's own `start` option.",
+        ),
+    ] = None,
     heartbeat_interval: Annotated[
         float | None,
         typer.Option(
@@ -43,9 +55,9 @@ def run(
 ) -> None:
     """Run agents as members of their consumer groups; more workers share the partitions.
 
-    A new agent starts where its `start` option says (the oldest message by default); later runs resume
-    from the group's committed position. SIGTERM or Ctrl-C finishes received work and commits before
-    exiting.
+    A new agent starts where --start or its `start` option says (the oldest message by default); later
+    runs resume from the group's committed position. SIGTERM or Ctrl-C finishes received work and
+    commits before exiting.
     """
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
@@ -57,10 +69,13 @@ def run(
     logging.getLogger("httpx2").setLevel(max(level, logging.WARNING))
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     application = load_app(app_ref)
-    select_agents(application, agent)  # fail fast, before any process starts
+    chosen = select_agents(application, agent)  # fail fast, before any process starts
+    if start is not None:
+        _start_at(application, chosen, start)
     telemetry = _telemetry(metrics_port, heartbeat_interval)
     if workers > 1:
         argv = ["run", app_ref, "--log-level", log_level, *[f"--agent={a}" for a in agent or []]]
+        argv += [] if start is None else [f"--start={start}"]
         argv += [f"--heartbeat-interval={telemetry.heartbeat_interval}"]
         port = telemetry.metrics_port
         # One port per process: worker i serves on PORT+i (or each on a free port of its own).
@@ -71,6 +86,14 @@ def run(
         )
         raise typer.Exit(supervise(argv, workers, extra))
     asyncio.run(run_agents(application, agent, handle_signals=True, telemetry=telemetry))
+
+
+def _start_at(application: App, chosen: list[Agent[Any]], start: str) -> None:
+    """Make ``--start`` the start of the chosen agents. It only matters to a group that has committed
+    nothing yet, so a restart with the same command resumes where the group stopped."""
+    where = parse_start(start)
+    for declared in chosen:
+        application.agents[declared.name] = dataclasses.replace(declared, start=where)
 
 
 def _telemetry(metrics_port: int | None, heartbeat_interval: float | None) -> TelemetryConfig:
