@@ -119,19 +119,28 @@ class Harness:
     def topics(self, spec: RunSpec) -> list[str]:
         return [f"{self._base(spec)}.t{i}" for i in range(self.scenarios[spec.scenario].topics)]
 
-    def create_topics(self, names: list[str], partitions: int = 1,
-                      configs: dict[str, dict[str, str]] | None = None) -> None:
+    def create_topics(
+        self, names: list[str], partitions: int = 1, configs: dict[str, dict[str, str]] | None = None
+    ) -> None:
         """Create ``names`` with ``partitions`` each (``configs``: extra topic configs by name)."""
-        new = [NewTopic(n, num_partitions=partitions, replication_factor=1,
-                        config={"cleanup.policy": "delete", **(configs or {}).get(n, {})})
-               for n in names]
+        new = [
+            NewTopic(
+                n,
+                num_partitions=partitions,
+                replication_factor=1,
+                config={"cleanup.policy": "delete", **(configs or {}).get(n, {})},
+            )
+            for n in names
+        ]
         for future in self.admin.create_topics(new, operation_timeout=30).values():
             future.result()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             metadata = self.admin.list_topics(timeout=10).topics
-            if all(n in metadata and not metadata[n].error and len(metadata[n].partitions) == partitions
-                   for n in names):
+            if all(
+                n in metadata and not metadata[n].error and len(metadata[n].partitions) == partitions
+                for n in names
+            ):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"topics {names} did not appear in metadata within 30 s")
@@ -146,8 +155,14 @@ class Harness:
     def preload(self, scenario: Scenario, topic: str, count: int) -> None:
         """The scenario's first ``count`` inputs on ``topic``, flushed."""
         encoder = AvroEncoder(self.registry, subject_for(topic), scenario.source.avro_schema())
-        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True,
-                             "linger.ms": 50, "compression.type": "lz4"})
+        producer = Producer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "enable.idempotence": True,
+                "linger.ms": 50,
+                "compression.type": "lz4",
+            }
+        )
         for key, value in scenario.inputs(count):
             headers: list[tuple[str, str | bytes | None]] = list(hdr.origin_headers())
             while True:
@@ -172,8 +187,9 @@ class Harness:
         scenario = self.scenarios[spec.scenario]
         self._runs += 1
         topics = self.topics(spec)
-        self.create_topics(topics, spec.partitions,
-                           {topics[i]: config for i, config in (extra_configs or {}).items()})
+        self.create_topics(
+            topics, spec.partitions, {topics[i]: config for i, config in (extra_configs or {}).items()}
+        )
         ids = self._register(scenario, topics)
         config_path = self.workdir / f"{spec.contender}.{spec.scenario}.p{spec.partitions}.{self._runs}.json"
         config = {
@@ -197,8 +213,9 @@ class Harness:
     def run(self, spec: RunSpec) -> Result:
         scenario = self.scenarios[spec.scenario]
         expected = scenario.expected(spec.messages)
-        result = Result(spec.scenario, spec.contender, spec.messages, expected=expected,
-                        partitions=spec.partitions)
+        result = Result(
+            spec.scenario, spec.contender, spec.messages, expected=expected, partitions=spec.partitions
+        )
         topics, config_path = self.prepare(spec)
         self.preload(scenario, topics[0], spec.messages)
         log_path = config_path.with_suffix(".log")
@@ -277,7 +294,11 @@ class Harness:
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **spec.env)
         child = subprocess.Popen(
             [spec.python, "-m", spec.module, str(config_path)],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
         )
         profile = Path(log.name).with_suffix(".pyspy.txt")
         profiler = start_profiler(child.pid, profile) if self.profile else None
@@ -324,7 +345,6 @@ class Harness:
         self.registry.close()
         return problems
 
-
     def _delete_groups(self) -> list[str]:
         """Delete this run's consumer groups; a killed contender's group stays non-empty until its
         session times out, so those are retried for up to a minute."""
@@ -354,13 +374,15 @@ class Harness:
 
 def counter_consumer(bootstrap: str, topic: str, partitions: int = 1) -> Consumer:
     """A read_committed consumer of every partition of ``topic`` from the start, in no group."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"bench-counter-{uuid.uuid4().hex[:8]}",  # never commits: leaves no group behind
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-        "fetch.wait.max.ms": 10,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-counter-{uuid.uuid4().hex[:8]}",  # never commits: leaves no group behind
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": 10,
+        }
+    )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     return consumer
 
@@ -381,10 +403,10 @@ def _thread_cpu(pid: int) -> dict[str, tuple[float, float]]:
             stat = (task / "stat").read_text(encoding="ascii")
         except OSError:
             continue  # the thread ended meanwhile
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
         if task.name == str(pid):
             name += " (main thread)"
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         user, system = cpu.get(name, (0.0, 0.0))
         cpu[name] = (user + int(fields[11]) / _CLK_TCK, system + int(fields[12]) / _CLK_TCK)
     return cpu
@@ -422,16 +444,30 @@ def start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
     target has exited; slows it, so numbers of a profiled run are for reading the profile only."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return subprocess.Popen(
-        [py_spy, "record", "--pid", str(pid), "--rate", "250", "--threads", "--gil", "--nonblocking",
-         "--format", "raw", "--output", str(output)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "250",
+            "--threads",
+            "--gil",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of every thread of ``pid`` so far."""
     stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 

@@ -90,7 +90,7 @@ def task_index(value: bytes | None) -> int:
             break
         shift += 7
     length = (length >> 1) ^ -(length & 1)
-    text = value[position:position + length]
+    text = value[position : position + length]
     return int(text[5:]) if text.startswith(b"task-") else -1
 
 
@@ -98,11 +98,19 @@ class _Publisher(threading.Thread):
     """Produces ``values`` at ``rate`` msg/s from index ``first`` on; ``sent[i]`` is the record timestamp
     (epoch ms) given to message ``i``."""
 
-    def __init__(self, bootstrap: str, topic: str, values: list[tuple[bytes, bytes]], first: int,
-                 rate: float) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, values: list[tuple[bytes, bytes]], first: int, rate: float
+    ) -> None:
         super().__init__(daemon=True, name="publisher")
-        self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                                  "acks": "all", "linger.ms": 1, "compression.type": "lz4"})
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 1,
+                "compression.type": "lz4",
+            }
+        )
         self.topic = topic
         self.values = values
         self.first = first
@@ -191,15 +199,22 @@ class LatencyBench:
             result.note = f"{result.note}; log: {tail(log_path)}".lstrip("; ")
         return result
 
-    def _measure(self, pid: int, poll: Callable[[], int | None], counter: Consumer, publisher: _Publisher,
-                 result: LatencyResult) -> dict[int, int]:
+    def _measure(
+        self,
+        pid: int,
+        poll: Callable[[], int | None],
+        counter: Consumer,
+        publisher: _Publisher,
+        result: LatencyResult,
+    ) -> dict[int, int]:
         """Wait for the warm-up, run the load, collect task index -> first append time (ms)."""
         outputs: dict[int, int] = {}
         deadline = time.monotonic() + self.harness.timeout
         while sum(1 for i in outputs if i < KEYS) < KEYS:
             if poll() is not None or time.monotonic() > deadline or result.status != "ok":
-                result.status = (f"failed: warm-up: {len(outputs)} of {KEYS} outputs; {result.status}"
-                                 + (" (contender exited)" if poll() is not None else ""))
+                result.status = f"failed: warm-up: {len(outputs)} of {KEYS} outputs; {result.status}" + (
+                    " (contender exited)" if poll() is not None else ""
+                )
                 return outputs
             _collect(counter, outputs, result)
         cpu_start = cpu_seconds(pid)
@@ -214,8 +229,10 @@ class LatencyBench:
                 result.status = f"failed: exited after {len(outputs) - KEYS} of {result.messages} outputs"
                 break
             if publisher.ended and time.monotonic() > publisher.ended + drain:
-                result.status = (f"behind: {len(outputs) - KEYS:,} of {result.messages:,} outputs "
-                                 f"{drain:.0f} s after the load ended")
+                result.status = (
+                    f"behind: {len(outputs) - KEYS:,} of {result.messages:,} outputs "
+                    f"{drain:.0f} s after the load ended"
+                )
                 break
             if publisher.error is not None:
                 result.status = f"failed: publisher: {publisher.error!r}"
@@ -225,8 +242,9 @@ class LatencyBench:
         return outputs
 
     @staticmethod
-    def _summarise(result: LatencyResult, publisher: _Publisher, outputs: dict[int, int],
-                   inputs: dict[int, int]) -> None:
+    def _summarise(
+        result: LatencyResult, publisher: _Publisher, outputs: dict[int, int], inputs: dict[int, int]
+    ) -> None:
         if publisher.ended > publisher.started and result.messages > 1:
             result.offered = result.messages / (publisher.ended - publisher.started)
         sent = publisher.sent
@@ -237,8 +255,9 @@ class LatencyBench:
 def _append_times(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
     """Task index -> LogAppendTime (ms) of every input on ``topic``, read back after the row."""
     consumer = counter_consumer(bootstrap, topic, partitions)
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in range(partitions)}
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)
+    }
     times: dict[int, int] = {}
     done: set[int] = {p for p, end in ends.items() if end == 0}
     deadline = time.monotonic() + 60
@@ -271,8 +290,20 @@ def _collect(counter: Consumer, outputs: dict[int, int], result: LatencyResult) 
 
 # ----------------------------------------------------------------- the table
 
-HEADERS = ["partitions", "load", "contender", "offered msg/s", "messages", "p50 ms", "p99 ms", "max ms",
-           "from send p50/p99 ms", "CPU-s / 1M msgs", "peak RSS MB", "notes"]
+HEADERS = [
+    "partitions",
+    "load",
+    "contender",
+    "offered msg/s",
+    "messages",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "from send p50/p99 ms",
+    "CPU-s / 1M msgs",
+    "peak RSS MB",
+    "notes",
+]
 
 
 def rows(results: list[LatencyResult]) -> list[list[str]]:
@@ -283,20 +314,30 @@ def rows(results: list[LatencyResult]) -> list[list[str]]:
     for r in results:
         offered = f"{r.target:,.0f}" + (f" ({r.offered:,.0f})" if r.offered else "")
         note = r.note if r.status == "ok" else f"{r.status}; {r.note}".rstrip("; ")
-        out.append([
-            str(r.partitions), f"{r.load}%", r.contender, offered, f"{r.messages:,}",
-            ms(r.percentile(0.5)), ms(r.percentile(0.99)), ms(r.percentile(1.0)),
-            f"{ms(r.percentile(0.5, r.from_send_ms))} / {ms(r.percentile(0.99, r.from_send_ms))}",
-            "-" if r.cpu_per_million is None else f"{r.cpu_per_million:,.0f}",
-            "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}",
-            note[-300:],
-        ])
+        out.append(
+            [
+                str(r.partitions),
+                f"{r.load}%",
+                r.contender,
+                offered,
+                f"{r.messages:,}",
+                ms(r.percentile(0.5)),
+                ms(r.percentile(0.99)),
+                ms(r.percentile(1.0)),
+                f"{ms(r.percentile(0.5, r.from_send_ms))} / {ms(r.percentile(0.99, r.from_send_ms))}",
+                "-" if r.cpu_per_million is None else f"{r.cpu_per_million:,.0f}",
+                "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}",
+                note[-300:],
+            ]
+        )
     return out
 
 
 def show(console: Console, results: list[LatencyResult], *, as_markdown: bool) -> None:
-    table = Table(title="latency: 3-stage pipeline under a steady offered load, end to end "
-                        "(the input's LogAppendTime to the final output's)")
+    table = Table(
+        title="latency: 3-stage pipeline under a steady offered load, end to end "
+        "(the input's LogAppendTime to the final output's)"
+    )
     for header in HEADERS:
         table.add_column(header, justify="left" if header in ("contender", "notes") else "right")
     for row in rows(results):

@@ -140,7 +140,11 @@ class Worker:
         with Path(log_path).open("w", encoding="utf-8") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "bench.monitoring", "--worker", name],
-                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
             )
         worker = cls(process)
         threading.Thread(target=worker._read, daemon=True).start()
@@ -166,13 +170,15 @@ class AlertReader:
     """Reads the alert topic read_committed, noting when each alert arrived."""
 
     def __init__(self, bootstrap: str, topic: str, registry: ConfluentRegistry) -> None:
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-alerts-{uuid.uuid4().hex[:8]}",  # never commits: leaves no group
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "fetch.wait.max.ms": 10,
-        })
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-alerts-{uuid.uuid4().hex[:8]}",  # never commits: leaves no group
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 10,
+            }
+        )
         self.consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         self.decode = RecordDecoder(registry, Alert)
         self.alerts: list[tuple[float, int, Alert]] = []  # received (epoch s), record timestamp ms, alert
@@ -259,14 +265,18 @@ def throughput(h: Harness, registry: ConfluentRegistry, samples: int, series: in
         reader.poll()
     reader.close()
     if end is None:
-        print(f"throughput: did not finish within {timeout:.0f} s ({len(reader.alerts)} of {expected} "
-              f"alerts, groups done: {done}); log: {h.workdir / 'throughput.log'}")
+        print(
+            f"throughput: did not finish within {timeout:.0f} s ({len(reader.alerts)} of {expected} "
+            f"alerts, groups done: {done}); log: {h.workdir / 'throughput.log'}"
+        )
         return
     seconds = end - worker.marks["wall"]
     used = cpu - worker.marks["cpu"]
     opened = sum(1 for _, _, a in reader.alerts if a.status == AlertStatus.OPEN)
-    print(f"throughput: {total:,} samples over {series:,} series in {seconds:.2f} s = {total / seconds:,.0f} "
-          f"samples/s; {used / total * 1e6:,.0f} CPU-s per 1M samples; peak RSS {rss:.0f} MB")
+    print(
+        f"throughput: {total:,} samples over {series:,} series in {seconds:.2f} s = {total / seconds:,.0f} "
+        f"samples/s; {used / total * 1e6:,.0f} CPU-s per 1M samples; peak RSS {rss:.0f} MB"
+    )
     print(f"            {spikes} spikes, {len(reader.alerts)} alerts ({opened} OPEN; {expected} expected)")
 
 
@@ -321,15 +331,21 @@ def delay(h: Harness, registry: ConfluentRegistry, rate: float, seconds: float, 
     by_stamp = [opens[k][0][1] - at * 1000 for k, at in sent.items() if k in opens]
     exactly_one = sum(1 for k in sent if len(opens.get(k, [])) == 1)
     unexpected = sum(len(v) for k, v in opens.items() if k not in sent)
-    print(f"delay:      {count:,} samples over {series} series at {rate:,.0f}/s for {seconds:.0f} s, "
-          f"{len(sent)} spikes; {exactly_one} got exactly one OPEN alert, {unexpected} OPEN alerts "
-          "matched no spike")
+    print(
+        f"delay:      {count:,} samples over {series} series at {rate:,.0f}/s for {seconds:.0f} s, "
+        f"{len(sent)} spikes; {exactly_one} got exactly one OPEN alert, {unexpected} OPEN alerts "
+        "matched no spike"
+    )
     if by_receipt:
-        print(f"            spike sent -> alert received (read_committed): "
-              f"p50 {_percentile(by_receipt, 0.5):.0f} ms, p99 {_percentile(by_receipt, 0.99):.0f} ms, "
-              f"max {max(by_receipt):.0f} ms")
-        print(f"            spike sent -> alert record timestamp: p50 {_percentile(by_stamp, 0.5):.0f} ms, "
-              f"p99 {_percentile(by_stamp, 0.99):.0f} ms")
+        print(
+            f"            spike sent -> alert received (read_committed): "
+            f"p50 {_percentile(by_receipt, 0.5):.0f} ms, p99 {_percentile(by_receipt, 0.99):.0f} ms, "
+            f"max {max(by_receipt):.0f} ms"
+        )
+        print(
+            f"            spike sent -> alert record timestamp: p50 {_percentile(by_stamp, 0.5):.0f} ms, "
+            f"p99 {_percentile(by_stamp, 0.99):.0f} ms"
+        )
 
 
 def main() -> None:

@@ -8,8 +8,18 @@ from rich.table import Table
 from bench.harness import Result
 from bench.roster import OURS
 
-HEADERS = ["scenario", "partitions", "contender", "messages", "seconds", "msg/s", "ours ÷ this",
-           "CPU-s / 1M msgs", "peak RSS MB", "notes"]
+HEADERS = [
+    "scenario",
+    "partitions",
+    "contender",
+    "messages",
+    "seconds",
+    "msg/s",
+    "ours ÷ this",
+    "CPU-s / 1M msgs",
+    "peak RSS MB",
+    "notes",
+]
 
 
 def median(results: list[Result]) -> Result:
@@ -34,18 +44,20 @@ def rows(results: list[Result]) -> list[list[str]]:
     for r in results:
         base = ours.get((r.scenario, r.partitions))
         ratio = None if r.rate is None or base is None else base / r.rate
-        out.append([
-            r.scenario,
-            str(r.partitions),
-            r.contender,
-            f"{r.messages:,}",
-            fmt(r.seconds, ".2f"),
-            fmt(r.rate, ",.0f"),
-            "-" if ratio is None else f"{ratio:.2f}x",
-            fmt(r.cpu_per_million, ",.0f"),
-            fmt(r.peak_rss_mb, ".0f"),
-            r.note if r.status == "ok" else f"{r.status}: {r.note[-300:]}",
-        ])
+        out.append(
+            [
+                r.scenario,
+                str(r.partitions),
+                r.contender,
+                f"{r.messages:,}",
+                fmt(r.seconds, ".2f"),
+                fmt(r.rate, ",.0f"),
+                "-" if ratio is None else f"{ratio:.2f}x",
+                fmt(r.cpu_per_million, ",.0f"),
+                fmt(r.peak_rss_mb, ".0f"),
+                r.note if r.status == "ok" else f"{r.status}: {r.note[-300:]}",
+            ]
+        )
     return out
 
 
@@ -67,11 +79,16 @@ def eos_cost(results: list[Result]) -> list[str]:
         alo = rows.get((scenario, partitions, OURS))
         if contender != EOS or alo is None or not (alo.rate and eos.rate):
             continue
-        cpu = ("-" if not (alo.cpu_per_million and eos.cpu_per_million)
-               else f"{eos.cpu_per_million / alo.cpu_per_million:.2f}x")
+        cpu = (
+            "-"
+            if not (alo.cpu_per_million and eos.cpu_per_million)
+            else f"{eos.cpu_per_million / alo.cpu_per_million:.2f}x"
+        )
         where = f"{scenario}, {partitions} partition{'s' if partitions > 1 else ''}"
-        lines.append(f"exactly-once ÷ at-least-once, {where}: CPU per message {cpu}, "
-                     f"msg/s {eos.rate / alo.rate:.2f}x ({eos.rate:,.0f} vs {alo.rate:,.0f})")
+        lines.append(
+            f"exactly-once ÷ at-least-once, {where}: CPU per message {cpu}, "
+            f"msg/s {eos.rate / alo.rate:.2f}x ({eos.rate:,.0f} vs {alo.rate:,.0f})"
+        )
     return lines
 
 

@@ -34,52 +34,129 @@ class Contender:
 
 
 CONTENDERS = [
-    Contender(OURS, "bench.contenders.streams_impl", "streams", "confluent-kafka", peer=False,
-              sequential=False, ours=True, how="at-least-once", scenarios=(*_ALL, "latency"),
-              notes={"windows": "app.windowed, Tumbling; tables in memory + changelog topics; "
-                                "at-least-once"}),
-    Contender("streams-eos", "bench.contenders.streams_impl", "streams", "confluent-kafka", peer=False,
-              sequential=False, ours=True, how="exactly-once (transactions)",
-              options={"guarantee": "exactly_once"}, extra=True,
-              notes={"windows": "app.windowed, Tumbling; tables in memory + changelog topics; "
-                                "exactly-once (transactions)"}),
+    Contender(
+        OURS,
+        "bench.contenders.streams_impl",
+        "streams",
+        "confluent-kafka",
+        peer=False,
+        sequential=False,
+        ours=True,
+        how="at-least-once",
+        scenarios=(*_ALL, "latency"),
+        notes={"windows": "app.windowed, Tumbling; tables in memory + changelog topics; at-least-once"},
+    ),
+    Contender(
+        "streams-eos",
+        "bench.contenders.streams_impl",
+        "streams",
+        "confluent-kafka",
+        peer=False,
+        sequential=False,
+        ours=True,
+        how="exactly-once (transactions)",
+        options={"guarantee": "exactly_once"},
+        extra=True,
+        notes={
+            "windows": "app.windowed, Tumbling; tables in memory + changelog topics; "
+            "exactly-once (transactions)"
+        },
+    ),
     # The cost of tracing, on our own pipeline: no tracing middleware at all; the default (context
     # propagated, nothing recorded); every message sampled and every span exported (as JSON lines).
-    Contender("streams-trace-off", "bench.contenders.streams_impl", "streams", "confluent-kafka",
-              peer=False, sequential=False, ours=True, how="tracing off (STREAMS_TRACING=false)",
-              env={"STREAMS_TRACING": "false"}, scenarios=("pipeline",), extra=True),
-    Contender("streams-trace-sampled", "bench.contenders.streams_impl", "streams", "confluent-kafka",
-              peer=False, sequential=False, ours=True,
-              how="100% sampled, spans exported as JSON lines to /dev/null",
-              env={"STREAMS_TRACES_FILE": "/dev/null", "OTEL_TRACES_SAMPLER": "always_on"},
-              scenarios=("pipeline",), extra=True),
-    Contender("raw-confluent", "bench.contenders.raw_confluent", "confluent_kafka", "confluent-kafka",
-              peer=False, sequential=True, how="hand-written loop, 1 thread, commit after flush",
-              scenarios=(*_ALL, "latency"),
-              notes={"windows": "hand-written loop, counts in a dict: no state durability; "
-                                "commit after flush"}),
+    Contender(
+        "streams-trace-off",
+        "bench.contenders.streams_impl",
+        "streams",
+        "confluent-kafka",
+        peer=False,
+        sequential=False,
+        ours=True,
+        how="tracing off (STREAMS_TRACING=false)",
+        env={"STREAMS_TRACING": "false"},
+        scenarios=("pipeline",),
+        extra=True,
+    ),
+    Contender(
+        "streams-trace-sampled",
+        "bench.contenders.streams_impl",
+        "streams",
+        "confluent-kafka",
+        peer=False,
+        sequential=False,
+        ours=True,
+        how="100% sampled, spans exported as JSON lines to /dev/null",
+        env={"STREAMS_TRACES_FILE": "/dev/null", "OTEL_TRACES_SAMPLER": "always_on"},
+        scenarios=("pipeline",),
+        extra=True,
+    ),
+    Contender(
+        "raw-confluent",
+        "bench.contenders.raw_confluent",
+        "confluent_kafka",
+        "confluent-kafka",
+        peer=False,
+        sequential=True,
+        how="hand-written loop, 1 thread, commit after flush",
+        scenarios=(*_ALL, "latency"),
+        notes={"windows": "hand-written loop, counts in a dict: no state durability; commit after flush"},
+    ),
     # The same loop waiting at most 2 ms for a batch instead of 100 ms: what a hop costs in latency
     # when the loop does not wait for batches to fill.
-    Contender("raw-confluent-2ms", "bench.contenders.raw_confluent", "confluent_kafka", "confluent-kafka",
-              peer=False, sequential=True, how="hand-written loop, 1 thread, commit after flush, "
-              "consume(500, timeout=2 ms)", options={"poll_timeout": 0.002},
-              scenarios=("pipeline", "latency"), extra=True),
-    Contender("faust", "bench.contenders.faust_impl", "faust", "faust-streaming", peer=True,
-              sequential=True, how="one agent per stage (aiokafka)",
-              scenarios=("pipeline", "io", "backlog")),
+    Contender(
+        "raw-confluent-2ms",
+        "bench.contenders.raw_confluent",
+        "confluent_kafka",
+        "confluent-kafka",
+        peer=False,
+        sequential=True,
+        how="hand-written loop, 1 thread, commit after flush, consume(500, timeout=2 ms)",
+        options={"poll_timeout": 0.002},
+        scenarios=("pipeline", "latency"),
+        extra=True,
+    ),
+    Contender(
+        "faust",
+        "bench.contenders.faust_impl",
+        "faust",
+        "faust-streaming",
+        peer=True,
+        sequential=True,
+        how="one agent per stage (aiokafka)",
+        scenarios=("pipeline", "io", "backlog"),
+    ),
     # Quix as its users reach the registry (its AvroSerializer / AvroDeserializer with a
     # SchemaRegistryClientConfig), and with the fastavro codec everyone else uses, on bytes.
-    Contender("quix", "bench.contenders.quix_impl", "quixstreams", "quixstreams", peer=True,
-              sequential=True, how="one StreamingDataFrame per stage, its registry Avro serializers",
-              options={"serde": "registry"}, scenarios=(*_ALL, "latency"),
-              notes={"windows": "tumbling_window().count().final(), closing per key (its default); "
-                                "RocksDB + changelog topics (its default); its registry Avro serializers; "
-                                "at-least-once"}),
-    Contender("quix-fastavro", "bench.contenders.quix_impl", "quixstreams", "quixstreams", peer=True,
-              sequential=True, how="one StreamingDataFrame per stage, bytes + fastavro codec",
-              options={"serde": "fastavro"},
-              notes={"windows": "tumbling_window().count().final(), closing per key (its default); "
-                                "RocksDB + changelog topics (its default); fastavro codec; at-least-once"}),
+    Contender(
+        "quix",
+        "bench.contenders.quix_impl",
+        "quixstreams",
+        "quixstreams",
+        peer=True,
+        sequential=True,
+        how="one StreamingDataFrame per stage, its registry Avro serializers",
+        options={"serde": "registry"},
+        scenarios=(*_ALL, "latency"),
+        notes={
+            "windows": "tumbling_window().count().final(), closing per key (its default); "
+            "RocksDB + changelog topics (its default); its registry Avro serializers; "
+            "at-least-once"
+        },
+    ),
+    Contender(
+        "quix-fastavro",
+        "bench.contenders.quix_impl",
+        "quixstreams",
+        "quixstreams",
+        peer=True,
+        sequential=True,
+        how="one StreamingDataFrame per stage, bytes + fastavro codec",
+        options={"serde": "fastavro"},
+        notes={
+            "windows": "tumbling_window().count().final(), closing per key (its default); "
+            "RocksDB + changelog topics (its default); fastavro codec; at-least-once"
+        },
+    ),
 ]
 
 
@@ -94,7 +171,11 @@ def missing(contender: Contender) -> str | None:
         return f"bench/.venv does not exist; install the peers: {INSTALL_HINT}"
     probe = subprocess.run(
         [python, "-W", "ignore", "-c", f"import {contender.requires}"],
-        capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
     )
     if probe.returncode != 0:
         last = (probe.stderr.strip().splitlines() or ["?"])[-1]

@@ -43,10 +43,22 @@ from bench.scenarios import KEYS, all_scenarios
 def _revision() -> str:
     """The commit measured, and whether streams/ had uncommitted changes (read-only git calls)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=REPO, timeout=30, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "streams"], capture_output=True,
-                               text=True, cwd=REPO, timeout=30, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "streams"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown revision"
     return f"streams at {head}" + (" + uncommitted changes" if dirty else "")
@@ -77,8 +89,11 @@ def _run_workflows(
         for contender in contenders:
             runs = []
             for attempt in range(args.repeat):
-                console.print(f"workflows: {contender.name} ({count:,} workflows, {concurrency} "
-                              f"outstanding, run {attempt + 1})...", end=" ")
+                console.print(
+                    f"workflows: {contender.name} ({count:,} workflows, {concurrency} "
+                    f"outstanding, run {attempt + 1})...",
+                    end=" ",
+                )
                 result = bench.run(contender, count, concurrency)
                 result.note = f"{contender.how}; {result.note}".rstrip("; ")
                 runs.append(result)
@@ -118,12 +133,23 @@ def _run_relay(
     else:
         count = args.backlog_messages if scenario == "backlog" else args.messages
     options, how = _options(harness, contender, scenario, args)
-    spec = RunSpec(scenario, contender.name, contender.module, python_for(contender), count, options,
-                   env=contender.env, partitions=partitions)
+    spec = RunSpec(
+        scenario,
+        contender.name,
+        contender.module,
+        python_for(contender),
+        count,
+        options,
+        env=contender.env,
+        partitions=partitions,
+    )
     runs = []
     for attempt in range(args.repeat):
-        console.print(f"{scenario}: {contender.name} ({count:,} messages, {partitions} partition"
-                      f"{'s' if partitions > 1 else ''}, run {attempt + 1})...", end=" ")
+        console.print(
+            f"{scenario}: {contender.name} ({count:,} messages, {partitions} partition"
+            f"{'s' if partitions > 1 else ''}, run {attempt + 1})...",
+            end=" ",
+        )
         try:
             result = harness.run(spec)
         except Exception as exc:  # noqa: BLE001 - one broken run must not lose the others
@@ -170,12 +196,17 @@ def _run_latency(
     for partitions in args.partitions:
         maximum, source = args.latency_max, "--latency-max"
         if not maximum:
-            ours = [r.rate for r in measured if r.contender == OURS and r.scenario == "pipeline"
-                    and r.partitions == partitions and r.rate]
+            ours = [
+                r.rate
+                for r in measured
+                if r.contender == OURS and r.scenario == "pipeline" and r.partitions == partitions and r.rate
+            ]
             maximum, source = (ours[0], "streams' pipeline row") if ours else (None, "")
         if not maximum:
-            console.print(f"[yellow]latency, {partitions} partition(s): no maximum rate (the streams "
-                          f"pipeline row did not finish); skipped[/]")
+            console.print(
+                f"[yellow]latency, {partitions} partition(s): no maximum rate (the streams "
+                f"pipeline row did not finish); skipped[/]"
+            )
             continue
         for load in args.latency_loads:
             rate = maximum * load / 100
@@ -183,20 +214,35 @@ def _run_latency(
                 if "latency" not in contender.scenarios:
                     continue
                 options, how = _options(harness, contender, "latency", args)
-                spec = RunSpec("latency", contender.name, contender.module, python_for(contender), 0,
-                               options, env=contender.env, partitions=partitions)
-                console.print(f"latency: {contender.name} ({rate:,.0f} msg/s = {load}% of {maximum:,.0f} "
-                              f"for {args.latency_seconds:g} s, {partitions} partition(s))...", end=" ")
+                spec = RunSpec(
+                    "latency",
+                    contender.name,
+                    contender.module,
+                    python_for(contender),
+                    0,
+                    options,
+                    env=contender.env,
+                    partitions=partitions,
+                )
+                console.print(
+                    f"latency: {contender.name} ({rate:,.0f} msg/s = {load}% of {maximum:,.0f} "
+                    f"for {args.latency_seconds:g} s, {partitions} partition(s))...",
+                    end=" ",
+                )
                 try:
                     result = bench.run(spec, rate, load)
                 except Exception as exc:  # noqa: BLE001 - one broken run must not lose the others
-                    result = LatencyResult(contender.name, partitions, load, rate, 0,
-                                           status=f"failed: {exc!r}")
+                    result = LatencyResult(
+                        contender.name, partitions, load, rate, 0, status=f"failed: {exc!r}"
+                    )
                 result.note = f"{how}; max {maximum:,.0f} msg/s from {source}; {result.note}".rstrip("; ")
                 results.append(result)
                 p50, p99 = result.percentile(0.5), result.percentile(0.99)
-                console.print(result.status if p50 is None or p99 is None else
-                              f"{result.status}: p50 {p50:,.0f} ms, p99 {p99:,.0f} ms")
+                console.print(
+                    result.status
+                    if p50 is None or p99 is None
+                    else f"{result.status}: p50 {p50:,.0f} ms, p99 {p99:,.0f} ms"
+                )
     return results
 
 
@@ -212,49 +258,108 @@ def _concurrency_levels(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=20_000,
-                        help="pipeline and windows input messages (20,000)")
-    parser.add_argument("--backlog-messages", type=int, default=200_000,
-                        help="backlog scenario: messages preloaded before the contender starts (200,000)")
-    parser.add_argument("--latency-max", type=float,
-                        help="latency scenario: the maximum rate (msg/s) the loads are shares of (default: "
-                             "streams' pipeline msg/s measured in this run, at the same partition count)")
-    parser.add_argument("--latency-loads", type=_concurrency_levels, default=[25, 50, 75],
-                        help="latency scenario: offered loads in percent of the maximum, one row each "
-                             "(25,50,75)")
-    parser.add_argument("--latency-seconds", type=float, default=20.0,
-                        help="latency scenario: how long each load is offered (20 s)")
-    parser.add_argument("--io-messages", type=int, default=5_000,
-                        help="io scenario messages for concurrent contenders (5,000)")
-    parser.add_argument("--io-peer-messages", type=int, default=300,
-                        help="io scenario messages for partition-sequential contenders (300)")
-    parser.add_argument("--partitions", type=_concurrency_levels, default=[1],
-                        help="partitions of every topic, one row per count (1; e.g. 1,6); pipeline and io "
-                             "(windows: always 1)")
-    parser.add_argument("--pipeline-concurrency", type=int, default=1000,
-                        help="streams: concurrency of each pipeline agent (1000, ordering=key)")
-    parser.add_argument("--io-concurrency", type=int, default=200,
-                        help="streams: concurrency of the io agent (200, ordering=key)")
-    parser.add_argument("--window-events", type=int, default=5,
-                        help="windows scenario: samples per key per 10-second window (5)")
-    parser.add_argument("--workflows", type=int, default=2_000,
-                        help="workflows scenario: timed workflows per row (2,000), at most 100 per "
-                             "outstanding one (so 100 at concurrency 1)")
-    parser.add_argument("--workflow-concurrency", type=_concurrency_levels, default=[100],
-                        help="workflows scenario: outstanding workflows, one row per level (100; e.g. 1,100)")
-    parser.add_argument("--only", help="comma-separated contenders: " + ", ".join(
-        [c.name for c in CONTENDERS] + [f"{c.name} (workflows)" for c in workflows.WORKFLOW_CONTENDERS
-                                        if c.name != OURS]))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--messages", type=int, default=20_000, help="pipeline and windows input messages (20,000)"
+    )
+    parser.add_argument(
+        "--backlog-messages",
+        type=int,
+        default=200_000,
+        help="backlog scenario: messages preloaded before the contender starts (200,000)",
+    )
+    parser.add_argument(
+        "--latency-max",
+        type=float,
+        help="latency scenario: the maximum rate (msg/s) the loads are shares of (default: "
+        "streams' pipeline msg/s measured in this run, at the same partition count)",
+    )
+    parser.add_argument(
+        "--latency-loads",
+        type=_concurrency_levels,
+        default=[25, 50, 75],
+        help="latency scenario: offered loads in percent of the maximum, one row each (25,50,75)",
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=20.0,
+        help="latency scenario: how long each load is offered (20 s)",
+    )
+    parser.add_argument(
+        "--io-messages",
+        type=int,
+        default=5_000,
+        help="io scenario messages for concurrent contenders (5,000)",
+    )
+    parser.add_argument(
+        "--io-peer-messages",
+        type=int,
+        default=300,
+        help="io scenario messages for partition-sequential contenders (300)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=_concurrency_levels,
+        default=[1],
+        help="partitions of every topic, one row per count (1; e.g. 1,6); pipeline and io "
+        "(windows: always 1)",
+    )
+    parser.add_argument(
+        "--pipeline-concurrency",
+        type=int,
+        default=1000,
+        help="streams: concurrency of each pipeline agent (1000, ordering=key)",
+    )
+    parser.add_argument(
+        "--io-concurrency",
+        type=int,
+        default=200,
+        help="streams: concurrency of the io agent (200, ordering=key)",
+    )
+    parser.add_argument(
+        "--window-events",
+        type=int,
+        default=5,
+        help="windows scenario: samples per key per 10-second window (5)",
+    )
+    parser.add_argument(
+        "--workflows",
+        type=int,
+        default=2_000,
+        help="workflows scenario: timed workflows per row (2,000), at most 100 per "
+        "outstanding one (so 100 at concurrency 1)",
+    )
+    parser.add_argument(
+        "--workflow-concurrency",
+        type=_concurrency_levels,
+        default=[100],
+        help="workflows scenario: outstanding workflows, one row per level (100; e.g. 1,100)",
+    )
+    parser.add_argument(
+        "--only",
+        help="comma-separated contenders: "
+        + ", ".join(
+            [c.name for c in CONTENDERS]
+            + [f"{c.name} (workflows)" for c in workflows.WORKFLOW_CONTENDERS if c.name != OURS]
+        ),
+    )
     parser.add_argument("--extras", action="store_true", help="also run extra rows (streams-eos)")
-    parser.add_argument("--scenarios", default="pipeline,io",
-                        help="pipeline,io (default), windows, backlog, latency, workflows")
+    parser.add_argument(
+        "--scenarios",
+        default="pipeline,io",
+        help="pipeline,io (default), windows, backlog, latency, workflows",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender; the median is shown")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per contender run (300)")
     parser.add_argument("--markdown", action="store_true", help="also print the table as markdown")
-    parser.add_argument("--profile", action="store_true",
-                        help="sample each contender with py-spy into the logs directory (slows it down)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample each contender with py-spy into the logs directory (slows it down)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep topics, groups and subjects")
     args = parser.parse_args(argv)
 
@@ -273,12 +378,20 @@ def main(argv: list[str] | None = None) -> int:
     relays = [s for s in scenarios if s not in ("workflows", "latency")]
     timed = "latency" in scenarios
     if timed and not args.latency_max and "pipeline" not in relays:
-        parser.error("the latency scenario needs --latency-max RATE, or the pipeline scenario in the same "
-                     "run (streams' pipeline msg/s is then the maximum)")
-    chosen = [c for c in CONTENDERS
-              if (relays or timed) and (c.name in names if names else (args.extras or not c.extra))]
-    flows = [c for c in workflows.WORKFLOW_CONTENDERS
-             if "workflows" in scenarios and (not names or c.name in names)]
+        parser.error(
+            "the latency scenario needs --latency-max RATE, or the pipeline scenario in the same "
+            "run (streams' pipeline msg/s is then the maximum)"
+        )
+    chosen = [
+        c
+        for c in CONTENDERS
+        if (relays or timed) and (c.name in names if names else (args.extras or not c.extra))
+    ]
+    flows = [
+        c
+        for c in workflows.WORKFLOW_CONTENDERS
+        if "workflows" in scenarios and (not names or c.name in names)
+    ]
 
     runnable: list[Contender] = []
     for contender in chosen:
@@ -306,9 +419,14 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         f"run {harness.run_id}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"broker {bootstrap}; "
-        + (f"{_plural(args.partitions, 'partition')}, {KEYS:,} keys, Avro (Confluent wire format); "
-           f"every peer at its default at-least-once; " if relays or timed else "")
-        + f"{_revision()}; " + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + (
+            f"{_plural(args.partitions, 'partition')}, {KEYS:,} keys, Avro (Confluent wire format); "
+            f"every peer at its default at-least-once; "
+            if relays or timed
+            else ""
+        )
+        + f"{_revision()}; "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
     )
     console.print(f"logs and configs: {harness.workdir}")
 

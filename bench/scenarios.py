@@ -48,10 +48,24 @@ class Scenario:
 
     def inputs(self, count: int) -> Iterator[tuple[str, Record]]:
         for i in range(count):
-            payload = json.dumps({"question": f"summarise document {i}", "tokens": 512, "temperature": 0.2,
-                                  "source": "s3://bench/docs/" + f"{i:08d}.txt"})
-            yield _key(i), TaskRequested(task_id=f"task-{i:07d}", capability="stage1", payload=payload,
-                                         requested_by="bench", context={"origin": "bench"})
+            payload = json.dumps(
+                {
+                    "question": f"summarise document {i}",
+                    "tokens": 512,
+                    "temperature": 0.2,
+                    "source": "s3://bench/docs/" + f"{i:08d}.txt",
+                }
+            )
+            yield (
+                _key(i),
+                TaskRequested(
+                    task_id=f"task-{i:07d}",
+                    capability="stage1",
+                    payload=payload,
+                    requested_by="bench",
+                    context={"origin": "bench"},
+                ),
+            )
 
     def expected(self, count: int) -> int:
         """Outputs that end a run of ``count`` inputs."""
@@ -140,8 +154,10 @@ class Windows(Scenario):
         wrong = sorted(w for w in want.keys() | got.keys() if want[w] != got[w])
         if wrong:
             first = wrong[0]
-            problems.append(f"{len(wrong):,} windows with a wrong count (e.g. {first[0]} at {first[1]}: "
-                            f"{got[first]}, expected {want[first]})")
+            problems.append(
+                f"{len(wrong):,} windows with a wrong count (e.g. {first[0]} at {first[1]}: "
+                f"{got[first]}, expected {want[first]})"
+            )
         return "; ".join(problems) or None
 
 

@@ -57,14 +57,23 @@ class WorkflowContender:
 
 
 WORKFLOW_CONTENDERS = [
-    WorkflowContender("streams", "streams",
-                      "engine + 3 specialists in 1 worker process, exactly-once (transactions), "
-                      "6 partitions a topic"),
-    WorkflowContender("restate", "restate",
-                      "3 durable service calls (ctx.service_call); server + 1 hypercorn service process",
-                      mode="calls"),
-    WorkflowContender("restate-run", "restate",
-                      "3 ctx.run steps in the workflow; server + 1 hypercorn service process", mode="runs"),
+    WorkflowContender(
+        "streams",
+        "streams",
+        "engine + 3 specialists in 1 worker process, exactly-once (transactions), 6 partitions a topic",
+    ),
+    WorkflowContender(
+        "restate",
+        "restate",
+        "3 durable service calls (ctx.service_call); server + 1 hypercorn service process",
+        mode="calls",
+    ),
+    WorkflowContender(
+        "restate-run",
+        "restate",
+        "3 ctx.run steps in the workflow; server + 1 hypercorn service process",
+        mode="runs",
+    ),
 ]
 
 
@@ -103,8 +112,13 @@ def missing(contender: WorkflowContender) -> str | None:
         return f"no restate-server under bench/.restate; install it: {RESTATE_INSTALL_HINT}"
     if not RESTATE_PYTHON.exists():
         return f"bench/.venv-restate does not exist; {RESTATE_INSTALL_HINT}"
-    probe = subprocess.run([str(RESTATE_PYTHON), "-c", "import restate, hypercorn, aiohttp"],
-                           capture_output=True, text=True, timeout=120, check=False)
+    probe = subprocess.run(
+        [str(RESTATE_PYTHON), "-c", "import restate, hypercorn, aiohttp"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if probe.returncode != 0:
         last = (probe.stderr.strip().splitlines() or ["?"])[-1]
         return f"bench/.venv-restate cannot import the SDK ({last}); {RESTATE_INSTALL_HINT}"
@@ -117,14 +131,22 @@ def versions(contenders: list[WorkflowContender]) -> dict[str, str]:
         return {}
     server = restate_server()
     assert server is not None
-    version = subprocess.run([str(server), "--version"], capture_output=True, text=True, timeout=60,
-                             check=False).stdout.split()
-    code = ("import importlib.metadata as m; "
-            "print(' '.join(m.version(d) for d in ('restate-sdk', 'hypercorn', 'aiohttp')))")
-    sdk = subprocess.run([str(RESTATE_PYTHON), "-c", code], capture_output=True, text=True, timeout=60,
-                         check=False).stdout.split() or ["?", "?", "?"]
-    return {"restate-server": version[-1] if version else "?", "restate-sdk": sdk[0], "hypercorn": sdk[1],
-            "aiohttp": sdk[2]}
+    version = subprocess.run(
+        [str(server), "--version"], capture_output=True, text=True, timeout=60, check=False
+    ).stdout.split()
+    code = (
+        "import importlib.metadata as m; "
+        "print(' '.join(m.version(d) for d in ('restate-sdk', 'hypercorn', 'aiohttp')))"
+    )
+    sdk = subprocess.run(
+        [str(RESTATE_PYTHON), "-c", code], capture_output=True, text=True, timeout=60, check=False
+    ).stdout.split() or ["?", "?", "?"]
+    return {
+        "restate-server": version[-1] if version else "?",
+        "restate-sdk": sdk[0],
+        "hypercorn": sdk[1],
+        "aiohttp": sdk[2],
+    }
 
 
 def _free_port() -> int:
@@ -178,14 +200,25 @@ class WorkflowBench:
         result = WorkflowResult(contender.name, workflows, concurrency)
         options: dict[str, Any] = {}
         if contender.side == "streams":
-            options = {"bootstrap": self.harness.bootstrap, "registry": self.harness.registry_url,
-                       "app": base}
+            options = {
+                "bootstrap": self.harness.bootstrap,
+                "registry": self.harness.registry_url,
+                "app": base,
+            }
         else:
-            options = {"mode": contender.mode, **{f"{port}_port": _free_port()
-                                                  for port in ("ingress", "admin", "fabric", "service")}}
+            options = {
+                "mode": contender.mode,
+                **{f"{port}_port": _free_port() for port in ("ingress", "admin", "fabric", "service")},
+            }
         config = rundir / "config.json"
-        asked = {"run": base, "workflows": workflows, "concurrency": concurrency,
-                 "warmup": min(WARMUP, 10 * concurrency), "timeout": 120.0, "options": options}
+        asked = {
+            "run": base,
+            "workflows": workflows,
+            "concurrency": concurrency,
+            "warmup": min(WARMUP, 10 * concurrency),
+            "timeout": 120.0,
+            "options": options,
+        }
         config.write_text(json.dumps(asked), encoding="utf-8")
         processes = _Processes(rundir)
         profiler: subprocess.Popen[bytes] | None = None
@@ -214,8 +247,11 @@ class WorkflowBench:
             if contender.side == "restate" and not self.keep:
                 shutil.rmtree(rundir / "restate-data", ignore_errors=True)
         if result.status != "ok":
-            logs = " | ".join(f"{log.stem}: {tail(log, 3)}"
-                              for log in [*processes.logs, rundir / "driver.log"] if log.exists())
+            logs = " | ".join(
+                f"{log.stem}: {tail(log, 3)}"
+                for log in [*processes.logs, rundir / "driver.log"]
+                if log.exists()
+            )
             result.note = f"{result.note}; {logs}".lstrip("; ")
         return result
 
@@ -223,8 +259,13 @@ class WorkflowBench:
 
     def _start_streams(self, processes: _Processes, config: Path) -> list[subprocess.Popen[bytes]]:
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-        return [processes.start("worker", [sys.executable, "-m", "bench.contenders.streams_workflows",
-                                           "worker", str(config)], env)]
+        return [
+            processes.start(
+                "worker",
+                [sys.executable, "-m", "bench.contenders.streams_workflows", "worker", str(config)],
+                env,
+            )
+        ]
 
     def _start_restate(
         self, processes: _Processes, config: Path, options: dict[str, Any], rundir: Path
@@ -239,14 +280,27 @@ class WorkflowBench:
             RESTATE_DISABLE_TELEMETRY="true",
             RESTATE_LOG_DISABLE_ANSI_CODES="true",
         )
-        server = processes.start("restate-server", [
-            str(binary), "--no-logo", "--listen-mode", "tcp", "--node-name", "bench",
-            "--base-dir", str(rundir / "restate-data"),
-        ], env)
+        server = processes.start(
+            "restate-server",
+            [
+                str(binary),
+                "--no-logo",
+                "--listen-mode",
+                "tcp",
+                "--node-name",
+                "bench",
+                "--base-dir",
+                str(rundir / "restate-data"),
+            ],
+            env,
+        )
         _await_http(f"http://127.0.0.1:{options['admin_port']}/health", server, within=60)
         service_env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-        service = processes.start("service", [str(RESTATE_PYTHON), "-m", "bench.contenders.restate_workflows",
-                                              "service", str(config)], service_env)
+        service = processes.start(
+            "service",
+            [str(RESTATE_PYTHON), "-m", "bench.contenders.restate_workflows", "service", str(config)],
+            service_env,
+        )
         return [server, service]
 
     # ----------------------------------------------------------------- the measurement
@@ -276,15 +330,19 @@ class WorkflowBench:
                             result.status = f"failed: a server exited with {child.returncode}"
                             return
                     if line.startswith("START "):
-                        start = ([cpu_seconds(c.pid) for c in servers], cpu_seconds(driver.pid),
-                                 self._broker_cpu())
+                        start = (
+                            [cpu_seconds(c.pid) for c in servers],
+                            cpu_seconds(driver.pid),
+                            self._broker_cpu(),
+                        )
                     elif line.startswith("END ") and start is not None:
                         spent = [cpu_seconds(c.pid) - s for c, s in zip(servers, start[0], strict=True)]
                         result.server_cpu = sum(spent)
                         if len(servers) > 1:
                             per_k = 1000 / result.workflows
                             result.note = "server CPU-s / 1k wf: " + ", ".join(
-                                f"{name} {s * per_k:.2f}" for name, s in zip(names, spent, strict=True))
+                                f"{name} {s * per_k:.2f}" for name, s in zip(names, spent, strict=True)
+                            )
                         result.driver_cpu = cpu_seconds(driver.pid) - start[1]
                         broker = self._broker_cpu()
                         if broker is not None and start[2] is not None:
@@ -337,8 +395,9 @@ def _lines(child: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None
 def _listening_pid(port: int) -> int | None:
     """The process listening on 127.0.0.1:``port`` (the broker), if this user may see it."""
     try:
-        listing = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True,
-                                 timeout=10, check=False).stdout
+        listing = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
     except OSError:
         return None
     found = re.search(r"pid=(\d+)", listing)
@@ -361,11 +420,21 @@ def _await_http(url: str, server: subprocess.Popen[bytes], within: float) -> Non
     raise RuntimeError(f"{url} did not answer within {within:.0f} s")
 
 
-
-
-HEADERS = ["contender", "workflows", "outstanding", "seconds", "workflows/s", "ours ÷ this", "p50 ms",
-           "p99 ms", "server CPU-s / 1k wf", "driver CPU-s / 1k wf", "broker CPU-s / 1k wf",
-           "server peak RSS MB", "notes"]
+HEADERS = [
+    "contender",
+    "workflows",
+    "outstanding",
+    "seconds",
+    "workflows/s",
+    "ours ÷ this",
+    "p50 ms",
+    "p99 ms",
+    "server CPU-s / 1k wf",
+    "driver CPU-s / 1k wf",
+    "broker CPU-s / 1k wf",
+    "server peak RSS MB",
+    "notes",
+]
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -379,21 +448,23 @@ def rows(results: list[WorkflowResult]) -> list[list[str]]:
     for r in results:
         ratio = None if r.rate is None or r.concurrency not in ours else ours[r.concurrency] / r.rate
         per_k = 1000 / r.workflows
-        table.append([
-            r.contender,
-            f"{r.workflows:,}",
-            str(r.concurrency),
-            _fmt(r.seconds, ".2f"),
-            _fmt(r.rate, ".1f" if r.rate is not None and r.rate < 10 else ",.0f"),
-            "-" if ratio is None else f"{ratio:.2f}x",
-            _fmt(r.p50_ms, ",.0f"),
-            _fmt(r.p99_ms, ",.0f"),
-            _fmt(None if r.server_cpu is None else r.server_cpu * per_k, ".2f"),
-            _fmt(None if r.driver_cpu is None else r.driver_cpu * per_k, ".2f"),
-            _fmt(None if r.broker_cpu is None else r.broker_cpu * per_k, ".2f"),
-            _fmt(r.server_rss_mb, ".0f"),
-            r.note if r.status == "ok" else f"{r.status}: {r.note[-300:]}",
-        ])
+        table.append(
+            [
+                r.contender,
+                f"{r.workflows:,}",
+                str(r.concurrency),
+                _fmt(r.seconds, ".2f"),
+                _fmt(r.rate, ".1f" if r.rate is not None and r.rate < 10 else ",.0f"),
+                "-" if ratio is None else f"{ratio:.2f}x",
+                _fmt(r.p50_ms, ",.0f"),
+                _fmt(r.p99_ms, ",.0f"),
+                _fmt(None if r.server_cpu is None else r.server_cpu * per_k, ".2f"),
+                _fmt(None if r.driver_cpu is None else r.driver_cpu * per_k, ".2f"),
+                _fmt(None if r.broker_cpu is None else r.broker_cpu * per_k, ".2f"),
+                _fmt(r.server_rss_mb, ".0f"),
+                r.note if r.status == "ok" else f"{r.status}: {r.note[-300:]}",
+            ]
+        )
     return table
 
 

@@ -107,8 +107,15 @@ def epoch_millis(moment: datetime) -> int:
 
 def window_summary(key: str, start: int, size: int, count: int) -> dict[str, Any]:
     """A closed window's result as a ``WindowSummary`` value (times in epoch milliseconds)."""
-    return {"key": key, "start": start, "end": start + size, "count": count, "sum": 0.0,
-            "min": None, "max": None}
+    return {
+        "key": key,
+        "start": start,
+        "end": start + size,
+        "count": count,
+        "sum": 0.0,
+        "min": None,
+        "max": None,
+    }
 
 
 class StartMarker:

@@ -31,8 +31,14 @@ def build(config: Config) -> faust.App:
     completed = config.schemas["TaskCompleted"]
 
     def topic(name: str) -> Any:
-        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                         value_serializer="raw", partitions=config.partitions)
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=config.partitions,
+        )
 
     marker = StartMarker()
     delay = config.io_delay

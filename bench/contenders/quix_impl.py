@@ -75,8 +75,11 @@ def build(config: Config) -> Application:
         auto_create_topics=config.scenario == "windows",
         state_dir=config.state_dir,
     )
-    registry = (SchemaRegistryClientConfig(url=config.registry)
-                if config.options.get("serde", "registry") == "registry" else None)
+    registry = (
+        SchemaRegistryClientConfig(url=config.registry)
+        if config.options.get("serde", "registry") == "registry"
+        else None
+    )
     requested = config.schemas["TaskRequested"]
     completed = config.schemas["TaskCompleted"]
     marker = StartMarker()
@@ -84,14 +87,23 @@ def build(config: Config) -> Application:
 
     def registry_topic(name: str, schema: dict[str, Any], **extra: Any) -> Any:
         """A topic whose values Quix reads and writes through the registry."""
-        return app.topic(name, key_serializer="bytes", key_deserializer="bytes",
-                         value_deserializer=AvroDeserializer(schema_registry_client_config=registry),
-                         value_serializer=AvroSerializer(schema, schema_registry_client_config=registry),
-                         **extra)
+        return app.topic(
+            name,
+            key_serializer="bytes",
+            key_deserializer="bytes",
+            value_deserializer=AvroDeserializer(schema_registry_client_config=registry),
+            value_serializer=AvroSerializer(schema, schema_registry_client_config=registry),
+            **extra,
+        )
 
     def topic(name: str) -> Any:
-        return app.topic(name, key_serializer="bytes", key_deserializer="bytes",
-                         value_serializer="bytes", value_deserializer="bytes")
+        return app.topic(
+            name,
+            key_serializer="bytes",
+            key_deserializer="bytes",
+            value_serializer="bytes",
+            value_deserializer="bytes",
+        )
 
     def stage(
         source: str,
@@ -103,6 +115,7 @@ def build(config: Config) -> Application:
         sleep: bool,
     ) -> None:
         if registry is not None:
+
             def handle(value: dict[str, Any]) -> dict[str, Any]:
                 if first:
                     marker()
@@ -134,23 +147,43 @@ def build(config: Config) -> Application:
             return epoch_millis(value["observed_at"])
 
         if registry is not None:
-            samples = app.topic(t[0], key_deserializer="str", timestamp_extractor=event_time,
-                                value_deserializer=AvroDeserializer(schema_registry_client_config=registry))
-            summaries = app.topic(t[1], key_serializer="str", value_serializer=AvroSerializer(
-                config.schemas["WindowSummary"], schema_registry_client_config=registry))
+            samples = app.topic(
+                t[0],
+                key_deserializer="str",
+                timestamp_extractor=event_time,
+                value_deserializer=AvroDeserializer(schema_registry_client_config=registry),
+            )
+            summaries = app.topic(
+                t[1],
+                key_serializer="str",
+                value_serializer=AvroSerializer(
+                    config.schemas["WindowSummary"], schema_registry_client_config=registry
+                ),
+            )
         else:
-            samples = app.topic(t[0], key_deserializer="str", timestamp_extractor=event_time,
-                                value_deserializer=_WireDeserializer(
-                                    WireCodec(config.schemas["MetricSample"], config.schema_ids[t[0]])))
-            summaries = app.topic(t[1], key_serializer="str", value_serializer=_WireSerializer(
-                WireCodec(config.schemas["WindowSummary"], config.schema_ids[t[1]])))
+            samples = app.topic(
+                t[0],
+                key_deserializer="str",
+                timestamp_extractor=event_time,
+                value_deserializer=_WireDeserializer(
+                    WireCodec(config.schemas["MetricSample"], config.schema_ids[t[0]])
+                ),
+            )
+            summaries = app.topic(
+                t[1],
+                key_serializer="str",
+                value_serializer=_WireSerializer(
+                    WireCodec(config.schemas["WindowSummary"], config.schema_ids[t[1]])
+                ),
+            )
         (
             app.dataframe(samples)
             .tumbling_window(size, grace_ms=config.grace_ms)
             .count()
             .final()
-            .apply(lambda w, key, _ts, _headers: window_summary(key, w["start"], size, w["value"]),
-                   metadata=True)
+            .apply(
+                lambda w, key, _ts, _headers: window_summary(key, w["start"], size, w["value"]), metadata=True
+            )
             .to_topic(summaries)
         )
     elif config.scenario == "pipeline":

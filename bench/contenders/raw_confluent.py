@@ -101,19 +101,23 @@ def main() -> None:
     marker = StartMarker()
     poll_timeout = float(config.options.get("poll_timeout", 0.1))
 
-    consumer = Consumer({
-        "bootstrap.servers": config.bootstrap,
-        "group.id": f"{config.group}.loop",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-    })
-    producer = Producer({
-        "bootstrap.servers": config.bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "compression.type": "lz4",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": config.bootstrap,
+            "group.id": f"{config.group}.loop",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    producer = Producer(
+        {
+            "bootstrap.servers": config.bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+    )
     consumer.subscribe([first_topic] if windows else list(stages))
     positions: dict[tuple[str, int], int] = {}
     last_commit = time.monotonic()
