@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Message
@@ -27,6 +28,9 @@ from streams.serde.payloads import Payloads
 from streams.serde.record import Record
 from streams.serde.registry import SchemaRegistry
 from streams.specialists import answer, request_headers
+from streams.topics import Topic
+from streams.transport import clients
+from streams.transport.async_producer import AsyncProducer
 from streams.transport.follower import TopicFollower
 from streams.workflows.engine import WorkflowDefinition
 from streams.workflows.messages import ENDINGS, cancel_event, result_of, signal_event, start_event
@@ -51,10 +55,15 @@ class Client:
         self._endings: dict[str, asyncio.Future[WorkflowEvent]] = {}  # by workflow id
         self._loop: asyncio.AbstractEventLoop | None = None
         self._follower: TopicFollower | None = None
-        self._workflow_followers: dict[str, TopicFollower] = {}
+        # One follower per workflow, however many calls ask for it at once: each call awaits its start.
+        self._workflow_followers: dict[str, asyncio.Future[TopicFollower]] = {}
+        # Sends on the loop, each awaited until the broker has it: no thread hop, no flush of others'.
+        self._sender: AsyncProducer | None = None
+        self._ready: set[str] = set()  # topics whose existence and schema id are known
 
     async def __aenter__(self) -> Client:
         self._loop = asyncio.get_running_loop()
+        self._sender = clients.async_producer(self._settings, client_id=f"streams-client-{self._id[:8]}")
         if self._app.specialists:
             follower = TopicFollower(self._settings, self._app.replies_topic().name, self._on_record)
             await asyncio.to_thread(follower.start)
@@ -62,12 +71,45 @@ class Client:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        followers = [*self._workflow_followers.values(), *([self._follower] if self._follower else [])]
+        # Followers still starting are waited for, so none is left running.
+        outcomes = await asyncio.gather(*self._workflow_followers.values(), return_exceptions=True)
+        started = [follower for follower in outcomes if isinstance(follower, TopicFollower)]
+        followers = [*started, *([self._follower] if self._follower else [])]
         for follower in followers:
             await asyncio.to_thread(follower.stop)
         self._follower = None
         self._workflow_followers.clear()
+        if self._sender is not None:
+            await asyncio.to_thread(self._sender.close, self._settings.kafka_timeout)
+            self._sender = None
         self._publisher.close()
+
+    async def _send(
+        self,
+        topic: Topic[Any],
+        value: Record,
+        *,
+        key: str | bytes | None,
+        correlation_id: str | None,
+        extra_headers: list[tuple[str, bytes]] | None = None,
+        sent: Callable[[str], None] | None = None,
+    ) -> str:
+        """Send one event and return its message id once the broker has it; ``sent(message_id)`` is
+        called before anything can answer it. Raises TransportError if it cannot be delivered."""
+        if self._sender is None:
+            raise ConfigError("use the Client inside `async with Client(app) as client:`")
+        if topic.name not in self._ready:
+            # Blocking, once per topic: the topic's metadata and the schema's id from the registry.
+            await asyncio.to_thread(lambda: self._publisher.encoder(topic).schema_id)
+            self._ready.add(topic.name)
+        event = self._publisher.prepare(
+            topic, value, key=key, correlation_id=correlation_id, extra_headers=extra_headers
+        )
+        if sent is not None:
+            sent(event.message_id)
+        delivery = await self._sender.send(event.topic, event.value, event.key, event.headers)
+        await delivery
+        return event.message_id
 
     async def call(
         self,
@@ -94,19 +136,25 @@ class Client:
                 f"app {self._app.name} has no specialist for {capability}; capabilities: {known}"
             )
         waiting: asyncio.Future[WorkflowEvent] = self._loop.create_future()
-        request_id = self._publisher.publish(
-            specialist.requests,
-            value,
-            key=key,
-            correlation_id=correlation_id,
-            extra_headers=[
-                *request_headers(specialist.replies, self._id),
-                hdr.deadline_header(_now_ms() + int(timeout * 1000)),
-            ],
-        )
-        self._waiting[request_id] = waiting
+        request_id = ""
+
+        def sent(message_id: str) -> None:
+            nonlocal request_id
+            request_id = message_id
+            self._waiting[message_id] = waiting
+
         try:
-            await asyncio.to_thread(self._publisher.flush, self._settings.kafka_timeout)
+            await self._send(
+                specialist.requests,
+                value,
+                key=key,
+                correlation_id=correlation_id,
+                extra_headers=[
+                    *request_headers(specialist.replies, self._id),
+                    hdr.deadline_header(_now_ms() + int(timeout * 1000)),
+                ],
+                sent=sent,
+            )
             reply = await asyncio.wait_for(waiting, timeout)
         except TimeoutError:
             raise CallTimeout(
@@ -131,8 +179,7 @@ class Client:
         workflow_id = workflow_id or hdr.new_id()
         self._ending(workflow_id)
         event = start_event(definition, value, workflow_id, self._payloads, f"client-{self._id}", _now_ms())
-        self._publisher.publish(definition.events, event, key=workflow_id, correlation_id=correlation_id)
-        await asyncio.to_thread(self._publisher.flush, self._settings.kafka_timeout)
+        await self._send(definition.events, event, key=workflow_id, correlation_id=correlation_id)
         return workflow_id
 
     async def signal(
@@ -144,8 +191,7 @@ class Client:
         event = signal_event(
             definition, workflow_id, name, value, self._payloads, f"client-{self._id}", _now_ms()
         )
-        self._publisher.publish(definition.events, event, key=workflow_id, correlation_id=correlation_id)
-        await asyncio.to_thread(self._publisher.flush, self._settings.kafka_timeout)
+        await self._send(definition.events, event, key=workflow_id, correlation_id=correlation_id)
 
     async def cancel(
         self, workflow: str, workflow_id: str, reason: str | None = None, *, correlation_id: str | None = None
@@ -156,8 +202,7 @@ class Client:
         definition = await self._follow(workflow)  # before sending: the report must not slip past
         self._ending(workflow_id)
         event = cancel_event(definition, workflow_id, reason, f"client-{self._id}", _now_ms())
-        self._publisher.publish(definition.events, event, key=workflow_id, correlation_id=correlation_id)
-        await asyncio.to_thread(self._publisher.flush, self._settings.kafka_timeout)
+        await self._send(definition.events, event, key=workflow_id, correlation_id=correlation_id)
 
     async def result(self, workflow: str, workflow_id: str, *, timeout: float = 60.0) -> Any:  # noqa: ASYNC109
         """The typed output of a workflow this client started (or awaits from before it ends); raises
@@ -193,11 +238,23 @@ class Client:
     async def _follow(self, workflow: str) -> WorkflowDefinition:
         """The workflow's definition, with its event topic followed from now on."""
         definition = self._definition(workflow)
-        if workflow not in self._workflow_followers:
-            follower = TopicFollower(self._settings, definition.events.name, self._on_workflow_event)
-            await asyncio.to_thread(follower.start)
-            self._workflow_followers[workflow] = follower
+        started = self._workflow_followers.get(workflow)
+        if started is None:
+            started = self._workflow_followers[workflow] = asyncio.ensure_future(
+                self._start_follower(definition.events.name)
+            )
+        try:
+            await asyncio.shield(started)
+        except Exception:
+            if self._workflow_followers.get(workflow) is started:
+                del self._workflow_followers[workflow]  # the next call tries again
+            raise
         return definition
+
+    async def _start_follower(self, topic: str) -> TopicFollower:
+        follower = TopicFollower(self._settings, topic, self._on_workflow_event)
+        await asyncio.to_thread(follower.start)
+        return follower
 
     def _on_workflow_event(self, message: Message) -> None:
         """On a follower's thread: the end of a workflow someone here waits for."""

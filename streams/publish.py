@@ -7,6 +7,7 @@ registered under the topic's subject, so any topic with a registered schema can 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,18 @@ from streams.telemetry.tracing import configure_tracing, origin_trace_headers, p
 from streams.timestamps import epoch_millis
 from streams.topics import Topic
 from streams.transport import clients
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An event encoded with its headers, ready to produce (:meth:`Publisher.prepare`)."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: hdr.Headers
+    timestamp_ms: int | None
+    message_id: str
 
 
 class Publisher:
@@ -55,6 +68,36 @@ class Publisher:
             encoder = self._encoders[name] = AvroEncoder(self.registry, subject_for(name), schema)
         return encoder
 
+    def prepare(
+        self,
+        topic: str | Topic[Any],
+        value: Record | Mapping[str, Any],
+        *,
+        key: str | bytes | None = None,
+        correlation_id: str | None = None,
+        message_id: str | None = None,
+        extra_headers: list[tuple[str, bytes]] | None = None,
+        timestamp: datetime | None = None,
+    ) -> Prepared:
+        """One event encoded, with its identity and trace headers, ready to produce (:meth:`publish`
+        takes the same arguments). Raises SerializationError on bad values."""
+        encoder = self.encoder(topic)
+        payload = encoder(value)
+        name = topic if isinstance(topic, str) else topic.name
+        message_headers = hdr.origin_headers(correlation_id, message_id)
+        message_id = message_headers[0][1].decode()
+        with producer_span(self._tracer, name, message_headers):
+            message_headers += origin_trace_headers()
+        message_headers += extra_headers or []
+        return Prepared(
+            topic=name,
+            value=payload,
+            key=encode_key(key),
+            headers=message_headers,
+            timestamp_ms=None if timestamp is None else epoch_millis(timestamp),
+            message_id=message_id,
+        )
+
     def publish(
         self,
         topic: str | Topic[Any],
@@ -70,22 +113,19 @@ class Publisher:
         same message again: idempotent consumers skip it). ``timestamp`` sets the record's timestamp
         (the event time of windows that read none from the event; default: now). Raises
         SerializationError on bad values."""
-        encoder = self.encoder(topic)
-        payload = encoder(value)
-        name = topic if isinstance(topic, str) else topic.name
-        message_headers = hdr.origin_headers(correlation_id, message_id)
-        message_id = message_headers[0][1].decode()
-        with producer_span(self._tracer, name, message_headers):
-            message_headers += origin_trace_headers()
-        message_headers += extra_headers or []
-        self._producer.produce(
-            name,
-            payload,
-            key=encode_key(key),
-            headers=message_headers,
-            timestamp_ms=None if timestamp is None else epoch_millis(timestamp),
+        event = self.prepare(
+            topic,
+            value,
+            key=key,
+            correlation_id=correlation_id,
+            message_id=message_id,
+            extra_headers=extra_headers,
+            timestamp=timestamp,
         )
-        return message_id
+        self._producer.produce(
+            event.topic, event.value, key=event.key, headers=event.headers, timestamp_ms=event.timestamp_ms
+        )
+        return event.message_id
 
     def flush(self, timeout: float = 30.0) -> None:
         self._producer.flush(timeout)
