@@ -38,6 +38,7 @@ from streams.errors import (
 )
 from streams.middleware import Middleware
 from streams.options import AtLeastOnce, ExactlyOnce, Limits
+from streams.priorities import Priorities, Priority
 from streams.publish import Publisher
 from streams.retry import Retry
 from streams.runner import run_agents
@@ -68,6 +69,8 @@ __all__ = [
     "LateRecord",
     "Limits",
     "Middleware",
+    "Priorities",
+    "Priority",
     "Publisher",
     "Record",
     "ResourceError",

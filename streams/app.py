@@ -13,10 +13,11 @@ from streams.errors import ConfigError
 from streams.events import WorkflowEvent
 from streams.middleware import Middleware
 from streams.options import AtLeastOnce, ExactlyOnce, Guarantee, Limits
+from streams.priorities import PRIORITIES, Priorities
 from streams.retry import NO_RETRY, Retry
 from streams.runtime.lanes import Ordering
 from streams.serde.record import Record
-from streams.specialists import Specialist, SpecialistFunction, SpecialistHandler
+from streams.specialists import Specialist, SpecialistFunction, SpecialistHandler, lane_topic_name
 from streams.tables import StoreKind, Table
 from streams.topics import CleanupPolicy, Topic
 from streams.windows.aggregation import Emit, EventTime, Late, WindowedAggregation
@@ -227,32 +228,47 @@ class App:
         guarantee: Guarantee = AtLeastOnce(),
         retry: Retry = NO_RETRY,
         limits: Limits = Limits(),
+        priorities: Priorities = Priorities(),
     ) -> Callable[[SpecialistFunction[V, Out]], SpecialistFunction[V, Out]]:
         """Register ``async def f(request: input, ctx) -> output`` as the specialist for ``capability``.
 
-        It consumes ``<app>.<capability>.requests`` (``input`` records) as consumer group
-        ``<app>.<name>`` (``name`` defaults to the capability) and answers each request that names a
-        reply topic with a :class:`~streams.events.WorkflowEvent`: the output, or the error left after
-        ``retry``. Call it with :class:`streams.Client` (or ``TestApp.call``). The other options are
-        an agent's.
+        It consumes ``<app>.<capability>.requests`` (``input`` records, of priority ``normal``) and
+        ``<app>.<capability>.requests.{critical,high,low}`` as consumer group ``<app>.<name>``
+        (``name`` defaults to the capability), starting higher priorities first as ``priorities``
+        says, and answers each request that names a reply topic with a
+        :class:`~streams.events.WorkflowEvent`: the output, or the error left after ``retry``. Call it
+        with :class:`streams.Client` (or ``TestApp.call``). The other options are an agent's.
         """
         if not capability or not capability.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"illegal capability {capability!r}: use letters, digits, '_' and '-'")
         if capability in self.specialists:
             raise ConfigError(f"app {self.name} already has a specialist for {capability}")
-        requests = self.topic(f"{self.name}.{capability}.requests", value=input, partitions=partitions)
-        specialist = Specialist(capability, requests, output, self.replies_topic())
+        if not isinstance(priorities, Priorities):
+            raise ConfigError(f"specialist {capability}: priorities must be a Priorities(...)")
+        requests_name = f"{self.name}.{capability}.requests"
+        lanes = {
+            priority: self.topic(lane_topic_name(requests_name, priority), value=input, partitions=partitions)
+            for priority in PRIORITIES
+        }
+        requests = lanes["normal"]
+        specialist = Specialist(capability, requests, output, self.replies_topic(), lanes)
 
         def register(function: SpecialistFunction[V, Out]) -> SpecialistFunction[V, Out]:
+            agent_name = name or capability
             self.agent(
                 requests,
-                name=name or capability,
+                name=agent_name,
                 concurrency=concurrency,
                 ordering=ordering,
                 guarantee=guarantee,
                 retry=retry,
                 limits=limits,
             )(SpecialistHandler(specialist, function, retry))
+            self.agents[agent_name] = dataclasses.replace(
+                self.agents[agent_name],
+                priority_topics=tuple(lane.name for lane in lanes.values()),
+                min_share=priorities.min_share,
+            )
             self.specialists[capability] = specialist
             return function
 

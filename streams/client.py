@@ -21,6 +21,7 @@ from streams.app import App
 from streams.config import Settings
 from streams.errors import CallTimeout, ConfigError, DeserializationError
 from streams.events import WorkflowEvent
+from streams.priorities import Priority
 from streams.publish import Publisher
 from streams.serde.codec import RecordDecoder
 from streams.serde.payloads import Payloads
@@ -77,12 +78,15 @@ class Client:
         timeout: float = 30.0,  # noqa: ASYNC109 - a call's deadline is part of what is asked
         key: str | bytes | None = None,
         correlation_id: str | None = None,
+        priority: Priority = "normal",
     ) -> Any:
         """Send ``value`` to the specialist for ``capability`` and return its typed output.
 
         Raises :class:`~streams.errors.CallFailed` with the specialist's error, or
         :class:`~streams.errors.CallTimeout` after ``timeout`` seconds without an answer. The request
-        carries that deadline, so a specialist that gets to it later dead-letters it unstarted."""
+        carries that deadline, so a specialist that gets to it later dead-letters it unstarted.
+        ``priority`` picks the request topic of that class (``"critical"``, ``"high"``, ``"normal"``
+        or ``"low"``): the specialist starts higher ones first."""
         if self._loop is None:
             raise ConfigError("use the Client inside `async with Client(app) as client:`")
         specialist = self._app.specialists.get(capability)
@@ -91,9 +95,10 @@ class Client:
             raise ConfigError(
                 f"app {self._app.name} has no specialist for {capability}; capabilities: {known}"
             )
+        requests = specialist.requests_for(priority)
         waiting: asyncio.Future[WorkflowEvent] = self._loop.create_future()
         request_id = self._publisher.publish(
-            specialist.requests,
+            requests,
             value,
             key=key,
             correlation_id=correlation_id,

@@ -1103,6 +1103,10 @@ class JournalStep(Record):
         default=None,
         description="The fallback capability the breaker sent the step's latest request to instead.",
     )
+    priority: str | None = Field(
+        default=None,
+        description="The priority class of the step's requests (critical, high, low); null is normal.",
+    )
 
 
 class BufferedSignal(Record):
@@ -1293,7 +1297,13 @@ class WorkflowJournal(Record):
                                                 'type': ['null', 'string'],
                                                 'default': None,
                                                 'doc': 'The fallback capability the breaker sent '
-                                                       "the step's latest request to instead."}]}}},
+                                                       "the step's latest request to instead."},
+                                               {'name': 'priority',
+                                                'type': ['null', 'string'],
+                                                'default': None,
+                                                'doc': "The priority class of the step's requests "
+                                                       '(critical, high, low); null is '
+                                                       'normal.'}]}}},
                 {'name': 'signals',
                  'default': [],
                  'doc': 'Signals that came before the code asked for them, oldest first.',

@@ -10,8 +10,8 @@ retries, so a caller is never left waiting on an error.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +19,7 @@ from streams import headers as hdr
 from streams.context import Context
 from streams.errors import CallFailed, ConfigError, DeadlinePassed, ErrorKind
 from streams.events import WorkflowEvent, WorkflowEventKind
+from streams.priorities import NORMAL, PRIORITIES, Priority, checked
 from streams.retry import Retry
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
@@ -34,16 +35,36 @@ SpecialistFunction = Callable[[In, Context], Awaitable[Out]]
 
 @dataclass(frozen=True)
 class Specialist(Generic[In, Out]):
-    """What callers need to know of a specialist: its capability, request topic and record types."""
+    """What callers need to know of a specialist: its capability, request topics and record types.
+
+    ``requests`` is the topic of ``normal`` requests; ``lanes`` holds one topic per priority class
+    (``normal``'s is ``requests``), all of ``requests``' records."""
 
     capability: str
     requests: Topic[In]
     output: type[Out]
     replies: Topic[WorkflowEvent]
+    lanes: Mapping[Priority, Topic[In]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.output, type) and issubclass(self.output, Record)):
             raise ConfigError(f"specialist {self.capability}: output must be a Record subclass")
+
+    def requests_for(self, priority: str = NORMAL) -> Topic[In]:
+        """The request topic of ``priority``'s class."""
+        lane = self.lanes.get(checked(priority))
+        return self.requests if lane is None else lane
+
+
+def lane_topic_name(requests: str, priority: Priority) -> str:
+    """A priority class's request topic: ``normal`` keeps the capability's own (so callers that know
+    no priorities still reach it), the others add the class: ``<app>.<capability>.requests.high``."""
+    return requests if priority == NORMAL else f"{requests}.{priority}"
+
+
+def lane_topic_names(requests: str) -> tuple[str, ...]:
+    """Every class's request topic, highest priority first."""
+    return tuple(lane_topic_name(requests, priority) for priority in PRIORITIES)
 
 
 class SpecialistHandler(Generic[In, Out]):
@@ -139,4 +160,12 @@ def answer(reply: WorkflowEvent, specialist: Specialist[Any, Out], payloads: Pay
     return payloads.decode(reply.payload, specialist.output)
 
 
-__all__ = ["Specialist", "SpecialistFunction", "SpecialistHandler", "answer", "request_headers"]
+__all__ = [
+    "Specialist",
+    "SpecialistFunction",
+    "SpecialistHandler",
+    "answer",
+    "lane_topic_name",
+    "lane_topic_names",
+    "request_headers",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -21,6 +22,7 @@ from streams.app import App
 from streams.errors import CallTimeout, ConfigError
 from streams.events import BreakerState, WorkflowJournal
 from streams.middleware import Chain
+from streams.priorities import Priority
 from streams.serde.codec import AvroEncoder, RecordDecoder, encode_key
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
@@ -164,10 +166,14 @@ class TestApp:
         key: str | bytes | None = None,
         correlation_id: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - a deadline on the fake clock, carried as a header
+        priority: Priority = "normal",
+        settle: bool = True,
     ) -> Any:
-        """Ask the app's specialist for ``capability``, as :class:`streams.Client` does, and return its
-        typed output once everything has settled; :class:`CallFailed` if it failed, :class:`CallTimeout`
-        if nothing answered (``timeout``: the request's deadline, in seconds of the fake clock)."""
+        """Ask the app's specialist for ``capability``, as :class:`streams.Client` does (to the request
+        topic of ``priority``), and return its typed output once everything has settled;
+        :class:`CallFailed` if it failed, :class:`CallTimeout` if nothing answered (``timeout``: the
+        request's deadline, in seconds of the fake clock). ``settle=False`` only sends the request and
+        returns its id (to queue several before the specialist runs)."""
         specialist = self.app.specialists.get(capability)
         if specialist is None:
             known = ", ".join(self.app.specialists) or "none"
@@ -175,10 +181,11 @@ class TestApp:
                 f"app {self.app.name} has no specialist for {capability}; capabilities: {known}"
             )
         request_id = await self.publish(
-            specialist.requests,
+            specialist.requests_for(priority),
             value,
             key=key,
             correlation_id=correlation_id,
+            settle=settle,
             headers=[
                 *request_headers(specialist.replies, "test"),
                 *(
@@ -188,6 +195,8 @@ class TestApp:
                 ),
             ],
         )
+        if not settle:
+            return request_id
         for reply in self.sent(specialist.replies):
             if reply.request_id == request_id:
                 return answer(reply, specialist, self.payloads)
@@ -343,9 +352,11 @@ class TestApp:
         return replayed
 
     def committed(self, agent: str) -> dict[int, int]:
-        """The agent group's committed position (next offset to read) per partition of its topic."""
+        """The agent group's committed position (next offset to read) per partition of its topic (a
+        specialist's: of its ``normal`` requests)."""
         declared = self._agent(agent)
-        return {p: o for (_, p), o in self.broker.committed(declared.group_id).items()}
+        committed = self.broker.committed(declared.group_id).items()
+        return {p: o for (t, p), o in committed if t == declared.topic.name}
 
     def table(self, agent: str, table: Table[V]) -> dict[str | bytes, V]:
         """Every key and value of one of ``agent``'s tables, as its handlers left it."""
@@ -402,8 +413,11 @@ class _TwinWorker:
             sleep=test_app.clock.sleep,
             clock=test_app.clock.millis,
         )
-        self._processor = Processor(agent, handler, self.stats, on_fatal=self._fail, dedup=ids)
-        self._owned = {(agent.topic.name, p) for p in range(agent.topic.partitions)}
+        self._paused: bool | AbstractSet[str] = False
+        self._processor = Processor(
+            agent, handler, self.stats, on_fatal=self._fail, on_pressure=self._pressure, dedup=ids
+        )
+        self._owned = {(t, p) for t in agent.topics for p in range(self._broker.partitions(t))}
         self._committer = Committer(self._processor.offsets, self._delivery, self._owned, self._commit)
         self._sender = sender
         self._encoders = encoders
@@ -428,6 +442,8 @@ class _TwinWorker:
         """Hand everything new on the agent's topic to the processor; returns how many."""
         items: list[WorkItem] = []
         for (topic, partition), position in self._positions.items():
+            if self._paused is True or (self._paused is not False and topic in self._paused):
+                continue  # as the poll thread would: a lower priority while a higher one has work
             new = self._broker.read(topic, partition, position)
             items.extend(_item(message) for message in new)
             self._positions[(topic, partition)] = position + len(new)
@@ -453,6 +469,9 @@ class _TwinWorker:
         for output in batch.outputs:
             await self._sender.send(output.topic, output.value, output.key, output.headers, output.partition)
         self._broker.commit(self.agent.group_id, batch.positions)
+
+    def _pressure(self, paused: bool | AbstractSet[str]) -> None:
+        self._paused = paused
 
     def _fail(self, error: BaseException) -> None:
         if self._failure is None:

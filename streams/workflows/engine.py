@@ -249,7 +249,7 @@ class WorkflowEngine:
             return
         specialist = self._specialist(request.name)
         await ctx.send(
-            specialist.requests,
+            specialist.requests_for(request.priority),
             request.value,
             key=journal.workflow_id,
             message_id=request.request_id,

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from streams import headers as hdr
 from streams.errors import CallFailed, CallTimeout, CircuitOpen, StreamsError
 from streams.events import BreakerDecision, JournalStep, StepKind, StepStatus, WorkflowJournal
+from streams.priorities import NORMAL, Priority, checked
 from streams.retry import Retry
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
@@ -87,10 +88,14 @@ class Workflow:
         timeout: float | timedelta | None = None,
         retry: Retry | None = None,
         cache: float | timedelta | None = None,
+        priority: Priority = NORMAL,
     ) -> Step[Any]:
         """Ask the specialist for ``capability``; ``await`` the step for its typed output. A failure
         left after the specialist's retries raises :class:`CallFailed` at the ``await``, no answer
         within ``timeout`` :class:`CallTimeout`.
+
+        ``priority``: the class of request topic the step's requests (and retries) go to; the
+        specialist starts ``"critical"`` ones before ``"high"``, ``"normal"`` and ``"low"`` ones.
 
         ``retry``: the step's own, durable retries: a failure classed TRANSIENT or RESOURCE, or a
         timeout, asks again (a new request) after a backoff timer, up to ``retry.attempts`` requests;
@@ -103,7 +108,9 @@ class Workflow:
         A circuit breaker declared for ``capability`` (:meth:`streams.App.breaker`) is asked for each
         request the step sends; while it is open the request goes to its fallback capability, or the
         ``await`` raises :class:`CircuitOpen` at once."""
-        return self._ask(StepKind.CALL, capability, value, output, timeout, retry=retry, cache=cache)
+        return self._ask(
+            StepKind.CALL, capability, value, output, timeout, retry=retry, cache=cache, priority=priority
+        )
 
     def child(
         self,
@@ -129,8 +136,10 @@ class Workflow:
         child_id: str | None = None,
         retry: Retry | None = None,
         cache: float | timedelta | None = None,
+        priority: Priority = NORMAL,
     ) -> Step[Any]:
         """A step answered by someone else: a specialist, or a child workflow."""
+        checked(priority)
         result_type = output or self._output_of(kind, name)
         step = self._step(kind, name)
         index = self._position - 1
@@ -152,6 +161,7 @@ class Workflow:
                     result=None if hit is None else hit.result,
                     finished_at=None if hit is None else self._now,
                     answered_as=None if hit is None else self._journal.events,
+                    priority=None if priority == NORMAL else priority,
                 )
             )
             if key is not None:
@@ -221,7 +231,8 @@ class Workflow:
                 return  # failed at once: nothing is sent
         self._steps[index] = step.model_copy(update={"deadline": deadline})
         target = step.fallback or step.name
-        self.requests.append(Request(step.kind, target, value, request_id, child_id, deadline))
+        priority = checked(step.priority or NORMAL)  # as journaled, so a retry keeps its class
+        self.requests.append(Request(step.kind, target, value, request_id, child_id, deadline, priority))
 
     def _bounded(self, deadline: datetime | None) -> datetime | None:
         """``deadline``, or the workflow's own if that comes first."""

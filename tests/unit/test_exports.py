@@ -43,6 +43,8 @@ EXPECTED = [
     "LateRecord",
     "Limits",
     "Middleware",
+    "Priorities",
+    "Priority",
     "Publisher",
     "Record",
     "ResourceError",
