@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Message
@@ -28,6 +29,8 @@ from streams.serde.payloads import Payloads
 from streams.serde.record import Record
 from streams.serde.registry import SchemaRegistry
 from streams.specialists import answer, request_headers
+from streams.telemetry.config import TelemetryConfig
+from streams.telemetry.loads import follow_loads
 from streams.transport.follower import TopicFollower
 from streams.workflows.engine import WorkflowDefinition
 from streams.workflows.messages import ENDINGS, cancel_event, result_of, signal_event, start_event
@@ -53,6 +56,7 @@ class Client:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._follower: TopicFollower | None = None
         self._workflow_followers: dict[str, TopicFollower] = {}
+        self._stop_loads: Callable[[], None] | None = None
 
     async def __aenter__(self) -> Client:
         self._loop = asyncio.get_running_loop()
@@ -60,6 +64,13 @@ class Client:
             follower = TopicFollower(self._settings, self._app.replies_topic().name, self._on_record)
             await asyncio.to_thread(follower.start)
             self._follower = follower
+            self._stop_loads = await asyncio.to_thread(
+                follow_loads,
+                self._app,
+                self._settings,
+                self._publisher.registry,
+                TelemetryConfig().heartbeat_topic,
+            )
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -68,6 +79,9 @@ class Client:
             await asyncio.to_thread(follower.stop)
         self._follower = None
         self._workflow_followers.clear()
+        if self._stop_loads is not None:
+            await asyncio.to_thread(self._stop_loads)
+            self._stop_loads = None
         self._publisher.close()
 
     async def call(
@@ -95,7 +109,7 @@ class Client:
             raise ConfigError(
                 f"app {self._app.name} has no specialist for {capability}; capabilities: {known}"
             )
-        requests = specialist.requests_for(priority)
+        requests = specialist.requests_for(priority, self._app.routing.choose(specialist.pools))
         waiting: asyncio.Future[WorkflowEvent] = self._loop.create_future()
         request_id = self._publisher.publish(
             requests,

@@ -1107,6 +1107,10 @@ class JournalStep(Record):
         default=None,
         description="The priority class of the step's requests (critical, high, low); null is normal.",
     )
+    pool: str | None = Field(
+        default=None,
+        description="The pool of the capability that least-load routing sent the step's latest request to.",
+    )
 
 
 class BufferedSignal(Record):
@@ -1302,8 +1306,13 @@ class WorkflowJournal(Record):
                                                 'type': ['null', 'string'],
                                                 'default': None,
                                                 'doc': "The priority class of the step's requests "
-                                                       '(critical, high, low); null is '
-                                                       'normal.'}]}}},
+                                                       '(critical, high, low); null is normal.'},
+                                               {'name': 'pool',
+                                                'type': ['null', 'string'],
+                                                'default': None,
+                                                'doc': 'The pool of the capability that least-load '
+                                                       "routing sent the step's latest request "
+                                                       'to.'}]}}},
                 {'name': 'signals',
                  'default': [],
                  'doc': 'Signals that came before the code asked for them, oldest first.',

@@ -39,6 +39,9 @@ from streams.workflows.steps import (
 T = TypeVar("T")
 R = TypeVar("R", bound=Record)
 
+Route = Callable[[str], str | None]
+"""The pool of a capability that a new request goes to (None: its unnamed pool)."""
+
 __all__ = [
     "Gathered",
     "NonDeterminismError",
@@ -63,6 +66,7 @@ class Workflow:
         output_of: OutputOf,
         cached: CacheLookup | None = None,
         breakers: Breakers | None = None,
+        route: Route | None = None,
     ) -> None:
         self.id = journal.workflow_id
         self.name = journal.workflow
@@ -78,6 +82,7 @@ class Workflow:
         self.cache_hits: list[str] = []  # capabilities served from the cache on this replay
         self.cache_misses: list[str] = []
         self._breakers = breakers
+        self._route = route
 
     def call(
         self,
@@ -229,10 +234,14 @@ class Workflow:
             step = self._steps[index] = decided(step, verdict, self._now, self._journal.events)
             if step.breaker is BreakerDecision.REFUSED:
                 return  # failed at once: nothing is sent
-        self._steps[index] = step.model_copy(update={"deadline": deadline})
         target = step.fallback or step.name
+        # Decided once per request and journaled with it: a replay reads the pool, never the loads.
+        pool = self._route(target) if self._route is not None and step.kind is StepKind.CALL else None
+        self._steps[index] = step.model_copy(update={"deadline": deadline, "pool": pool})
         priority = checked(step.priority or NORMAL)  # as journaled, so a retry keeps its class
-        self.requests.append(Request(step.kind, target, value, request_id, child_id, deadline, priority))
+        self.requests.append(
+            Request(step.kind, target, value, request_id, child_id, deadline, priority, pool)
+        )
 
     def _bounded(self, deadline: datetime | None) -> datetime | None:
         """``deadline``, or the workflow's own if that comes first."""
@@ -432,10 +441,11 @@ def replay(
     cached: CacheLookup | None = None,
     cache_stats: CacheStats | None = None,
     breakers: Breakers | None = None,
+    route: Route | None = None,
 ) -> Outcome:
     """Run ``function`` against ``journal`` until it returns, fails or waits for an answer;
-    ``breakers`` are asked about each new request to a capability."""
-    handle = Workflow(journal, now_ms, payloads, output_of, cached, breakers)
+    ``breakers`` are asked about each new request to a capability, then ``route`` picks its pool."""
+    handle = Workflow(journal, now_ms, payloads, output_of, cached, breakers, route)
     try:
         return _run(function, journal, input_type, payloads, handle)
     finally:

@@ -34,6 +34,7 @@ class Request:
     child_id: str | None = None
     deadline: datetime | None = None  # travels with the request: nobody starts it after this
     priority: Priority = NORMAL  # the class of request topic it goes to
+    pool: str | None = None  # the pool of the capability it goes to, as journaled
 
 
 @dataclass

@@ -201,7 +201,7 @@ async def test_a_critical_call_is_served_before_a_queued_flood_of_low_ones() -> 
         assert handled[0] == "critical"
         assert len(handled) == 31
         assert (await t.call("work", _task("high"), priority="high")).task_id == "high"
-        lanes = app.specialists["work"].lanes
+        lanes = app.specialists["work"].pools[None].lanes
         assert [len(t.sent(lanes[p])) for p in ("critical", "high", "normal", "low")] == [1, 1, 0, 30]
         assert lanes["normal"].name == "prio-twin.work.requests", "normal keeps the capability's topic"
         assert lanes["low"].name == "prio-twin.work.requests.low"
