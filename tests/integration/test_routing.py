@@ -9,11 +9,13 @@ from collections import Counter
 
 import pytest
 
-from streams import App, Client, Context, Settings
+from streams import App, Client, Context, Settings, Workflow
 from streams.admin import TopicAdmin
 from streams.events import TaskCompleted, TaskRequested, TaskStatus
 from streams.serde.registry import ConfluentRegistry
+from streams.state_query import read_table
 from streams.telemetry.config import TelemetryConfig
+from streams.workflows.engine import JOURNAL
 from tests.integration._agents import eventually, running
 
 pytestmark = pytest.mark.integration
@@ -61,3 +63,43 @@ async def test_the_pool_five_times_faster_gets_most_calls(
     print(f"served: {dict(served)}")
     assert sum(served.values()) == CALLS
     assert served["fast"] >= 2 * served["slow"], f"the fast pool got {served['fast']} of {CALLS}"
+
+
+async def test_a_pool_that_stops_beating_leaves_the_rotation_and_workflows_journal_their_pool(
+    settings: Settings, registry: ConfluentRegistry
+) -> None:
+    app = App(f"rotate-{uuid.uuid4().hex[:8]}", settings)
+    for pool in ("a", "b"):
+
+        @app.specialist("work", input=TaskRequested, output=TaskCompleted, pool=pool)
+        async def work(task: TaskRequested, ctx: Context, pool: str = pool) -> TaskCompleted:
+            return TaskCompleted(task_id=task.task_id, agent=pool, status=TaskStatus.SUCCEEDED)
+
+    @app.workflow(input=TaskRequested, output=TaskCompleted, partitions=2)
+    async def ask(case: TaskRequested, wf: Workflow) -> TaskCompleted:
+        done: TaskCompleted = await wf.call("work", case, timeout=30)
+        return done
+
+    TopicAdmin(settings, registry).apply(list(app.topics.values()))
+    beats = TelemetryConfig(heartbeat_interval=0.3, lag_interval=0.3)
+    pools = app.specialists["work"].pools
+
+    def live(pool: str) -> bool:
+        source = app.routing.source  # fed by the engine's runner
+        load = None if source is None else source.load(pools[pool].group_id)
+        return load is not None and load.live
+
+    async with running(app, ["ask", "work.a"], telemetry=beats):
+        async with running(app, ["work.b"], telemetry=beats):
+            await eventually(lambda: live("a") and live("b"), within=60, what="both pools to beat")
+        await eventually(lambda: not live("b"), within=10, what="pool b to leave the rotation")
+        async with Client(app, registry=registry) as client:
+            ids = [
+                await client.start("ask", TaskRequested(task_id=f"t{i}", capability="work", payload=""))
+                for i in range(6)
+            ]
+            answers = [await asyncio.wait_for(client.result("ask", workflow_id), 60) for workflow_id in ids]
+    assert [answer.agent for answer in answers] == ["a"] * 6, "nothing went to the pool that stopped"
+    journals = read_table(settings, registry, app.agents["ask"], JOURNAL, timeout=30)
+    steps = [row.value.steps[0] for row in journals.rows() if row.key in ids]
+    assert [step.pool for step in steps] == ["a"] * 6
