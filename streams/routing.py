@@ -69,7 +69,7 @@ class Routing:
         if in_rotation:
             chosen = min(
                 in_rotation,
-                key=lambda name: (self._estimate(pools[name].group_id, loads[name], now), order.index(name)),
+                key=lambda name: (self._estimate(pools[name].group_id, loads[name]), order.index(name)),
             )
         else:
             chosen = min(order, key=lambda name: (self._recent(pools[name].group_id, now), order.index(name)))
@@ -79,7 +79,7 @@ class Routing:
     def _load(self, group_id: str) -> PoolLoad | None:
         return None if self.source is None else self.source.load(group_id)
 
-    def _estimate(self, group_id: str, load: PoolLoad | None, now: int) -> int:
+    def _estimate(self, group_id: str, load: PoolLoad | None) -> int:
         """The pool's load from its beats plus what this process sent it since."""
         assert load is not None
         if load.as_of_ms is None:

@@ -20,7 +20,7 @@ from streams import headers as hdr
 from streams.context import Context
 from streams.errors import CallFailed, ConfigError, DeadlinePassed, ErrorKind
 from streams.events import WorkflowEvent, WorkflowEventKind
-from streams.priorities import NORMAL, PRIORITIES, Priority, checked
+from streams.priorities import NORMAL, Priority, checked
 from streams.retry import Retry
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
@@ -102,11 +102,6 @@ def lane_topic_name(requests: str, priority: Priority) -> str:
     """A priority class's request topic: ``normal`` keeps the capability's own (so callers that know
     no priorities still reach it), the others add the class: ``<app>.<capability>.requests.high``."""
     return requests if priority == NORMAL else f"{requests}.{priority}"
-
-
-def lane_topic_names(requests: str) -> tuple[str, ...]:
-    """Every class's request topic, highest priority first."""
-    return tuple(lane_topic_name(requests, priority) for priority in PRIORITIES)
 
 
 class SpecialistHandler(Generic[In, Out]):
@@ -209,7 +204,6 @@ __all__ = [
     "SpecialistHandler",
     "answer",
     "lane_topic_name",
-    "lane_topic_names",
     "request_headers",
     "with_pool",
 ]
