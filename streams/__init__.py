@@ -40,6 +40,7 @@ from streams.errors import (
 from streams.handoffs import Handoff
 from streams.middleware import Middleware
 from streams.options import AtLeastOnce, ExactlyOnce, Limits
+from streams.priorities import Priorities, Priority
 from streams.publish import Publisher
 from streams.retry import Retry
 from streams.runner import run_agents
@@ -72,6 +73,8 @@ __all__ = [
     "LateRecord",
     "Limits",
     "Middleware",
+    "Priorities",
+    "Priority",
     "Publisher",
     "Record",
     "ResourceError",

@@ -30,6 +30,10 @@ class Agent(Generic[V]):
     the agent's first start is skipped), the newest, or the first at or after a timestamp.
     ``consumer_config`` adds librdkafka consumer settings (e.g. ``session.timeout.ms``); the runtime's
     own settings win over it.
+
+    ``priority_topics`` (a specialist's request topics, highest priority first, ``topic`` among them)
+    makes the agent consume them all, starting messages of higher ones first while lower ones still
+    get ``min_share`` of the starts (see :mod:`streams.runtime.lanes`). They carry ``topic``'s records.
     """
 
     app: str
@@ -46,6 +50,8 @@ class Agent(Generic[V]):
     consumer_config: Mapping[str, Any] = field(default_factory=dict)
     tables: tuple[Table[Any], ...] = ()
     ticker: Ticker | None = None  # time-driven work (workflow timers); set by App.workflow
+    priority_topics: tuple[str, ...] = ()
+    min_share: float = 0.0
 
     def __post_init__(self) -> None:
         if (
@@ -70,6 +76,18 @@ class Agent(Generic[V]):
         names = [table.name for table in self.tables]
         if len(names) != len(set(names)):
             raise ConfigError(f"agent {self.name}: two tables named alike in {names}")
+        if self.priority_topics:
+            if self.topic.name not in self.priority_topics:
+                raise ConfigError(f"agent {self.name}: its topic must be one of its priority topics")
+            if self.tables:
+                # A table's partition p lives beside input partition p; with several input topics,
+                # partition p of each may belong to a different worker.
+                raise ConfigError(f"agent {self.name}: an agent with priority topics cannot keep tables")
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Every topic the agent consumes, highest priority first."""
+        return self.priority_topics or (self.topic.name,)
 
     @property
     def group_id(self) -> str:

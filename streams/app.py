@@ -14,10 +14,19 @@ from streams.events import WorkflowEvent
 from streams.handoffs import Handoffs
 from streams.middleware import Middleware
 from streams.options import AtLeastOnce, ExactlyOnce, Guarantee, Limits
+from streams.priorities import PRIORITIES, Priorities
 from streams.retry import NO_RETRY, Retry
+from streams.routing import Routing
 from streams.runtime.lanes import Ordering
 from streams.serde.record import Record
-from streams.specialists import Specialist, SpecialistFunction, SpecialistHandler
+from streams.specialists import (
+    Pool,
+    Specialist,
+    SpecialistFunction,
+    SpecialistHandler,
+    lane_topic_name,
+    with_pool,
+)
 from streams.tables import StoreKind, Table
 from streams.topics import CleanupPolicy, Topic
 from streams.windows.aggregation import Emit, EventTime, Late, WindowedAggregation
@@ -50,6 +59,7 @@ class App:
         self.specialists: dict[str, Specialist[Any, Any]] = {}
         self.workflows: dict[str, WorkflowDefinition] = {}
         self.breakers: dict[str, Breaker] = {}
+        self.routing = Routing()  # which pool each call goes to; its load source is set at run time
         self.middleware: list[Middleware] = list(middleware)
 
     def topic(
@@ -228,27 +238,49 @@ class App:
         guarantee: Guarantee = AtLeastOnce(),
         retry: Retry = NO_RETRY,
         limits: Limits = Limits(),
+        priorities: Priorities = Priorities(),
+        pool: str | None = None,
     ) -> Callable[[SpecialistFunction[V, Out]], SpecialistFunction[V, Out]]:
         """Register ``async def f(request: input, ctx) -> output`` as the specialist for ``capability``.
 
-        It consumes ``<app>.<capability>.requests`` (``input`` records) as consumer group
-        ``<app>.<name>`` (``name`` defaults to the capability) and answers each request that names a
-        reply topic with a :class:`~streams.events.WorkflowEvent`: the output, or the error left after
-        ``retry``; or it returns a :class:`~streams.handoffs.Handoff` to pass the request on to another
-        capability, whose answer goes to the caller. Call it with :class:`streams.Client` (or
-        ``TestApp.call``). The other options are an agent's.
+        It consumes ``<app>.<capability>.requests`` (``input`` records, of priority ``normal``) and
+        ``<app>.<capability>.requests.{critical,high,low}`` as consumer group ``<app>.<name>``
+        (``name`` defaults to the capability), starting higher priorities first as ``priorities``
+        says, and answers each request that names a reply topic with a
+        :class:`~streams.events.WorkflowEvent`: the output, or the error left after ``retry``; or it
+        returns a :class:`~streams.handoffs.Handoff` to pass the request on to another capability,
+        whose answer goes to the caller. Call it with :class:`streams.Client` (or ``TestApp.call``).
+        The other options are an agent's.
+
+        ``pool`` adds one more pool of workers for the capability (same ``input`` and ``output``),
+        with topics ``<app>.<capability>.<pool>.requests[.<priority>]`` and group
+        ``<app>.<capability>.<pool>`` by default; each call goes to the pool with the least load
+        (:mod:`streams.routing`).
         """
         if not capability or not capability.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"illegal capability {capability!r}: use letters, digits, '_' and '-'")
-        if capability in self.specialists:
-            raise ConfigError(f"app {self.name} already has a specialist for {capability}")
-        requests = self.topic(f"{self.name}.{capability}.requests", value=input, partitions=partitions)
-        specialist = Specialist(capability, requests, output, self.replies_topic())
+        if pool is not None and (not pool or not pool.replace("-", "").replace("_", "").isalnum()):
+            raise ConfigError(f"illegal pool {pool!r}: use letters, digits, '_' and '-'")
+        existing = self.specialists.get(capability)
+        if existing is not None and pool in existing.pools:
+            where = "" if pool is None else f" in pool {pool}"
+            raise ConfigError(f"app {self.name} already has a specialist for {capability}{where}")
+        if not isinstance(priorities, Priorities):
+            raise ConfigError(f"specialist {capability}: priorities must be a Priorities(...)")
+        requests_name = f"{self.name}.{capability}" + ("" if pool is None else f".{pool}") + ".requests"
+        lanes = {
+            priority: self.topic(lane_topic_name(requests_name, priority), value=input, partitions=partitions)
+            for priority in PRIORITIES
+        }
+        requests = lanes["normal"]
+        agent_name = name or (capability if pool is None else f"{capability}.{pool}")
+        served = Pool(pool, f"{self.name}.{agent_name}", lanes)
+        specialist = with_pool(existing, capability, served, output, self.replies_topic())
 
         def register(function: SpecialistFunction[V, Out]) -> SpecialistFunction[V, Out]:
             self.agent(
                 requests,
-                name=name or capability,
+                name=agent_name,
                 concurrency=concurrency,
                 ordering=ordering,
                 guarantee=guarantee,
@@ -256,10 +288,20 @@ class App:
                 limits=limits,
             )(
                 SpecialistHandler(
-                    specialist, function, retry, Handoffs(self.specialists, self.settings.streams_max_hops)
+                    specialist,
+                    function,
+                    retry,
+                    Handoffs(self.specialists, self.settings.streams_max_hops, self.routing),
                 )
             )
-            self.specialists[capability] = specialist
+            self.agents[agent_name] = dataclasses.replace(
+                self.agents[agent_name],
+                priority_topics=tuple(lane.name for lane in lanes.values()),
+                min_share=priorities.min_share,
+            )
+            self.specialists[capability] = with_pool(
+                self.specialists.get(capability), capability, served, output, self.replies_topic()
+            )
             return function
 
         return register
@@ -317,7 +359,7 @@ class App:
                 guarantee=ExactlyOnce(),
                 limits=limits,
                 tables=[JOURNAL, CACHE, BREAKERS],
-            )(WorkflowEngine(definition, self.specialists, self.workflows, self.breakers))
+            )(WorkflowEngine(definition, self.specialists, self.workflows, self.breakers, self.routing))
             engine = self.agents[workflow_name]
             ticker = TimerTicker(JOURNAL, events, sender=engine.group_id)
             self.agents[workflow_name] = dataclasses.replace(engine, ticker=ticker)

@@ -22,12 +22,15 @@ from streams.app import App
 from streams.config import Settings
 from streams.errors import CallTimeout, ConfigError, DeserializationError
 from streams.events import WorkflowEvent
+from streams.priorities import Priority
 from streams.publish import Publisher
 from streams.serde.codec import RecordDecoder
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
 from streams.serde.registry import SchemaRegistry
 from streams.specialists import answer, request_headers
+from streams.telemetry.config import TelemetryConfig
+from streams.telemetry.loads import follow_loads
 from streams.topics import Topic
 from streams.transport import clients
 from streams.transport.async_producer import AsyncProducer
@@ -60,6 +63,7 @@ class Client:
         # Sends on the loop, each awaited until the broker has it: no thread hop, no flush of others'.
         self._sender: AsyncProducer | None = None
         self._ready: set[str] = set()  # topics whose existence and schema id are known
+        self._stop_loads: Callable[[], None] | None = None
 
     async def __aenter__(self) -> Client:
         self._loop = asyncio.get_running_loop()
@@ -68,6 +72,13 @@ class Client:
             follower = TopicFollower(self._settings, self._app.replies_topic().name, self._on_record)
             await asyncio.to_thread(follower.start)
             self._follower = follower
+            self._stop_loads = await asyncio.to_thread(
+                follow_loads,
+                self._app,
+                self._settings,
+                self._publisher.registry,
+                TelemetryConfig().heartbeat_topic,
+            )
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -79,6 +90,9 @@ class Client:
             await asyncio.to_thread(follower.stop)
         self._follower = None
         self._workflow_followers.clear()
+        if self._stop_loads is not None:
+            await asyncio.to_thread(self._stop_loads)
+            self._stop_loads = None
         if self._sender is not None:
             await asyncio.to_thread(self._sender.close, self._settings.kafka_timeout)
             self._sender = None
@@ -119,6 +133,7 @@ class Client:
         timeout: float = 30.0,  # noqa: ASYNC109 - a call's deadline is part of what is asked
         key: str | bytes | None = None,
         correlation_id: str | None = None,
+        priority: Priority = "normal",
     ) -> Any:
         """Send ``value`` to the specialist for ``capability`` and return its typed output (the last
         one's, when specialists hand the request off: :class:`~streams.handoffs.Handoff`).
@@ -126,7 +141,9 @@ class Client:
         Raises :class:`~streams.errors.CallFailed` with the specialist's error
         (:class:`~streams.errors.HandoffRefused` for a refused handoff), or
         :class:`~streams.errors.CallTimeout` after ``timeout`` seconds without an answer. The request
-        carries that deadline, so a specialist that gets to it later dead-letters it unstarted."""
+        carries that deadline, so a specialist that gets to it later dead-letters it unstarted.
+        ``priority`` picks the request topic of that class (``"critical"``, ``"high"``, ``"normal"``
+        or ``"low"``): the specialist starts higher ones first."""
         if self._loop is None:
             raise ConfigError("use the Client inside `async with Client(app) as client:`")
         specialist = self._app.specialists.get(capability)
@@ -135,6 +152,7 @@ class Client:
             raise ConfigError(
                 f"app {self._app.name} has no specialist for {capability}; capabilities: {known}"
             )
+        requests = specialist.requests_for(priority, self._app.routing.choose(specialist.pools))
         waiting: asyncio.Future[WorkflowEvent] = self._loop.create_future()
         request_id = ""
 
@@ -145,7 +163,7 @@ class Client:
 
         try:
             await self._send(
-                specialist.requests,
+                requests,
                 value,
                 key=key,
                 correlation_id=correlation_id,

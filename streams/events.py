@@ -1138,6 +1138,14 @@ class JournalStep(Record):
         default_factory=list,
         description='Capabilities the request was handed off through, first to last (or none).',
     )
+    priority: str | None = Field(
+        default=None,
+        description="The priority class of the step's requests (critical, high, low); null is normal.",
+    )
+    pool: str | None = Field(
+        default=None,
+        description="The pool of the capability that least-load routing sent the step's latest request to.",
+    )
 
 
 class BufferedSignal(Record):
@@ -1333,7 +1341,18 @@ class WorkflowJournal(Record):
                                                 'type': {'type': 'array', 'items': 'string'},
                                                 'default': [],
                                                 'doc': 'Capabilities the request was handed off '
-                                                       'through, first to last (or none).'}]}}},
+                                                       'through, first to last (or none).'},
+                                               {'name': 'priority',
+                                                'type': ['null', 'string'],
+                                                'default': None,
+                                                'doc': "The priority class of the step's requests "
+                                                       '(critical, high, low); null is normal.'},
+                                               {'name': 'pool',
+                                                'type': ['null', 'string'],
+                                                'default': None,
+                                                'doc': 'The pool of the capability that least-load '
+                                                       "routing sent the step's latest request "
+                                                       'to.'}]}}},
                 {'name': 'signals',
                  'default': [],
                  'doc': 'Signals that came before the code asked for them, oldest first.',

@@ -6,6 +6,8 @@ input type), and whoever asked gets the answer of the last specialist of the cha
 asked had given it. The caller takes no part: the new request carries the caller's reply headers and
 the id of the caller's own request (``reply-request``), which the final answer cites, with the chain
 of capabilities (``handoff-chain``), which the answer carries back (``WorkflowEvent.handoffs``).
+The new request keeps the priority class of the lane it came in on and goes to the target's least
+loaded pool (:mod:`streams.routing`).
 
 Each handoff is checked before anything is sent, and refused with :class:`HandoffRefused` (which the
 caller gets as the call's failure) when the target is unknown, already in the chain (a cycle), the
@@ -26,6 +28,8 @@ from typing import Any, Protocol
 from streams import headers as hdr
 from streams.context import Context
 from streams.errors import HandoffRefused, SerializationError
+from streams.priorities import NORMAL, PRIORITIES, Priority
+from streams.routing import Grouped, Routing
 from streams.serde.record import Record
 from streams.topics import Topic
 
@@ -55,6 +59,11 @@ class Target(Protocol):
     @property
     def output(self) -> type[Record]: ...
 
+    @property
+    def pools(self) -> Mapping[str | None, Grouped]: ...
+
+    def requests_for(self, priority: str = NORMAL, pool: str | None = None) -> Topic[Any]: ...
+
 
 def handoffs_of(headers: Mapping[str, str]) -> list[str]:
     """The chain a request came through, first capability to the one it is at now; empty for a
@@ -71,9 +80,10 @@ def answered_request(headers: Mapping[str, str], message_id: str) -> str:
 class Handoffs:
     """Checks and sends the handoffs of one app's specialists."""
 
-    def __init__(self, targets: Mapping[str, Target], max_hops: int) -> None:
+    def __init__(self, targets: Mapping[str, Target], max_hops: int, routing: Routing | None = None) -> None:
         self._targets = targets  # the app's, read at each handoff: specialists declared in any order
         self._max_hops = max_hops
+        self._routing = routing or Routing()
 
     async def send(self, handoff: Handoff, source: Target, ctx: Context) -> None:
         """Send ``handoff`` of the request ``ctx`` is handling by ``source``'s specialist, or raise
@@ -93,7 +103,9 @@ class Handoffs:
         if handoff.reason:
             headers.append((hdr.HANDOFF_REASON, handoff.reason.encode()))
         try:
-            await ctx.send(target.requests, handoff.value, headers=headers)
+            # The request keeps its class (the lane it came in on) and goes to the least loaded pool.
+            lane = target.requests_for(priority_of(ctx.topic), self._routing.choose(target.pools))
+            await ctx.send(lane, handoff.value, headers=headers)
         except SerializationError as exc:
             raise self._refused(
                 source, f"the context does not fit {target.capability}'s input: {exc}"
@@ -139,6 +151,14 @@ class Handoffs:
         )
 
 
+def priority_of(topic: str) -> Priority:
+    """The priority class of a request read from ``topic`` (a lane of a capability's requests)."""
+    for priority in PRIORITIES:
+        if topic.endswith(f".requests.{priority}"):
+            return priority
+    return NORMAL
+
+
 def _limit(headers: Mapping[str, str], default: int) -> int:
     """The chain's limit: set by its first handoff, so every hop of one chain counts to the same."""
     try:
@@ -147,4 +167,4 @@ def _limit(headers: Mapping[str, str], default: int) -> int:
         return default  # a foreign client's: this app's own limit
 
 
-__all__ = ["Handoff", "Handoffs", "Target", "answered_request", "handoffs_of"]
+__all__ = ["Handoff", "Handoffs", "Target", "answered_request", "handoffs_of", "priority_of"]

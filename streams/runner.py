@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from streams.admin import TopicAdmin
@@ -23,6 +23,7 @@ from streams.app import App
 from streams.errors import ConfigError
 from streams.serde.registry import ConfluentRegistry, SchemaRegistry
 from streams.telemetry.config import TelemetryConfig
+from streams.telemetry.loads import follow_loads
 from streams.telemetry.process import ProcessTelemetry
 from streams.topics import Topic
 from streams.worker.agent_worker import AgentWorker
@@ -101,6 +102,7 @@ class AgentRunner:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; a fatal error in one agent stops the others, then is raised."""
         loop = asyncio.get_running_loop()
+        stop_loads: Callable[[], None] | None = None
         try:
             # Before anything slow, so /health answers (and /ready says why not) from the start.
             self.telemetry.open_endpoint()
@@ -108,6 +110,16 @@ class AgentRunner:
                 None, prepare_topics, self.app, self.agents, self.registry, self.telemetry.topics
             )
             await loop.run_in_executor(None, self.telemetry.prepare, self.registry)
+            if any(agent.name in self.app.workflows for agent in self.agents):
+                # Workflow engines route their calls between pools too.
+                stop_loads = await loop.run_in_executor(
+                    None,
+                    follow_loads,
+                    self.app,
+                    self.app.settings,
+                    self.registry,
+                    self.telemetry.config.heartbeat_topic,
+                )
             tasks = {w: asyncio.create_task(w.run(stop), name=f"agent-{w.agent.name}") for w in self.workers}
             self.telemetry.start(tasks, stop)
             done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
@@ -119,6 +131,8 @@ class AgentRunner:
                 if error is not None:
                     raise error
         finally:
+            if stop_loads is not None:
+                await loop.run_in_executor(None, stop_loads)
             try:
                 await self.telemetry.close()
             finally:

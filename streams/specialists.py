@@ -10,9 +10,10 @@ off to another capability (:class:`~streams.handoffs.Handoff`); the last one of 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -21,6 +22,7 @@ from streams.context import Context
 from streams.errors import ConfigError, DeadlinePassed, ErrorKind, call_failed
 from streams.events import WorkflowEvent, WorkflowEventKind
 from streams.handoffs import Handoff, Handoffs, answered_request, handoffs_of
+from streams.priorities import NORMAL, Priority, checked
 from streams.retry import Retry
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
@@ -35,17 +37,73 @@ SpecialistFunction = Callable[[In, Context], Awaitable[Out | Handoff]]
 
 
 @dataclass(frozen=True)
+class Pool(Generic[In]):
+    """One consumer group serving a capability (``name`` None: the unnamed pool), with its request
+    topic per priority class."""
+
+    name: str | None
+    group_id: str
+    lanes: Mapping[Priority, Topic[In]]
+
+
+@dataclass(frozen=True)
 class Specialist(Generic[In, Out]):
-    """What callers need to know of a specialist: its capability, request topic and record types."""
+    """What callers need to know of a specialist: its capability, request topics and record types.
+
+    ``pools`` holds each pool serving the capability (one, unnamed, unless declared with ``pool=``),
+    each with one request topic per priority class; ``requests`` is the first pool's ``normal`` one,
+    all of its records."""
 
     capability: str
     requests: Topic[In]
     output: type[Out]
     replies: Topic[WorkflowEvent]
+    pools: Mapping[str | None, Pool[In]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.output, type) and issubclass(self.output, Record)):
             raise ConfigError(f"specialist {self.capability}: output must be a Record subclass")
+
+    def requests_for(self, priority: str = NORMAL, pool: str | None = None) -> Topic[In]:
+        """The request topic of ``priority``'s class in ``pool`` (None: the unnamed pool, or the only
+        one)."""
+        lane = checked(priority)
+        if not self.pools:
+            return self.requests
+        found = self.pools.get(pool)
+        if found is None and pool is None and len(self.pools) == 1:
+            found = next(iter(self.pools.values()))
+        if found is None:
+            names = ", ".join(str(name) for name in self.pools)
+            raise ConfigError(f"specialist {self.capability} has no pool {pool}; pools: {names}")
+        return found.lanes[lane]
+
+
+def with_pool(
+    existing: Specialist[In, Out] | None,
+    capability: str,
+    pool: Pool[In],
+    output: type[Out],
+    replies: Topic[WorkflowEvent],
+) -> Specialist[In, Out]:
+    """``existing`` (or a new specialist) with ``pool`` added; every pool takes and returns the same
+    records, so a call may go to any of them."""
+    requests = pool.lanes[NORMAL]
+    if existing is None:
+        return Specialist(capability, requests, output, replies, {pool.name: pool})
+    if existing.requests.value is not requests.value or existing.output is not output:
+        raise ConfigError(
+            f"pool {pool.name} of {capability} takes {requests.value.__name__} and returns "
+            f"{output.__name__}; its other pools take {existing.requests.value.__name__} and return "
+            f"{existing.output.__name__}"
+        )
+    return dataclasses.replace(existing, pools={**existing.pools, pool.name: pool})
+
+
+def lane_topic_name(requests: str, priority: Priority) -> str:
+    """A priority class's request topic: ``normal`` keeps the capability's own (so callers that know
+    no priorities still reach it), the others add the class: ``<app>.<capability>.requests.high``."""
+    return requests if priority == NORMAL else f"{requests}.{priority}"
 
 
 class SpecialistHandler(Generic[In, Out]):
@@ -151,4 +209,13 @@ def answer(reply: WorkflowEvent, specialist: Specialist[Any, Out], payloads: Pay
     return payloads.decode(reply.payload, specialist.output)
 
 
-__all__ = ["Specialist", "SpecialistFunction", "SpecialistHandler", "answer", "request_headers"]
+__all__ = [
+    "Pool",
+    "Specialist",
+    "SpecialistFunction",
+    "SpecialistHandler",
+    "answer",
+    "lane_topic_name",
+    "request_headers",
+    "with_pool",
+]

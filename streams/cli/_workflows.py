@@ -196,6 +196,8 @@ def detail(
                 "breaker": None if step.breaker is None else step.breaker.value.lower(),
                 "sent_to": step.fallback,
                 "handoffs": list(step.handoffs),
+                "priority": step.priority,
+                "pool": step.pool,
             }
             for position, step in enumerate(journal.steps)
         ],
@@ -245,6 +247,12 @@ def runs_table(runs: list[dict[str, Any]]) -> RichTable:
     return table
 
 
+def _lane(step: Mapping[str, Any]) -> str:
+    """Where a call's request went besides its capability: its pool and a priority not normal."""
+    pool = f" @{step['pool']}" if step["pool"] else ""
+    return pool + (f" [{step['priority']}]" if step["priority"] else "")
+
+
 def steps_table(shown: dict[str, Any]) -> RichTable:
     """The steps of one run. A step still pending in a run that has ended is marked abandoned: its
     answer, should it come, changes nothing."""
@@ -260,7 +268,12 @@ def steps_table(shown: dict[str, Any]) -> RichTable:
         table.add_row(
             str(step["position"]),
             step["kind"],
-            Text(step["name"] + _BREAKER_NOTES.get(step["breaker"], "").format(**step) + _handed_off(step)),
+            Text(
+                step["name"]
+                + _BREAKER_NOTES.get(step["breaker"], "").format(**step)
+                + _lane(step)
+                + _handed_off(step)
+            ),
             Text(status, style=_STEP_STYLES.get(step["status"], "")),
             str(step["attempts"] or "-"),
             when(step["started"]),

@@ -40,7 +40,7 @@ def lag(
     groups: dict[str, Sequence[str] | None] = {}
     if app_ref is not None:
         for chosen in select_agents(load_app(app_ref), agent):
-            groups[chosen.group_id] = [chosen.topic.name]
+            groups[chosen.group_id] = list(chosen.topics)
     for name in group or []:
         groups.setdefault(name, None)
     rows = LagReader(settings()).lag(groups)

@@ -12,6 +12,12 @@ Lanes whose head may start wait in a FIFO of *ready* lanes; a lane goes to the b
 one of its messages finishes, so ready lanes take turns (round-robin) and a hot key with thousands of
 queued messages holds at most one slot while every other key still gets its turn.
 
+Topics may be ranked (priority classes: rank 0 first). Each rank has its own ready FIFO, and a free slot
+goes to the highest rank with a ready lane, except that every lower rank with ready lanes earns
+``min_share / (1 - min_share)`` of a start for each start it waited through, and takes the slot once it
+has earned a whole one: so it gets at least ``min_share`` of the starts while it has work, and a flood
+of a higher rank never starves it. Ranks never affect order: a lane is within one topic.
+
 This module owns only that decision. It does not run handlers, retry, or commit: the consumer loop
 calls :meth:`LaneScheduler.submit` on receipt, starts whatever :meth:`LaneScheduler.take_ready` (or,
 waiting, :meth:`LaneScheduler.next_ready`) returns, and calls :meth:`LaneScheduler.finished` once that
@@ -24,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Generic, Literal, Protocol, TypeVar, get_args
 
 from streams.errors import ConfigError
@@ -57,10 +63,11 @@ M = TypeVar("M", bound=LaneItem)
 
 
 class _Lane(Generic[M]):
-    __slots__ = ("queue", "running", "tp")
+    __slots__ = ("queue", "rank", "running", "tp")
 
-    def __init__(self, tp: tuple[str, int]) -> None:
+    def __init__(self, tp: tuple[str, int], rank: int) -> None:
         self.tp = tp
+        self.rank = rank
         self.queue: deque[M] = deque()
         self.running: M | None = None
 
@@ -68,20 +75,37 @@ class _Lane(Generic[M]):
 class LaneScheduler(Generic[M]):
     """Hands out messages that may start now: in order within a lane, at most ``concurrency`` at once.
 
-    Invariant: a lane is in the ready FIFO exactly when it has queued messages and none running.
+    Invariant: a lane is in its rank's ready FIFO exactly when it has queued messages and none running.
     ``submit``, ``take_ready`` and ``finished`` are synchronous and never block; only :meth:`next_ready`
     and :meth:`idle` wait, without polling. Use it from one event loop.
+
+    ``ranks`` maps topics to priority ranks (0 first; unlisted topics rank 0), ``min_share`` is what
+    each lower rank with ready lanes is owed (see the module docstring).
     """
 
-    def __init__(self, ordering: Ordering = "key", concurrency: int = 1) -> None:
+    def __init__(
+        self,
+        ordering: Ordering = "key",
+        concurrency: int = 1,
+        *,
+        ranks: Mapping[str, int] | None = None,
+        min_share: float = 0.0,
+    ) -> None:
         if ordering not in get_args(Ordering):
             raise ConfigError(f"ordering must be one of {', '.join(get_args(Ordering))}, got {ordering!r}")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"concurrency must be an integer >= 1, got {concurrency!r}")
+        if not 0 <= min_share < 0.5:
+            raise ConfigError(f"min_share must be at least 0 and below 0.5, got {min_share!r}")
         self._ordering: Ordering = ordering
         self._concurrency = concurrency
+        self._ranks = dict(ranks or {})
+        levels = max(self._ranks.values(), default=0) + 1
         self._lanes: dict[LaneId, _Lane[M]] = {}
-        self._ready: deque[LaneId] = deque()
+        self._ready: list[deque[LaneId]] = [deque() for _ in range(levels)]
+        self._ready_lanes = 0
+        self._credit = [0.0] * levels
+        self._accrual = min_share / (1 - min_share)
         self._in_flight = 0
         self._queued = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -122,9 +146,9 @@ class LaneScheduler(Generic[M]):
         lane_id = self.lane_of(item)
         lane = self._lanes.get(lane_id)
         if lane is None:
-            lane = self._lanes[lane_id] = _Lane((item.topic, item.partition))
+            lane = self._lanes[lane_id] = _Lane((item.topic, item.partition), self._ranks.get(item.topic, 0))
         if lane.running is None and not lane.queue:
-            self._ready.append(lane_id)
+            self._make_ready(lane_id, lane)
         lane.queue.append(item)
         self._queued += 1
         self._wake()
@@ -135,7 +159,7 @@ class LaneScheduler(Generic[M]):
         Several tasks may wait at once (a worker pool); each item goes to exactly one. Cancelling a
         waiting call takes nothing.
         """
-        while not (self._ready and self._in_flight < self._concurrency):
+        while not (self._ready_lanes and self._in_flight < self._concurrency):
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
@@ -156,9 +180,10 @@ class LaneScheduler(Generic[M]):
 
     def take_ready(self) -> M | None:
         """Without waiting: the next item that may start now (taken, as by :meth:`next_ready`), or None."""
-        if not (self._ready and self._in_flight < self._concurrency):
+        if not (self._ready_lanes and self._in_flight < self._concurrency):
             return None
-        lane_id = self._ready.popleft()
+        lane_id = self._ready[self._next_rank()].popleft()
+        self._ready_lanes -= 1
         lane = self._lanes[lane_id]
         item = lane.queue.popleft()
         lane.running = item
@@ -179,7 +204,7 @@ class LaneScheduler(Generic[M]):
         lane.running = None
         self._in_flight -= 1
         if lane.queue:
-            self._ready.append(lane_id)
+            self._make_ready(lane_id, lane)
         else:
             # Forget empty lanes: with per-key lanes the key space is unbounded.
             del self._lanes[lane_id]
@@ -203,7 +228,8 @@ class LaneScheduler(Generic[M]):
             if lane.running is None:
                 del self._lanes[lane_id]
         if dropped:
-            self._ready = deque(lane_id for lane_id in self._ready if lane_id in self._lanes)
+            self._ready = [deque(i for i in ready if i in self._lanes) for ready in self._ready]
+            self._ready_lanes = sum(len(ready) for ready in self._ready)
             self._queued -= len(dropped)
             self._check_idle()
         dropped.sort(key=lambda item: item.offset)
@@ -222,11 +248,36 @@ class LaneScheduler(Generic[M]):
                 self._idle_waiters.remove(waiter)
             raise
 
+    def _make_ready(self, lane_id: LaneId, lane: _Lane[M]) -> None:
+        self._ready[lane.rank].append(lane_id)
+        self._ready_lanes += 1
+
+    def _next_rank(self) -> int:
+        """The rank whose ready lane starts next: the highest, unless a lower one has earned a turn."""
+        ready = self._ready
+        if len(ready) == 1:
+            return 0
+        waiting = [rank for rank, lanes in enumerate(ready) if lanes]
+        chosen = waiting[0]
+        for rank in waiting[1:]:
+            if self._credit[rank] >= 1 - 1e-9:  # a whole turn, give or take float rounding
+                chosen = rank
+                break
+        for rank in range(len(ready)):
+            if rank == chosen:
+                self._credit[rank] = max(self._credit[rank] - 1, 0.0)
+            elif ready[rank] and rank > waiting[0]:
+                # Capped at one turn: a share is owed while waiting, never saved up as a burst.
+                self._credit[rank] = min(self._credit[rank] + self._accrual, 1.0)
+            else:
+                self._credit[rank] = 0.0  # nothing waiting (or the top rank): owed nothing
+        return chosen
+
     def _wake(self) -> None:
         # One waiter per call is enough: every state change enables at most one more start (submit
         # readies one lane, finished frees one slot and readies at most its own lane). A woken waiter
         # that finds the item already taken by a non-waiting caller just waits again.
-        if not (self._ready and self._in_flight < self._concurrency):
+        if not (self._ready_lanes and self._in_flight < self._concurrency):
             return
         while self._waiters:
             waiter = self._waiters.popleft()

@@ -67,7 +67,7 @@ def heartbeat_of(
         lag=snapshot.total_lag,
         retries_total=snapshot.stats.retries,
         dead_letters_total=snapshot.stats.dead_lettered,
-        paused_partitions=len(snapshot.assigned) if snapshot.paused else 0,
+        paused_partitions=snapshot.paused_partitions,
         interval_ms=round(interval * 1000),
         open_breakers=list(snapshot.open_breakers),
         latency=latency,

@@ -145,7 +145,9 @@ class WorkerCollector(Collector):
             "streams_assigned_partitions", "Partitions the agent's worker owns.", labels=["agent"]
         )
         paused = GaugeMetricFamily(
-            "streams_paused_partitions", "Owned partitions paused for backpressure.", labels=["agent"]
+            "streams_paused_partitions",
+            "Owned partitions paused (backpressure, or priority).",
+            labels=["agent"],
         )
         lag = GaugeMetricFamily(
             "streams_consumer_lag",
@@ -171,7 +173,7 @@ class WorkerCollector(Collector):
         for snapshot in snapshots:
             in_flight.add_metric([snapshot.agent], snapshot.in_flight)
             assigned.add_metric([snapshot.agent], len(snapshot.assigned))
-            paused.add_metric([snapshot.agent], len(snapshot.assigned) if snapshot.paused else 0)
+            paused.add_metric([snapshot.agent], snapshot.paused_partitions)
             for (topic, partition), value in sorted(snapshot.lag.items()):
                 lag.add_metric([snapshot.agent, topic, str(partition)], value)
         yield from (in_flight, assigned, paused, lag)

@@ -35,7 +35,7 @@ class WorkerSnapshot:
     state: WorkerState
     assigned: tuple[TP, ...]
     in_flight: int
-    paused: bool
+    paused_partitions: int  # for backpressure, or a lower priority class while a higher one has work
     lag: Mapping[TP, int]
     stats: WorkerStats
     failure: str | None
@@ -151,7 +151,7 @@ class WorkerProbe:
             state=self._state(worker),
             assigned=tuple(assigned),
             in_flight=worker.in_flight(),
-            paused=worker.is_paused(),
+            paused_partitions=worker.paused_partitions(),
             lag=lag,
             stats=replace(worker.stats),
             failure=self._failure(worker),

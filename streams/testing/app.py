@@ -8,7 +8,6 @@ advances instantly, so a test with backoffs of minutes runs in milliseconds.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,47 +20,26 @@ from streams.app import App
 from streams.errors import CallTimeout, ConfigError
 from streams.events import BreakerState, WorkflowJournal
 from streams.middleware import Chain
+from streams.priorities import Priority
+from streams.routing import LoadSource
 from streams.serde.codec import AvroEncoder, RecordDecoder, encode_key
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
 from streams.serde.registry import InMemoryRegistry, subject_for
 from streams.specialists import answer, request_headers
 from streams.tables import Table
-from streams.testing.broker import BrokerSender, InMemoryBroker, InMemoryIds, StoredMessage
+from streams.testing.broker import InMemoryBroker
+from streams.testing.twin import FakeClock, TwinLoads, TwinWorker
 from streams.timestamps import epoch_millis
 from streams.topics import Topic
-from streams.worker.committer import CommitBatch, Committer
 from streams.worker.deadletter import replayed_letter
-from streams.worker.delivery import AtLeastOnceDelivery, Delivery, ExactlyOnceDelivery
-from streams.worker.handling import MessageHandler
-from streams.worker.items import WorkItem
-from streams.worker.outbox import Encoders
-from streams.worker.processing import Processor
 from streams.worker.stats import WorkerStats
-from streams.worker.tables import AgentTables
-from streams.worker.ticks import send_acknowledged
 from streams.workflows.breaker import BREAKERS
 from streams.workflows.engine import JOURNAL, WorkflowDefinition
 from streams.workflows.messages import ENDINGS, cancel_event, result_of, signal_event, start_event
 
 V = TypeVar("V", bound=Record)
 TP = tuple[str, int]
-
-
-class FakeClock:
-    """Time for the twin: ``sleep`` advances it at once (and yields), ``sleeps`` records every wait."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-    def millis(self) -> int:
-        return int(self.now * 1000)
 
 
 @dataclass(frozen=True)
@@ -113,16 +91,25 @@ class TestApp:
         for topic in app.topics.values():
             self.broker.create_topic(topic.name, topic.partitions)
         chosen = [app.agents[name] for name in agents] if agents else list(app.agents.values())
-        self._workers = {agent.name: _TwinWorker(agent, self) for agent in chosen}
+        self._workers = {
+            agent.name: TwinWorker(
+                agent, self.broker, self.registry, self.payloads, self.clock, Chain(app.middleware)
+            )
+            for agent in chosen
+        }
         self._started = False
+        self._routing_source: LoadSource | None = None
 
     async def __aenter__(self) -> TestApp:
         self._started = True
+        # Least-load routing sees the twin's agents: a pool is in rotation while its agent runs here.
+        self._routing_source, self.app.routing.source = self.app.routing.source, TwinLoads(self._workers)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self.app.routing.source = self._routing_source
         for worker in self._workers.values():
             await worker.stop()
 
@@ -164,10 +151,14 @@ class TestApp:
         key: str | bytes | None = None,
         correlation_id: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - a deadline on the fake clock, carried as a header
+        priority: Priority = "normal",
+        settle: bool = True,
     ) -> Any:
-        """Ask the app's specialist for ``capability``, as :class:`streams.Client` does, and return its
-        typed output once everything has settled; :class:`CallFailed` if it failed, :class:`CallTimeout`
-        if nothing answered (``timeout``: the request's deadline, in seconds of the fake clock)."""
+        """Ask the app's specialist for ``capability``, as :class:`streams.Client` does (to the request
+        topic of ``priority``), and return its typed output once everything has settled;
+        :class:`CallFailed` if it failed, :class:`CallTimeout` if nothing answered (``timeout``: the
+        request's deadline, in seconds of the fake clock). ``settle=False`` only sends the request and
+        returns its id (to queue several before the specialist runs)."""
         specialist = self.app.specialists.get(capability)
         if specialist is None:
             known = ", ".join(self.app.specialists) or "none"
@@ -175,10 +166,11 @@ class TestApp:
                 f"app {self.app.name} has no specialist for {capability}; capabilities: {known}"
             )
         request_id = await self.publish(
-            specialist.requests,
+            specialist.requests_for(priority, self.app.routing.choose(specialist.pools)),
             value,
             key=key,
             correlation_id=correlation_id,
+            settle=settle,
             headers=[
                 *request_headers(specialist.replies, "test"),
                 *(
@@ -188,6 +180,8 @@ class TestApp:
                 ),
             ],
         )
+        if not settle:
+            return request_id
         for reply in self.sent(specialist.replies):
             if reply.request_id == request_id:
                 return answer(reply, specialist, self.payloads)
@@ -343,9 +337,11 @@ class TestApp:
         return replayed
 
     def committed(self, agent: str) -> dict[int, int]:
-        """The agent group's committed position (next offset to read) per partition of its topic."""
+        """The agent group's committed position (next offset to read) per partition of its topic (a
+        specialist's: of its ``normal`` requests)."""
         declared = self._agent(agent)
-        return {p: o for (_, p), o in self.broker.committed(declared.group_id).items()}
+        committed = self.broker.committed(declared.group_id).items()
+        return {p: o for (t, p), o in committed if t == declared.topic.name}
 
     def table(self, agent: str, table: Table[V]) -> dict[str | bytes, V]:
         """Every key and value of one of ``agent``'s tables, as its handlers left it."""
@@ -368,105 +364,3 @@ class TestApp:
             encoder = AvroEncoder(self.registry, subject_for(topic.name), topic.value.avro_schema())
             self._encoders[topic.name] = encoder
         return encoder
-
-
-class _TwinWorker:
-    """One agent on the in-memory broker: the worker's processor, handler and committer, fed by reads."""
-
-    def __init__(self, agent: Agent[Any], test_app: TestApp) -> None:
-        self.agent = agent
-        self.stats = WorkerStats()
-        self._broker = test_app.broker
-        self._broker.create_topic(agent.dead_letter_topic, agent.topic.partitions)
-        self._failure: BaseException | None = None
-        sender = BrokerSender(self._broker)
-        encoders = Encoders(test_app.registry)
-        self._delivery: Delivery = (
-            ExactlyOnceDelivery(encoders) if agent.exactly_once else AtLeastOnceDelivery(sender, encoders)
-        )
-        ids = InMemoryIds() if agent.dedup else None
-        self.tables = AgentTables(agent, test_app.registry, encoders)
-        self.tables.start_empty(range(agent.topic.partitions))
-        for changelog in self.tables.changelogs():
-            self._broker.create_topic(changelog.name, changelog.partitions)
-        tables = self.tables if agent.tables else None
-        handler = MessageHandler(
-            agent,
-            RecordDecoder(test_app.registry, agent.topic.value),
-            self._delivery,
-            self.stats,
-            middleware=Chain(test_app.app.middleware),
-            dedup=ids,
-            tables=tables,
-            payloads=test_app.payloads,
-            sleep=test_app.clock.sleep,
-            clock=test_app.clock.millis,
-        )
-        self._processor = Processor(agent, handler, self.stats, on_fatal=self._fail, dedup=ids)
-        self._owned = {(agent.topic.name, p) for p in range(agent.topic.partitions)}
-        self._committer = Committer(self._processor.offsets, self._delivery, self._owned, self._commit)
-        self._sender = sender
-        self._encoders = encoders
-        self._positions = dict.fromkeys(self._owned, 0)
-
-    async def stop(self) -> None:
-        self._processor.halt()
-        await self._processor.cancel_running()
-
-    async def tick(self, now_ms: int) -> None:
-        """Run the agent's ticker once, at the fake clock's time, over every partition."""
-        ticker = self.agent.ticker
-        if ticker is None:
-            return
-
-        async def send(topic: Topic[Any], value: Record, key: str | bytes | None) -> None:
-            await send_acknowledged(self._sender, self._encoders, topic, value, key)
-
-        await ticker.tick(now_ms, list(range(self.agent.topic.partitions)), self.tables.open, send)
-
-    def fetch(self) -> int:
-        """Hand everything new on the agent's topic to the processor; returns how many."""
-        items: list[WorkItem] = []
-        for (topic, partition), position in self._positions.items():
-            new = self._broker.read(topic, partition, position)
-            items.extend(_item(message) for message in new)
-            self._positions[(topic, partition)] = position + len(new)
-        if items:
-            self._processor.accept(items)
-        return len(items)
-
-    def fetch_pending(self) -> bool:
-        return any(self._broker.read(t, p, position) for (t, p), position in self._positions.items())
-
-    async def finish(self, within: float) -> None:
-        left = await self._processor.finish_received(within)
-        if self._failure is not None:
-            raise self._failure
-        if left:
-            raise TimeoutError(
-                f"agent {self.agent.name}: {left} message(s) still unfinished after {within:.0f}s"
-            )
-        await self._committer.commit()
-
-    async def _commit(self, batch: CommitBatch) -> None:
-        # A transaction: held outputs appear together with the offsets that produced them.
-        for output in batch.outputs:
-            await self._sender.send(output.topic, output.value, output.key, output.headers, output.partition)
-        self._broker.commit(self.agent.group_id, batch.positions)
-
-    def _fail(self, error: BaseException) -> None:
-        if self._failure is None:
-            self._failure = error
-
-
-def _item(message: StoredMessage) -> WorkItem:
-    return WorkItem(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        headers=list(message.headers),
-        timestamp_ms=message.timestamp_ms,
-        size=len(message.value or b"") + len(message.key or b""),
-    )

@@ -32,8 +32,9 @@ class TopicFollower:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._follow, name=f"follow-{topic}", daemon=True)
 
-    def start(self) -> None:
-        """Blocking: position every partition at its current end, then follow on a thread."""
+    def start(self, since_ms: int | None = None) -> None:
+        """Blocking: position every partition at its current end (or at its first record written at or
+        after ``since_ms``), then follow on a thread."""
         timeout = self._settings.kafka_timeout
         try:
             metadata = self._consumer.list_topics(self._topic, timeout=timeout)
@@ -46,6 +47,13 @@ class TopicFollower:
                     TopicPartition(self._topic, partition), timeout=timeout
                 )
                 ends.append(TopicPartition(self._topic, partition, high))
+            if since_ms is not None:
+                wanted = [TopicPartition(tp.topic, tp.partition, since_ms) for tp in ends]
+                found_at = self._consumer.offsets_for_times(wanted, timeout=timeout)
+                ends = [
+                    tp if at.offset < 0 else at  # nothing written since: start at the end
+                    for tp, at in zip(ends, found_at, strict=True)
+                ]
         except KafkaException as exc:
             raise TransportError(f"cannot reach {self._topic}: {exc.args[0].str()}", retriable=True) from exc
         self._consumer.assign(ends)

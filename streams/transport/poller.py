@@ -17,7 +17,7 @@ import concurrent.futures
 import logging
 import queue
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence, Set
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -71,8 +71,10 @@ class PollingConsumer:
         self._stop = threading.Event()
         self._batch_accepted = threading.Event()
         self._batch_accepted.set()
-        self._wanted_paused = False  # what the loop asked for
-        self._paused = False  # what this thread has applied
+        # True (every partition), False (none) or the topics whose partitions to pause (a lower
+        # priority class while a higher one has work)
+        self._wanted_paused: bool | frozenset[str] = False  # what the loop asked for
+        self._paused: bool | frozenset[str] = False  # what this thread has applied
         # Partitions this consumer has paused. librdkafka keeps the flag across a revocation, and
         # resuming a partition that is not paused (or pausing one twice) can make it refetch from an
         # earlier offset, so pause and resume are only ever called on exactly the partitions that need it.
@@ -94,14 +96,20 @@ class PollingConsumer:
 
     # ------------------------------------------------------------------ asked by the loop
 
-    def want_paused(self, paused: bool) -> None:
-        """Pause (or resume) every assigned partition before the next fetch."""
-        self._wanted_paused = paused
+    def want_paused(self, paused: bool | Set[str]) -> None:
+        """Before the next fetch, pause every assigned partition (True), none (False), or those of the
+        given topics (the others resume)."""
+        self._wanted_paused = paused if isinstance(paused, bool) else frozenset(paused)
 
     @property
     def paused(self) -> bool:
-        """Whether fetching is paused now (applied by the poll thread)."""
-        return self._paused
+        """Whether fetching of any partition is paused now (applied by the poll thread)."""
+        return bool(self._paused)
+
+    @property
+    def paused_partitions(self) -> int:
+        """How many assigned partitions are paused now."""
+        return len(self._paused_tps)
 
     @property
     def stopping(self) -> bool:
@@ -181,9 +189,18 @@ class PollingConsumer:
         if wanted == self._paused:
             return
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        changed = self._set_paused(assigned, wanted)
         self._paused = wanted
-        log.debug("%s %d partition(s)", "paused" if wanted else "resumed", changed)
+        pause = self._to_pause(assigned)
+        paused = self._set_paused(pause, True)
+        resumed = self._set_paused(assigned - pause, False)
+        log.debug("paused %d and resumed %d partition(s)", paused, resumed)
+
+    def _to_pause(self, tps: set[TP]) -> set[TP]:
+        """Which of ``tps`` the applied pause state covers."""
+        paused = self._paused
+        if isinstance(paused, bool):
+            return tps if paused else set()
+        return {tp for tp in tps if tp[0] in paused}
 
     def _set_paused(self, tps: set[TP], paused: bool) -> int:
         """Pause the given partitions not paused yet, or resume those that are; returns how many."""
@@ -221,7 +238,9 @@ class PollingConsumer:
         self._listener.assigned(tps)
         # New partitions follow the current pause state; one paused before a revocation and assigned
         # back is still paused in librdkafka and would otherwise never resume.
-        self._set_paused(tps, self._paused)
+        pause = self._to_pause(tps)
+        self._set_paused(pause, True)
+        self._set_paused(tps - pause, False)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = {(tp.topic, tp.partition) for tp in partitions}

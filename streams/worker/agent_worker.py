@@ -149,7 +149,7 @@ class AgentWorker:
             self._assigned,
             tables,
         )
-        poller.start([agent.topic.name], ownership)
+        poller.start(list(agent.topics), ownership)
         log.info(
             "agent %s started (worker %s, group %s, %s, ordering=%s, concurrency=%d)",
             agent.name,
@@ -292,6 +292,11 @@ class AgentWorker:
     def in_flight(self) -> int:
         """Messages received and not finished yet: waiting for their lane or being handled."""
         return 0 if self._processor is None else self._processor.in_flight
+
+    def paused_partitions(self) -> int:
+        """How many owned partitions are paused now: every one for backpressure, or those of lower
+        priority topics while a higher one has work."""
+        return 0 if self._poller is None else self._poller.paused_partitions
 
     def is_paused(self) -> bool:
         """Whether fetching is paused for backpressure (the poll thread pauses every owned partition)."""

@@ -128,11 +128,14 @@ class Ownership:
         return {tp for tp in tps if tp in self.owned and offsets.pending(*tp) == 0 and tp not in committable}
 
     async def _forget(self, tps: set[TP]) -> None:
+        self.owned.difference_update(tps)
         if self._dedup is not None:
-            self._dedup.forget(p for _, p in tps)
+            # Ids are kept per partition number: with several (priority) topics, partition p of
+            # another topic may still be owned and need them.
+            still = {p for _, p in self.owned}
+            self._dedup.forget(p for _, p in tps if p not in still)
         if self._tables is not None:
             self._tables.forget(p for _, p in tps)
-        self.owned.difference_update(tps)
         self._processor.forget(tps)
         self._committer.forget(tps)
 

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from typing import Any, Protocol
 
 from streams.agent import Agent
@@ -49,7 +49,7 @@ class Processor:
         stats: WorkerStats,
         *,
         on_fatal: Callable[[BaseException], None],
-        on_pressure: Callable[[bool], None] = lambda paused: None,
+        on_pressure: Callable[[bool | Set[str]], None] = lambda paused: None,
         dedup: IdLog | None = None,
     ) -> None:
         self._agent = agent
@@ -59,15 +59,23 @@ class Processor:
         self._on_pressure = on_pressure
         self._dedup = dedup
         self.offsets = OffsetTracker()
-        self._scheduler: LaneScheduler[WorkItem] = LaneScheduler(agent.ordering, agent.concurrency)
+        self._ranks = {topic: rank for rank, topic in enumerate(agent.topics)}
+        self._scheduler: LaneScheduler[WorkItem] = LaneScheduler(
+            agent.ordering, agent.concurrency, ranks=self._ranks, min_share=agent.min_share
+        )
         self._backpressure = Backpressure(
             max_messages=agent.limits.max_in_flight, max_bytes=agent.limits.max_bytes
         )
+        self._by_rank = [0] * len(self._ranks)  # received and unfinished, per priority topic
+        # A lower priority topic keeps this many received before it is paused for a higher one, so
+        # that its share of the starts (agent.min_share) is there to take.
+        self._reserve = agent.concurrency if agent.min_share else 0
+        self._over = False  # past the backpressure bound, not yet back below the low-water mark
         self._running: dict[TP, set[asyncio.Task[None]]] = defaultdict(set)
         self._generation: dict[TP, int] = defaultdict(int)  # bumped when a partition is forgotten
         self._pumping = False  # inside _pump: a nested call leaves the work to it
         self._halted = False  # shutting down: nothing new starts
-        self._paused = False  # what this processor asked for through on_pressure
+        self._paused: bool | frozenset[str] = False  # what this processor asked for through on_pressure
         self._stopped = False  # failed: drains stop waiting
         self._finished_one = asyncio.Event()  # wakes drains as messages finish
         self.idle = asyncio.Event()  # set when the last message in flight finishes: worth a commit now
@@ -92,6 +100,7 @@ class Processor:
             self._stats.received += 1
             self.offsets.track(item.topic, item.partition, item.offset)
             self._backpressure.add(item.size)
+            self._by_rank[self._ranks.get(item.topic, 0)] += 1
             self._scheduler.submit(item)
         self._pump()
         if refetched:
@@ -100,8 +109,7 @@ class Processor:
                 "agent %s: skipped %d message(s) received again (refetched)", self._agent.name, refetched
             )
         self._stats.peak_in_flight = max(self._stats.peak_in_flight, self._backpressure.messages)
-        if not self._paused and self._backpressure.should_pause:
-            self._set_paused(True)
+        self._pressure()
 
     def halt(self) -> None:
         """Start nothing new (shutdown): queued messages stay queued, started ones run on."""
@@ -177,10 +185,10 @@ class Processor:
         self.offsets.done(item.topic, item.partition, item.offset)
         self._finished_one.set()
         self._backpressure.remove(item.size)
+        self._by_rank[self._ranks.get(item.topic, 0)] -= 1
         if not self._backpressure.messages:
             self.idle.set()
-        if self._paused and self._backpressure.should_resume:
-            self._set_paused(False)
+        self._pressure()
 
     def fail(self, error: BaseException) -> None:
         """A message failed for good: report it, and let drains stop waiting."""
@@ -226,19 +234,45 @@ class Processor:
         for topic, partition in tps:
             for item in self._scheduler.drop_partition(topic, partition):
                 self._backpressure.remove(item.size)
-        if self._paused and self._backpressure.should_resume:
-            self._set_paused(False)
+                self._by_rank[self._ranks.get(item.topic, 0)] -= 1
+        self._pressure()
 
     def forget(self, tps: Iterable[TP]) -> None:
         for topic, partition in tps:
             self.offsets.revoke(topic, partition)
             self._generation[(topic, partition)] += 1
 
-    def _set_paused(self, paused: bool) -> None:
-        self._paused = paused
-        if paused:
+    def _pressure(self) -> None:
+        """Ask for the pause state that the counts call for, if it changed.
+
+        Past the backpressure bound (until back at the low-water mark), fetching pauses; with
+        priority topics, only for those holding received messages, so that a request of a higher
+        class still gets in (an overshoot of at most one fetch per class). Below it, a lower priority
+        topic is paused while a higher one has messages received and unfinished, once it holds its
+        reserve for its share."""
+        backpressure = self._backpressure
+        if not self._over and backpressure.should_pause:
+            self._over = True
             self._stats.pauses += 1
-        self._on_pressure(paused)
+        elif self._over and backpressure.should_resume:
+            self._over = False
+        wanted: bool | frozenset[str]
+        if len(self._by_rank) == 1:
+            wanted = self._over
+        else:
+            top = next((rank for rank, count in enumerate(self._by_rank) if count), None)
+            wanted = (
+                frozenset(
+                    topic
+                    for topic, rank in self._ranks.items()
+                    if (self._over and self._by_rank[rank])
+                    or (top is not None and rank > top and self._by_rank[rank] >= self._reserve)
+                )
+                or False
+            )
+        if wanted != self._paused:
+            self._paused = wanted
+            self._on_pressure(wanted)
 
 
 class _Acknowledgements:

@@ -27,6 +27,8 @@ from streams.events import (
     WorkflowJournal,
     WorkflowStatus,
 )
+from streams.priorities import NORMAL
+from streams.routing import Routing
 from streams.serde.record import Record
 from streams.specialists import Specialist, request_headers
 from streams.tables import Table
@@ -66,12 +68,14 @@ class WorkflowEngine:
         specialists: Mapping[str, Specialist[Any, Any]],
         workflows: Mapping[str, WorkflowDefinition],
         breakers: Mapping[str, Breaker] | None = None,
+        routing: Routing | None = None,
     ) -> None:
         self._definition = definition
         # The app's, read when a step is asked for: declared in any order.
         self._specialists = specialists
         self._workflows = workflows
         self._breakers: Mapping[str, Breaker] = breakers if breakers is not None else {}
+        self._routing = routing or Routing()
         self.__name__ = definition.name
         self.cache_stats = CacheStats()
         self.breaker_stats = BreakerStats()
@@ -116,6 +120,7 @@ class WorkflowEngine:
                 cached=lambda key: ctx.table(CACHE).get(key),
                 cache_stats=self.cache_stats,
                 breakers=breakers,
+                route=self._route,
             )
             journal = await self._act(outcome, ctx)
         elif journal.status is WorkflowStatus.CANCELLED:
@@ -211,7 +216,7 @@ class WorkflowEngine:
         for compensation in unwound.requests:
             specialist = self._specialist(compensation.capability)
             await ctx.send(
-                specialist.requests,
+                specialist.requests_for(NORMAL, self._route(compensation.capability)),
                 ctx.payloads.decode(compensation.payload, specialist.requests.value),
                 key=journal.workflow_id,
                 message_id=compensation.request_id,
@@ -249,7 +254,7 @@ class WorkflowEngine:
             return
         specialist = self._specialist(request.name)
         await ctx.send(
-            specialist.requests,
+            specialist.requests_for(request.priority, request.pool),
             request.value,
             key=journal.workflow_id,
             message_id=request.request_id,
@@ -291,6 +296,10 @@ class WorkflowEngine:
                 }
             )
             await ctx.send(Topic(parent.reply_to, value=WorkflowEvent), answer, key=parent.workflow_id)
+
+    def _route(self, capability: str) -> str | None:
+        """The pool of ``capability`` with the least load now (see :mod:`streams.routing`)."""
+        return self._routing.choose(self._specialist(capability).pools)
 
     def _specialist(self, capability: str) -> Specialist[Any, Any]:
         specialist = self._specialists.get(capability)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from streams import headers as hdr
 from streams.errors import CallTimeout, CircuitOpen, StreamsError, call_failed
 from streams.events import BreakerDecision, JournalStep, StepKind, StepStatus, WorkflowJournal
+from streams.priorities import NORMAL, Priority, checked
 from streams.retry import Retry
 from streams.serde.payloads import Payloads
 from streams.serde.record import Record
@@ -37,6 +38,9 @@ from streams.workflows.steps import (
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Record)
+
+Route = Callable[[str], str | None]
+"""The pool of a capability that a new request goes to (None: its unnamed pool)."""
 
 __all__ = [
     "Gathered",
@@ -62,6 +66,7 @@ class Workflow:
         output_of: OutputOf,
         cached: CacheLookup | None = None,
         breakers: Breakers | None = None,
+        route: Route | None = None,
     ) -> None:
         self.id = journal.workflow_id
         self.name = journal.workflow
@@ -77,6 +82,7 @@ class Workflow:
         self.cache_hits: list[str] = []  # capabilities served from the cache on this replay
         self.cache_misses: list[str] = []
         self._breakers = breakers
+        self._route = route
 
     def call(
         self,
@@ -87,10 +93,14 @@ class Workflow:
         timeout: float | timedelta | None = None,
         retry: Retry | None = None,
         cache: float | timedelta | None = None,
+        priority: Priority = NORMAL,
     ) -> Step[Any]:
         """Ask the specialist for ``capability``; ``await`` the step for its typed output. A failure
         left after the specialist's retries raises :class:`CallFailed` at the ``await``, no answer
         within ``timeout`` :class:`CallTimeout`.
+
+        ``priority``: the class of request topic the step's requests (and retries) go to; the
+        specialist starts ``"critical"`` ones before ``"high"``, ``"normal"`` and ``"low"`` ones.
 
         ``retry``: the step's own, durable retries: a failure classed TRANSIENT or RESOURCE, or a
         timeout, asks again (a new request) after a backoff timer, up to ``retry.attempts`` requests;
@@ -106,7 +116,9 @@ class Workflow:
 
         A specialist may hand the request off to another (:class:`~streams.handoffs.Handoff`): the step
         gets the chain's last answer, and its journal entry the chain (``handoffs``)."""
-        return self._ask(StepKind.CALL, capability, value, output, timeout, retry=retry, cache=cache)
+        return self._ask(
+            StepKind.CALL, capability, value, output, timeout, retry=retry, cache=cache, priority=priority
+        )
 
     def child(
         self,
@@ -132,8 +144,10 @@ class Workflow:
         child_id: str | None = None,
         retry: Retry | None = None,
         cache: float | timedelta | None = None,
+        priority: Priority = NORMAL,
     ) -> Step[Any]:
         """A step answered by someone else: a specialist, or a child workflow."""
+        checked(priority)
         result_type = output or self._output_of(kind, name)
         step = self._step(kind, name)
         index = self._position - 1
@@ -155,6 +169,7 @@ class Workflow:
                     result=None if hit is None else hit.result,
                     finished_at=None if hit is None else self._now,
                     answered_as=None if hit is None else self._journal.events,
+                    priority=None if priority == NORMAL else priority,
                 )
             )
             if key is not None:
@@ -223,9 +238,14 @@ class Workflow:
             step = self._steps[index] = decided(step, verdict, self._now, self._journal.events)
             if step.breaker is BreakerDecision.REFUSED:
                 return  # failed at once: nothing is sent
-        self._steps[index] = step.model_copy(update={"deadline": deadline})
         target = step.fallback or step.name
-        self.requests.append(Request(step.kind, target, value, request_id, child_id, deadline))
+        # Decided once per request and journaled with it: a replay reads the pool, never the loads.
+        pool = self._route(target) if self._route is not None and step.kind is StepKind.CALL else None
+        self._steps[index] = step.model_copy(update={"deadline": deadline, "pool": pool})
+        priority = checked(step.priority or NORMAL)  # as journaled, so a retry keeps its class
+        self.requests.append(
+            Request(step.kind, target, value, request_id, child_id, deadline, priority, pool)
+        )
 
     def _bounded(self, deadline: datetime | None) -> datetime | None:
         """``deadline``, or the workflow's own if that comes first."""
@@ -425,10 +445,11 @@ def replay(
     cached: CacheLookup | None = None,
     cache_stats: CacheStats | None = None,
     breakers: Breakers | None = None,
+    route: Route | None = None,
 ) -> Outcome:
     """Run ``function`` against ``journal`` until it returns, fails or waits for an answer;
-    ``breakers`` are asked about each new request to a capability."""
-    handle = Workflow(journal, now_ms, payloads, output_of, cached, breakers)
+    ``breakers`` are asked about each new request to a capability, then ``route`` picks its pool."""
+    handle = Workflow(journal, now_ms, payloads, output_of, cached, breakers, route)
     try:
         return _run(function, journal, input_type, payloads, handle)
     finally:

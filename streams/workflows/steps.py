@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from streams.errors import CallFailed, CallTimeout, StreamsError
 from streams.events import StepKind, WorkflowJournal
+from streams.priorities import NORMAL, Priority
 from streams.serde.record import Record
 
 T = TypeVar("T")
@@ -32,6 +33,8 @@ class Request:
     request_id: str
     child_id: str | None = None
     deadline: datetime | None = None  # travels with the request: nobody starts it after this
+    priority: Priority = NORMAL  # the class of request topic it goes to
+    pool: str | None = None  # the pool of the capability it goes to, as journaled
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.unit
 
 
 class FakeFollower:
-    made: list[FakeFollower] = []
+    made: ClassVar[list[FakeFollower]] = []
 
     def __init__(self, settings: Any, topic: str, on_record: Any) -> None:
         self.topic = topic

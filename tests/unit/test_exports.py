@@ -45,6 +45,8 @@ EXPECTED = [
     "LateRecord",
     "Limits",
     "Middleware",
+    "Priorities",
+    "Priority",
     "Publisher",
     "Record",
     "ResourceError",

@@ -127,6 +127,19 @@ async def test_a_call_gets_the_last_specialists_output_with_typed_context() -> N
         assert (reply.name, reply.handoffs) == ("billing", ["front", "billing"])
 
 
+async def test_a_handoff_keeps_the_priority_class_the_request_came_in_with() -> None:
+    app, ran = _desk()
+    ran.clear()
+    async with TestApp(app) as t:
+        answer = await t.call("front", _task("c2", "refund o-9"), priority="critical")
+        assert answer.result == "refunded 1250 cents on o-9"
+        billing = app.specialists["billing"]
+        [forwarded] = t.messages(billing.requests_for("critical"))
+        assert forwarded.value == Refund(order="o-9", cents=1250)
+        assert t.messages(billing.requests) == [], "nothing on billing's normal lane"
+        assert ran == ["front", "billing"]
+
+
 async def test_a_chain_up_to_the_limit_passes_and_one_hop_more_is_refused() -> None:
     app, ran = _desk(Settings(streams_max_hops=3))
     async with TestApp(app) as t:

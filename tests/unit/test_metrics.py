@@ -103,7 +103,7 @@ def _snapshot(agent: str = "a", **changes: object) -> WorkerSnapshot:
         state=WorkerState.RUNNING,
         assigned=(("in", 0), ("in", 1)),
         in_flight=3,
-        paused=False,
+        paused_partitions=0,
         lag={("in", 0): 5, ("in", 1): 7},
         stats=WorkerStats(
             received=10,
@@ -134,7 +134,7 @@ class StubProbe(WorkerProbe):
 
 def test_collector_reads_worker_state_when_scraped() -> None:
     registry = CollectorRegistry()
-    probe = StubProbe([_snapshot("a"), _snapshot("b", paused=True, assigned=(("in", 2),), lag={})])
+    probe = StubProbe([_snapshot("a"), _snapshot("b", paused_partitions=1, assigned=(("in", 2),), lag={})])
     registry.register(WorkerCollector(probe))
 
     def value(name: str, **labels: str) -> float | None:

@@ -44,7 +44,7 @@ async def test_states_follow_the_worker_task_and_the_stop_event() -> None:
     [before] = probe.snapshots()
     assert before.state == WorkerState.STARTING
     assert (before.agent, before.group_id, before.worker_id) == ("reader", "probeapp.reader", "w7")
-    assert (before.assigned, before.in_flight, before.paused, before.lag) == ((), 0, False, {})
+    assert (before.assigned, before.in_flight, before.paused_partitions, before.lag) == ((), 0, 0, {})
 
     task: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
@@ -116,7 +116,7 @@ def test_a_heartbeat_describes_its_snapshot_and_round_trips_through_avro() -> No
         state=WorkerState.RUNNING,
         assigned=(("probe.in", 0), ("probe.in", 3)),
         in_flight=4,
-        paused=False,
+        paused_partitions=0,
         lag={("probe.in", 0): 10, ("probe.in", 3): 5},
         stats=WorkerStats(received=30, processed=25, retries=3, dead_lettered=2),
         failure=None,
@@ -132,7 +132,7 @@ def test_a_heartbeat_describes_its_snapshot_and_round_trips_through_avro() -> No
     assert (beat.interval_ms, beat.latency) == (0, None)
     assert heartbeat_of(snapshot, WorkerState.STOPPED).state == WorkerState.STOPPED
     paused = heartbeat_of(
-        replace(snapshot, paused=True), interval=2.5, latency=latency_record(Sketch(0.01).add(0.25))
+        replace(snapshot, paused_partitions=2), interval=2.5, latency=latency_record(Sketch(0.01).add(0.25))
     )
     assert (paused.paused_partitions, paused.interval_ms) == (2, 2500)
     assert paused.latency is not None and latency_sketch(paused.latency).quantile(0.5) == pytest.approx(
