@@ -82,8 +82,11 @@ def test_the_demo_runs_a_supervisor_system_feeds_it_cases_says_how_to_follow_one
 
         fed = re.search(r"cases: (\d+) started over [0-9.]+ s; (\d+) completed, 0 failed, 0 unfinished", out)
         assert fed and int(fed[1]) == int(fed[2]) == SECONDS * RATE, out
-        for agent in ("triage", "plan", "research", "synthesise"):  # the summary of `streams monitor --once`
-            assert re.search(rf"^{prefix}\.{agent}\s+ok\s+1/1", out, re.MULTILINE), out
+        # The summary of `streams monitor --once`: each agent up with its one worker. Not necessarily
+        # `ok`: heartbeats count an exactly-once partition's last transaction marker as lag, so lag
+        # grows 0, 1, ... per partition while the first cases pass, which may raise `lag-growing`.
+        for agent in ("triage", "plan", "research", "synthesise"):
+            assert re.search(rf"^{prefix}\.{agent}\s+(ok|alert)\s+1/1\s", out, re.MULTILINE), out
 
         show = re.search(
             r"\S+/streams workflow show agents\.supervisor:app triage (case-[0-9a-f]+-\d+)$", out, re.M
