@@ -1,10 +1,12 @@
 # One task runner for people, CI and docs. Each target is a script under scripts/.
-.PHONY: setup demo test unit stack-up stack-down codegen lint
+.PHONY: setup demo demo-stop test unit stack-up stack-down codegen lint
 
 setup:      ## create .venv and install the package with dev tools
 	scripts/setup
-demo:       ## start the local stack and run the publish/tail demo
+demo:       ## start the stack, a supervisor workflow's workers and the agent watch, feed cases, watch them live
 	scripts/demo
+demo-stop:  ## stop the demo's workers, then the stack if the demo started it
+	scripts/demo stop
 test:       ## lint, type-check and run every test (starts the real broker + registry)
 	scripts/test
 unit:       ## unit tests only (no broker)

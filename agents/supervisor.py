@@ -24,6 +24,7 @@ the worker at any point and restart it, and the case resumes where it was, with 
 from __future__ import annotations
 
 import asyncio
+import os
 
 from streams import App, Context, ExactlyOnce, Retry, Workflow
 from streams.events import TaskCompleted, TaskRequested, TaskStatus
@@ -99,4 +100,5 @@ def build(name: str = "supervisor") -> App:
     return app
 
 
-app = build()
+# SUPERVISOR_APP renames it (its topics and consumer groups are <name>.*), so copies can share a cluster.
+app = build(os.environ.get("SUPERVISOR_APP", "supervisor"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -35,6 +36,15 @@ def monitor(
     as_json: Annotated[bool, typer.Option("--json", help="With --once: print the snapshot as JSON.")] = False,
     sort: Annotated[Sort, typer.Option(help="Order of the agents (health: worst first).")] = Sort.health,
     interval: Annotated[float, typer.Option(help="Seconds between screen refreshes.")] = 1.0,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--for",
+            metavar="SECONDS",
+            help="Leave the live view after this long, keeping its last frame on the screen "
+            "(default: until Ctrl-C).",
+        ),
+    ] = None,
     timeout: Annotated[
         float, typer.Option(help="With --once: seconds to read the topics to their end before giving up.")
     ] = 30.0,
@@ -54,7 +64,7 @@ def monitor(
     ] = None,
 ) -> None:
     """Every agent's instances, throughput, handler latency, lag, errors, dead letters, workflow runs
-    and open alerts, refreshed every second until Ctrl-C.
+    and open alerts, refreshed every second until Ctrl-C (or for --for SECONDS).
 
     It reads what the agent watch writes (run it with `streams run agents.watch:app`), from the
     cluster KAFKA_BOOTSTRAP_SERVERS names. An agent is shown down when none of its workers has sent a
@@ -62,8 +72,10 @@ def monitor(
     """
     if as_json and not once:
         raise ConfigError("--json prints one snapshot: use it with --once")
-    if not interval > 0 or not timeout > 0:
-        raise ConfigError("--interval and --timeout must be positive numbers of seconds")
+    if not interval > 0 or not timeout > 0 or (duration is not None and not duration > 0):
+        raise ConfigError("--interval, --timeout and --for must be positive numbers of seconds")
+    if once and duration is not None:
+        raise ConfigError("--for bounds the live view: --once prints one snapshot at once")
     if not once and not console.is_terminal:
         raise ConfigError("the live view needs a terminal; in scripts use --once (with --json for JSON)")
     watch = WatchSettings()
@@ -79,7 +91,7 @@ def monitor(
             if once:
                 _once(reader, sort, as_json, timeout)
             else:
-                _live(reader, sort, interval, config.kafka_bootstrap_servers)
+                _live(reader, sort, interval, config.kafka_bootstrap_servers, duration)
     finally:
         schemas.close()
 
@@ -100,7 +112,10 @@ def _once(reader: BoardReader, sort: Sort, as_json: bool, timeout: float) -> Non
     )
 
 
-def _live(reader: BoardReader, sort: Sort, interval: float, cluster: str) -> None:
+def _live(
+    reader: BoardReader, sort: Sort, interval: float, cluster: str, duration: float | None = None
+) -> None:
+    ends = None if duration is None else time.monotonic() + duration
     reader.catch_up(min(5.0, interval * 5))  # a first picture soon, even while a long history loads
     title = f"streams monitor · {cluster}"
     screen = Console()
@@ -112,6 +127,9 @@ def _live(reader: BoardReader, sort: Sort, interval: float, cluster: str) -> Non
         return render(snapshot, width=size.width, height=size.height, title=title + note, sort=sort.value)
 
     with Live(frame(), console=screen, screen=True, auto_refresh=False) as live:
-        while True:
-            reader.poll(interval)
+        while ends is None or (left := ends - time.monotonic()) > 0:
+            reader.poll(interval if ends is None else min(interval, left))
             live.update(frame(), refresh=True)
+    # The live screen is gone with its alternate buffer: a view that ended on its own leaves its last
+    # frame on the ordinary screen, for whoever (or whatever script) ran it for a while.
+    screen.print(frame())

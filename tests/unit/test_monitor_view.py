@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from rich.console import Console
 
 from streams.board import Board, render
 from streams.board.snapshot import Snapshot
+from streams.cli.monitor import Sort, _live
 from streams.events import (
     AgentStatus,
     Alert,
@@ -201,6 +203,10 @@ def test_bad_options_and_an_unreachable_cluster_are_one_line_errors() -> None:
     assert result.returncode == 1 and "the live view needs a terminal" in result.stderr
     result = _streams("monitor", "--once", "--interval", "0")
     assert result.returncode == 1 and "must be positive" in result.stderr
+    result = _streams("monitor", "--for", "0")
+    assert result.returncode == 1 and "must be positive" in result.stderr
+    result = _streams("monitor", "--once", "--for", "5")
+    assert result.returncode == 1 and "--for bounds the live view" in result.stderr
     result = _streams("monitor", "--once", KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9", KAFKA_TIMEOUT="2")
     assert result.returncode == 1, result.stderr
     [line] = result.stderr.strip().splitlines()
@@ -235,3 +241,34 @@ def test_an_engines_open_breakers_come_from_its_live_workers_and_their_alert_joi
     assert row.open_breakers == ["research"] and row.health == "alert"
     assert [a.rule for a in row.alerts] == ["breaker-open"]
     assert json.loads(json.dumps(board.snapshot(NOW).to_json()))["agents"][0]["open_breakers"] == ["research"]
+
+
+class _Reader:
+    """A board reader whose topics hold one agent; it records how long it was asked to read."""
+
+    def __init__(self) -> None:
+        self.board = Board()
+        self.board.status("shop.orders", status("shop.orders", silent=0.0))
+        self.problem: str | None = None
+        self.polls: list[float] = []
+
+    def catch_up(self, timeout: float) -> bool:
+        return True
+
+    def poll(self, seconds: float) -> int:
+        self.polls.append(seconds)
+        time.sleep(seconds)
+        return 0
+
+
+def test_the_live_view_for_a_while_ends_on_time_and_leaves_its_last_frame(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reader = _Reader()
+    began = time.monotonic()
+    _live(reader, Sort.health, 0.2, "127.0.0.1:9092", duration=0.5)  # type: ignore[arg-type]
+    took = time.monotonic() - began
+    assert 0.5 <= took < 1.5, took
+    assert len(reader.polls) == 3 and reader.polls[-1] < 0.2, reader.polls  # the last read is cut short
+    out = capsys.readouterr().out
+    assert "streams monitor · 127.0.0.1:9092" in out and "shop.orders" in out
