@@ -184,6 +184,14 @@ class OffsetTracker:
         received (where the group's position was)."""
         return {tp: state.committed for tp, state in self._partitions.items() if state.committed is not None}
 
+    def settled(self) -> set[TopicPartition]:
+        """The tracked partitions whose every received message is finished and committed."""
+        return {
+            tp
+            for tp, state in self._partitions.items()
+            if not state.pending and state.committed is not None and state.committed == state.position
+        }
+
     def pending(self, topic: str, partition: int) -> int:
         """Unfinished messages of one partition (0 for a partition not tracked)."""
         state = self._partitions.get((topic, partition))

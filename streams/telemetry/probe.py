@@ -137,11 +137,12 @@ class WorkerProbe:
     def _snapshot(self, worker: AgentWorker) -> WorkerSnapshot:
         assigned = worker.assigned_partitions()
         committed = worker.committed_positions()
+        settled = worker.settled_partitions()
         watermarks = self._watermarks.get(worker)
         lag: dict[TP, int] = {}
         if watermarks is not None:
             for tp in assigned:
-                known = partition_lag(watermarks.get(tp), committed.get(tp))
+                known = partition_lag(watermarks.get(tp), committed.get(tp), tp in settled)
                 if known is not None:
                     lag[tp] = known
         return WorkerSnapshot(

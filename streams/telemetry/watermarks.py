@@ -35,6 +35,7 @@ class ReportedOffsets:
     end: int | None
     committed: int | None
     fetch_position: int | None
+    prefetched: int = 0  # messages fetched into the client's queue, not yet given to the worker
 
 
 def _valid(value: Any) -> int | None:
@@ -60,6 +61,7 @@ def partitions_of(stats: Mapping[str, Any]) -> dict[TP, ReportedOffsets]:
                 end=stable if stable is not None else _valid(partition_stats.get("hi_offset")),
                 committed=_valid(partition_stats.get("committed_offset")),
                 fetch_position=_valid(partition_stats.get("next_offset")),
+                prefetched=_valid(partition_stats.get("fetchq_cnt")) or 0,
             )
     return found
 
@@ -71,10 +73,20 @@ def group_joined(stats: Mapping[str, Any]) -> bool:
     return bool(group.get("state") == "up" and group.get("join_state") == "steady")
 
 
-def partition_lag(offsets: ReportedOffsets | None, worker_committed: int | None) -> int | None:
-    """Messages between the group's committed position and the partition's end; None if unknown."""
+def partition_lag(
+    offsets: ReportedOffsets | None, worker_committed: int | None, settled: bool = False
+) -> int | None:
+    """Messages between the group's committed position and the partition's end; None if unknown.
+
+    ``settled``: the worker has finished and committed everything it received from the partition.
+    Then, once the client has fetched up to the end and holds nothing fetched back, what lies between
+    the commit and the end are control records (an exactly-once producer's transaction markers, one
+    after each transaction): no work, so no lag, though the committed position stays before them."""
     if offsets is None or offsets.end is None:
         return None
+    fetched_all = offsets.fetch_position is not None and offsets.fetch_position >= offsets.end
+    if settled and fetched_all and not offsets.prefetched:
+        return 0
     known = [p for p in (offsets.committed, worker_committed) if p is not None]
     position = max(known) if known else offsets.fetch_position
     if position is None:

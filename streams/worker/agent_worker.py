@@ -310,6 +310,15 @@ class AgentWorker:
         """The error that stopped (or is stopping) this worker, if any."""
         return self._failure
 
+    def settled_partitions(self) -> set[TP]:
+        """The owned partitions with nothing received that is unfinished or uncommitted (none received
+        at all, or every one finished and committed)."""
+        if self._processor is None:
+            return set(self._assigned)
+        offsets = self._processor.offsets
+        untouched = self._assigned - set(offsets.partitions())
+        return untouched | (offsets.settled() & self._assigned)
+
     def committed_positions(self) -> dict[TP, int]:
         """Per owned partition that has received messages: the position last committed (next offset
         to read); before the first commit, the first offset received, which is where the group was."""

@@ -83,8 +83,8 @@ def test_the_demo_runs_a_supervisor_system_feeds_it_cases_says_how_to_follow_one
         fed = re.search(r"cases: (\d+) started over [0-9.]+ s; (\d+) completed, 0 failed, 0 unfinished", out)
         assert fed and int(fed[1]) == int(fed[2]) == SECONDS * RATE, out
         # The summary of `streams monitor --once`: each agent up with its one worker. Not necessarily
-        # `ok`: heartbeats count an exactly-once partition's last transaction marker as lag, so lag
-        # grows 0, 1, ... per partition while the first cases pass, which may raise `lag-growing`.
+        # `ok`: on a loaded machine a specialist's lag may really grow for a few beats while the
+        # cases pass, which raises `lag-growing`.
         for agent in ("triage", "plan", "research", "legal", "analytics", "synthesise"):
             assert re.search(rf"^{prefix}\.{agent}\s+(ok|alert)\s+1/1\s", out, re.MULTILINE), out
 

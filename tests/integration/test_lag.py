@@ -93,8 +93,18 @@ async def test_a_caught_up_exactly_once_group_has_no_lag(
             )
         producer.commit_transaction(15)
     group = app.agents["audit"].group_id
-    async with running(app, telemetry=QUIET):
+    beats = TelemetryConfig(heartbeat_interval=0.5, lag_interval=0.2, heartbeat_topic=f"{app.name}.beats")
+    async with running(app, telemetry=beats) as runner:
         await eventually(lambda: len(handled) == 12, what="every message handled")
+
+        def worker_lag() -> dict[int, int]:
+            [snapshot] = runner.telemetry.probe.snapshots_now()
+            return {partition: lag for (_, partition), lag in snapshot.lag.items()}
+
+        # What the worker itself reports (heartbeats, metrics): the markers are no work either.
+        await eventually(
+            lambda: worker_lag() == {0: 0, 1: 0}, within=30, what="no lag in the worker's figures"
+        )
     # Stopping drained and committed everything.
 
     shown = cli("lag", "--group", group)

@@ -98,6 +98,25 @@ def test_lag_is_end_minus_the_committed_position(
     assert partition_lag(offsets, worker_committed) == lag
 
 
+@pytest.mark.parametrize(
+    ("offsets", "lag"),
+    [
+        # Settled after a transaction: its marker sits at 100, the end is past it, and the fetch
+        # position with it: no work left, so no lag, though the commit stays at 100.
+        (ReportedOffsets(end=101, committed=100, fetch_position=101), 0),
+        # Six transactions' markers later, still nothing to do.
+        (ReportedOffsets(end=106, committed=100, fetch_position=106), 0),
+        # Fetched up to the end but some of it still in the client's queue: real lag.
+        (ReportedOffsets(end=106, committed=100, fetch_position=106, prefetched=3), 6),
+        # Not fetched up to the end yet: what is beyond may be records.
+        (ReportedOffsets(end=106, committed=100, fetch_position=101), 6),
+    ],
+)
+def test_a_settled_partition_has_no_lag_once_fetched_to_its_end(offsets: ReportedOffsets, lag: int) -> None:
+    assert partition_lag(offsets, 100, settled=True) == lag
+    assert partition_lag(offsets, 100) == offsets.end - 100, "unsettled: as before"
+
+
 def test_watermarks_keep_the_latest_report_and_pass_it_on() -> None:
     forwarded: list[str] = []
     watermarks = Watermarks(chained=forwarded.append)

@@ -219,3 +219,18 @@ def test_received_tells_a_refetched_offset_from_a_new_one() -> None:
     assert tracker.received(T, 0, 5)
     assert not tracker.received(T, 0, 6)
     assert not tracker.received(T, 1, 0)
+
+
+def test_a_partition_is_settled_once_everything_received_is_finished_and_committed() -> None:
+    tracker = OffsetTracker()
+    for offset in (10, 11):
+        tracker.track("t", 0, offset)
+    tracker.track("t", 1, 5)
+    assert tracker.settled() == set()
+    tracker.done("t", 0, 10)
+    tracker.done("t", 0, 11)
+    assert tracker.settled() == set(), "finished, not committed"
+    tracker.mark_committed(tracker.committable())
+    assert tracker.settled() == {("t", 0)}, "partition 1 still has offset 5 unfinished"
+    tracker.track("t", 0, 12)
+    assert tracker.settled() == set()
