@@ -15,6 +15,9 @@ from streams.serde.record import Record
 
 __all__ = [
     'AbsenceState',
+    'AccountBalance',
+    'AccountEvent',
+    'AccountEventKind',
     'AgentHeartbeat',
     'AgentStatus',
     'Alert',
@@ -82,6 +85,56 @@ class AbsenceState(Record):
         default_factory=dict,
         description="The latest record's labels, for the alert that reports the series silent.",
     )
+
+
+class AccountBalance(Record):
+    """An account's state derived from its events: what replaying them up to `version` gives."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'AccountBalance',
+     'namespace': 'streams.orchestration',
+     'doc': "An account's state derived from its events: what replaying them up to `version` "
+            'gives.',
+     'fields': [{'name': 'account', 'type': 'string'},
+                {'name': 'balance', 'type': 'long', 'default': 0, 'doc': 'In cents.'},
+                {'name': 'version',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': "How many of the account's events were applied."}]}
+
+    account: str
+    balance: int = Field(default=0, description='In cents.')
+    version: int = Field(default=0, description="How many of the account's events were applied.")
+
+
+class AccountEventKind(StrEnum):
+    OPENED = 'OPENED'
+    DEPOSITED = 'DEPOSITED'
+    WITHDRAWN = 'WITHDRAWN'
+
+
+class AccountEvent(Record):
+    """A fact about an account in its event log (keyed by account), the source of its balance."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'AccountEvent',
+     'namespace': 'streams.orchestration',
+     'doc': 'A fact about an account in its event log (keyed by account), the source of its '
+            'balance.',
+     'fields': [{'name': 'account', 'type': 'string'},
+                {'name': 'kind',
+                 'type': {'type': 'enum',
+                          'name': 'AccountEventKind',
+                          'symbols': ['OPENED', 'DEPOSITED', 'WITHDRAWN']}},
+                {'name': 'amount', 'type': 'long', 'default': 0, 'doc': 'In cents; 0 for OPENED.'},
+                {'name': 'at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'},
+                 'doc': 'When it happened.'}]}
+
+    account: str
+    kind: AccountEventKind
+    amount: int = Field(default=0, description='In cents; 0 for OPENED.')
+    at: datetime = Field(description='When it happened.')
 
 
 class WorkerState(StrEnum):

@@ -3,16 +3,20 @@ each runs as its docstring says, under an app name of its own, in worker tasks o
 
 from __future__ import annotations
 
+import logging
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from agents import resilient_calls
-from streams import App, Client, Settings
+from agents import event_sourcing, resilient_calls
+from streams import App, Client, Publisher, Settings
 from streams.admin import TopicAdmin
-from streams.events import TaskRequested, TaskStatus
+from streams.events import AccountBalance, AccountEvent, AccountEventKind, TaskRequested, TaskStatus
 from streams.serde.registry import ConfluentRegistry
-from tests.integration._agents import running
+from streams.state_query import read_table
+from tests.integration._agents import eventually, running
 
 pytestmark = pytest.mark.integration
 
@@ -62,3 +66,42 @@ async def test_resilient_calls_degrade_and_fall_back(settings: Settings, registr
             TaskStatus.SUCCEEDED,
             "short answer to 'refund status' [2 sources]",
         )
+
+
+async def test_event_sourcing_resumes_from_its_checkpoint_and_a_new_projection_replays_the_log(
+    settings: Settings, registry: ConfluentRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = _unique("ledger")
+    live = _ready(event_sourcing.build(name), settings, registry)
+    live.settings = settings.model_copy(update={"streams_state_dir": tmp_path})
+    events, balances = live.topics[f"{name}.events"], live.tables["balances"]
+    kinds = [AccountEventKind.DEPOSITED, AccountEventKind.WITHDRAWN]
+    history = [
+        AccountEvent(account=f"a{i % 4}", kind=kinds[i % 2], amount=i, at=datetime.now(UTC))
+        for i in range(60)
+    ]
+
+    def publish(batch: list[AccountEvent]) -> None:
+        with Publisher(settings, registry) as publisher:
+            for event in batch:
+                publisher.publish(events, event, key=event.account)
+
+    async def project(app: App, agent: str, expected: int) -> dict[str, AccountBalance]:
+        async with running(app) as runner:
+            stats = runner.workers[0].stats
+            await eventually(lambda: stats.processed >= expected, within=30, what=f"{expected} events")
+        assert stats.processed == expected, "no event handled twice"
+        table = read_table(settings, registry, app.agents[agent], balances, timeout=30)
+        return {str(row.key): row.value for row in table.rows()}
+
+    publish(history[:40])
+    assert await project(live, "balances", 40) == event_sourcing.replay(history[:40])
+    publish(history[40:])
+    with caplog.at_level(logging.INFO, logger="streams.worker"):
+        # Restarted: only the 20 new events are handled, on top of the state its checkpoints kept.
+        assert await project(live, "balances", 20) == event_sourcing.replay(history)
+    assert "(local checkpoint)" in caplog.text and "(full restore)" not in caplog.text
+
+    rebuilt = _ready(event_sourcing.build(name, projection="balances-rebuilt"), settings, registry)
+    rebuilt.settings = live.settings
+    assert await project(rebuilt, "balances-rebuilt", 60) == event_sourcing.replay(history)
