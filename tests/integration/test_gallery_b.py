@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from agents import event_sourcing, resilient_calls
+from agents import event_sourcing, resilient_calls, shared_state
 from streams import App, Client, Publisher, Settings
 from streams.admin import TopicAdmin
-from streams.events import AccountBalance, AccountEvent, AccountEventKind, TaskRequested, TaskStatus
+from streams.events import (
+    AccountBalance,
+    AccountEvent,
+    AccountEventKind,
+    CaseUpdate,
+    TaskRequested,
+    TaskStatus,
+)
 from streams.serde.registry import ConfluentRegistry
 from streams.state_query import read_table
 from tests.integration._agents import eventually, running
@@ -105,3 +112,36 @@ async def test_event_sourcing_resumes_from_its_checkpoint_and_a_new_projection_r
     rebuilt = _ready(event_sourcing.build(name, projection="balances-rebuilt"), settings, registry)
     rebuilt.settings = live.settings
     assert await project(rebuilt, "balances-rebuilt", 60) == event_sourcing.replay(history)
+
+
+async def test_shared_state_applies_every_update_once_and_resolves_conflicts(
+    settings: Settings, registry: ConfluentRegistry
+) -> None:
+    app = _ready(shared_state.build(_unique("cases")), settings, registry)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    updates = [  # 4 writers on 5 cases; each writer's clock runs ahead of the previous update's
+        CaseUpdate(
+            case_id=f"c{i % 5}",
+            writer=f"w{i % 4}",
+            status=f"s{i}",
+            notes=[f"n{i}"],
+            written_at=start + timedelta(seconds=i),
+        )
+        for i in range(200)
+    ]
+    stale = CaseUpdate(case_id="c0", writer="late", status="stale", notes=["late"], written_at=start)
+    with Publisher(settings, registry) as publisher:
+        for update in [*updates, stale]:
+            publisher.publish(app.topics[f"{app.name}.updates"], update, key=update.case_id)
+    async with running(app) as runner:
+        stats = runner.workers[0].stats
+        await eventually(lambda: stats.processed >= 201, within=30, what="201 updates")
+    assert stats.processed == 201
+    table = read_table(settings, registry, app.agents["case-file"], app.tables["files"], timeout=30)
+    files = {str(row.key): row.value for row in table.rows()}
+    assert {case: file.updates for case, file in files.items()} == {
+        "c0": 41,
+        **{f"c{k}": 40 for k in range(1, 5)},
+    }
+    assert [files[f"c{k}"].status for k in range(5)] == ["s195", "s196", "s197", "s198", "s199"]
+    assert files["c0"].notes == sorted(["late", *(f"n{i}" for i in range(0, 200, 5))])
