@@ -3,6 +3,7 @@ each runs as its docstring says, under an app name of its own, in worker tasks o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import event_sourcing, resilient_calls, shared_state
+from agents import caching_batching, event_sourcing, resilient_calls, shared_state
 from streams import App, Client, Publisher, Settings
 from streams.admin import TopicAdmin
 from streams.events import (
@@ -145,3 +146,24 @@ async def test_shared_state_applies_every_update_once_and_resolves_conflicts(
     }
     assert [files[f"c{k}"].status for k in range(5)] == ["s195", "s196", "s197", "s198", "s199"]
     assert files["c0"].notes == sorted(["late", *(f"n{i}" for i in range(0, 200, 5))])
+
+
+async def test_caching_batching_serves_lookups_from_the_cache_and_batches_model_calls(
+    settings: Settings, registry: ConfluentRegistry
+) -> None:
+    batcher = caching_batching.Batcher(caching_batching.embed_model)
+    app = _ready(caching_batching.build(_unique("profiles"), batcher), settings, registry)
+    async with running(app) as runner, Client(app, registry=registry) as client:
+
+        async def profile(i: int) -> str:
+            case = TaskRequested(task_id=f"c{i}", capability="profile", payload=f"acme: refund {i} is late")
+            done = await client.result("profile", await client.start("profile", case), timeout=60)
+            return done.result or ""
+
+        assert await profile(0) == "acme (founded 1904): refund:62 0:48 is:26 late:34"
+        results = await asyncio.gather(*(profile(i) for i in range(1, 10)))
+        assert all(r.startswith(f"acme (founded 1904): refund:62 {i}:") for i, r in enumerate(results, 1))
+        stats = {worker.agent.name: worker.stats for worker in runner.workers}
+        assert stats["lookup"].processed == 1, "every later run's lookup came from the cache"
+        assert stats["embed"].processed == sum(batcher.batches) == 40
+        assert len(batcher.batches) < 20, f"requests grouped into model calls: {batcher.batches}"
