@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import caching_batching, event_sourcing, resilient_calls, shared_state
+from agents import caching_batching, event_sourcing, market, resilient_calls, shared_state
 from streams import App, Client, Publisher, Settings
 from streams.admin import TopicAdmin
 from streams.events import (
@@ -167,3 +167,22 @@ async def test_caching_batching_serves_lookups_from_the_cache_and_batches_model_
         assert stats["lookup"].processed == 1, "every later run's lookup came from the cache"
         assert stats["embed"].processed == sum(batcher.batches) == 40
         assert len(batcher.batches) < 20, f"requests grouped into model calls: {batcher.batches}"
+
+
+async def test_market_awards_each_task_to_the_lowest_bid_within_the_deadline(
+    settings: Settings, registry: ConfluentRegistry
+) -> None:
+    app = _ready(market.build(_unique("market")), settings, registry)
+    async with running(app) as runner, Client(app, registry=registry) as client:
+
+        async def auction(task_id: str, words: int) -> str:
+            task = TaskRequested(task_id=task_id, capability="auction", payload=" ".join(["word"] * words))
+            done = await client.result("auction", await client.start("auction", task), timeout=60)
+            return done.result or ""
+
+        short, long = await asyncio.gather(auction("short", 2), auction("long", 8))
+        stats = {worker.agent.name: worker.stats for worker in runner.workers}
+        # edge, the cheapest, quotes after 5 s: past the 1-s window, so it neither wins nor works.
+        assert short == "gpu at 6 of 2 bids: WORD WORD (by gpu)"
+        assert long.startswith("cpu at 18 of 2 bids: WORD WORD")
+        assert (stats["do-gpu"].processed, stats["do-cpu"].processed, stats["do-edge"].processed) == (1, 1, 0)
