@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import caching_batching, event_sourcing, market, resilient_calls, shared_state
+from agents import caching_batching, event_sourcing, market, peer_review, resilient_calls, shared_state
 from streams import App, Client, Publisher, Settings
 from streams.admin import TopicAdmin
 from streams.events import (
@@ -186,3 +186,27 @@ async def test_market_awards_each_task_to_the_lowest_bid_within_the_deadline(
         assert short == "gpu at 6 of 2 bids: WORD WORD (by gpu)"
         assert long.startswith("cpu at 18 of 2 bids: WORD WORD")
         assert (stats["do-gpu"].processed, stats["do-cpu"].processed, stats["do-edge"].processed) == (1, 1, 0)
+
+
+async def test_peer_review_keeps_the_best_scored_draft_of_those_in_time(
+    settings: Settings, registry: ConfluentRegistry
+) -> None:
+    app = _ready(peer_review.build(_unique("swarm")), settings, registry)
+    question = "why was the refund late"
+    async with running(app) as runner, Client(app, registry=registry) as client:
+
+        async def review(task_id: str) -> str:
+            case = TaskRequested(task_id=task_id, capability="review", payload=question)
+            done = await client.result("review", await client.start("review", case), timeout=60)
+            return done.result or ""
+
+        results = await asyncio.gather(review("q1"), review("q2"))
+        stats = {worker.agent.name: worker.stats for worker in runner.workers}
+    # slow drafts after 5 s, past the 2-s window: its draft is not scored, and it scores nothing.
+    assert results == [f"thorough (9.0 from 2 peers): {peer_review.draft('thorough', question)}"] * 2
+    assert [stats[f"score-{agent}"].processed for agent in ("terse", "thorough", "wild", "slow")] == [
+        4,
+        4,
+        4,
+        0,
+    ]
