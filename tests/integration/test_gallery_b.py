@@ -6,12 +6,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agents import caching_batching, event_sourcing, market, peer_review, resilient_calls, shared_state
+from agents import (
+    autoscaling,
+    caching_batching,
+    event_sourcing,
+    market,
+    peer_review,
+    resilient_calls,
+    shared_state,
+)
 from streams import App, Client, Publisher, Settings
 from streams.admin import TopicAdmin
 from streams.events import (
@@ -24,7 +34,9 @@ from streams.events import (
 )
 from streams.serde.registry import ConfluentRegistry
 from streams.state_query import read_table
+from streams.telemetry.config import TelemetryConfig
 from tests.integration._agents import eventually, running
+from tests.integration._http import http_get
 
 pytestmark = pytest.mark.integration
 
@@ -210,3 +222,39 @@ async def test_peer_review_keeps_the_best_scored_draft_of_those_in_time(
         4,
         0,
     ]
+
+
+async def test_a_backlog_raises_the_recommended_worker_count_on_metrics_and_in_streams_lag(
+    settings: Settings, registry: ConfluentRegistry, cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    name = _unique("autoscaling")
+    app = _ready(autoscaling.build(name), settings, registry)
+    module = f"scaled_{name[-8:]}"
+    (tmp_path / f"{module}.py").write_text(f"from agents.autoscaling import build\n\napp = build({name!r})\n")
+    await asyncio.to_thread(autoscaling.publish, app, 1500)  # ~35 s of work for one worker
+    config = TelemetryConfig(metrics_port=0, heartbeat_interval=0, lag_interval=0.2, scale_drain_within=10)
+    async with running(app, telemetry=config) as runner:
+        await eventually(lambda: runner.telemetry.server is not None, what="the endpoint to open")
+        server = runner.telemetry.server
+        assert server is not None
+        gauge: list[float] = []
+        deadline = asyncio.get_running_loop().time() + 20
+        while not gauge and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.5)
+            status, text = await asyncio.to_thread(http_get, f"{server.url}/metrics")
+            assert status == 200
+            gauge = [
+                float(line.split()[-1])
+                for line in text.splitlines()
+                if line.startswith("streams_recommended_workers{")
+            ]
+        shown = await asyncio.to_thread(
+            cli, "lag", f"{module}:app", "--recommend", "--over", "1", "--drain-within", "10", cwd=tmp_path
+        )
+    # One worker does at most 50 msg/s; over 1,300 documents wait, to be cleared in 10 s: that alone
+    # needs 3 workers, and no more than the topic's 6 partitions can be used.
+    assert len(gauge) == 1 and 3 <= gauge[0] <= 6, gauge
+    assert shown.returncode == 0, shown.stderr
+    [total] = [line.split("│")[1:-1] for line in shown.stdout.splitlines() if "total" in line]
+    members, recommended = (int(cell.strip()) for cell in total[-2:])
+    assert members == 1 and 3 <= recommended <= 6, shown.stdout
