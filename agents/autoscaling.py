@@ -1,7 +1,7 @@
 """Auto-scaling signals: an agent slower than its input, and the worker count it is recommended.
 
     streams run agents.autoscaling:app --metrics-port 9464     # one worker: about 40 messages/s
-    python -m agents.autoscaling --messages 3000                # a backlog, in another terminal
+    python -m agents.autoscaling --messages 6000                # a backlog, in another terminal
     curl -s localhost:9464/metrics | grep streams_recommended_workers
     streams lag agents.autoscaling:app --recommend              # the same, from the broker's side
 
@@ -9,9 +9,9 @@
 partitions. With a backlog, the recommendation (``streams_recommended_workers{agent="summarise"}`` on
 every worker, the ``recommended`` column of ``streams lag --recommend``) is the workers that would
 keep up with what arrives and clear the backlog within the drain target (60 s;
-``STREAMS_SCALE_DRAIN_WITHIN``, ``--drain-within``), at most 6: run that many
-(``streams run agents.autoscaling:app --workers N``) and watch the lag fall. The rule is in
-docs/telemetry.md ("Scaling signals").
+``STREAMS_SCALE_DRAIN_WITHIN``, ``--drain-within``), at most 6: for 6,000 documents at about 40/s
+per worker, 3. Run that many (``streams run agents.autoscaling:app --workers N``) and watch the lag
+fall. The rule is in docs/telemetry.md ("Scaling signals").
 """
 
 from __future__ import annotations
@@ -52,5 +52,5 @@ def publish(target: App, messages: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Publish a backlog of documents for agents.autoscaling.")
-    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--messages", type=int, default=6000)
     publish(app, parser.parse_args().messages)
