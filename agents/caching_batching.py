@@ -20,6 +20,7 @@ specialist that groups concurrent requests into one model call.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -38,7 +39,8 @@ class Batcher:
         self._run, self._size, self._linger = run, size, linger
         self._waiting: list[tuple[str, asyncio.Future[str]]] = []
         self._flush: asyncio.TimerHandle | None = None
-        self.batches: list[int] = []  # the size of each model call made
+        self._calls: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references
+        self.batches: deque[int] = deque(maxlen=100)  # the sizes of the latest model calls
 
     async def submit(self, item: str) -> str:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -55,17 +57,22 @@ class Batcher:
             self._flush = None
         batch, self._waiting = self._waiting, []
         self.batches.append(len(batch))
-        asyncio.get_running_loop().create_task(self._call(batch))
+        call = asyncio.get_running_loop().create_task(self._call(batch))
+        self._calls.add(call)
+        call.add_done_callback(self._calls.discard)
 
     async def _call(self, batch: list[tuple[str, asyncio.Future[str]]]) -> None:
+        # A handler cancelled meanwhile (its worker shutting down) has stopped waiting: skip it.
         try:
             results = await self._run([item for item, _ in batch])
         except Exception as exc:  # noqa: BLE001 - every request of the batch fails with it
             for _, future in batch:
-                future.set_exception(exc)
+                if not future.done():
+                    future.set_exception(exc)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+            if not future.done():
+                future.set_result(result)
 
 
 async def embed_model(words: list[str]) -> list[str]:

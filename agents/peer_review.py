@@ -76,7 +76,7 @@ def build(name: str = "swarm", swarm: dict[str, float] = SWARM) -> App:
         scored = []
         for i, proposal in enumerate(drafts):
             peers = [d.agent for d in drafts if d.agent != proposal.agent]
-            asks = [
+            reviews = [
                 wf.call(
                     f"score-{peer}",
                     TaskRequested(
@@ -87,10 +87,10 @@ def build(name: str = "swarm", swarm: dict[str, float] = SWARM) -> App:
                 )
                 for peer in peers
             ]
-            scored.append((asks, proposal))
+            scored.append((reviews, proposal))
         means = []
-        for asks, proposal in scored:  # every score was asked for above, so all run in parallel
-            scores = (await wf.gather_within(*asks, timeout=WINDOW, at_least=1)).answered
+        for reviews, proposal in scored:  # every score was asked for above, so all run in parallel
+            scores = (await wf.gather_within(*reviews, timeout=WINDOW, at_least=1)).answered
             means.append((sum(int(s.result or 0) for s in scores) / len(scores), proposal.agent, proposal))
         mean, _, best = min(means, key=lambda m: (-m[0], m[1]))
         return _done(case, "review", f"{best.agent} ({mean:.1f} from {len(drafts) - 1} peers): {best.result}")

@@ -23,7 +23,7 @@ async def test_a_batcher_groups_concurrent_calls_and_answers_each_in_order() -> 
     words = [f"w{i}" for i in range(10)]
     results = await asyncio.gather(*(batcher.submit(word) for word in words))
     assert results == await embed_model(words)
-    assert batcher.batches == [4, 4, 2], "two full batches, then what arrived within the linger"
+    assert list(batcher.batches) == [4, 4, 2], "two full batches, then what arrived within the linger"
 
 
 async def test_a_failed_batch_fails_each_of_its_calls() -> None:
@@ -51,4 +51,4 @@ async def test_lookups_are_cached_and_embeddings_batched() -> None:
         [lookup] = [s for s in journal.steps if s.kind == StepKind.CALL and s.name == "lookup"]
         assert lookup.cached
         assert t.stats("embed").processed == 7
-        assert batcher.batches == [5, 2], "one model call per run's words"
+        assert list(batcher.batches) == [5, 2], "one model call per run's words"
