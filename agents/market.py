@@ -22,7 +22,7 @@ import asyncio
 from streams import App, Context, Workflow
 from streams.events import TaskCompleted, TaskRequested, TaskStatus
 
-BID_WINDOW = 1.0  # seconds the auction waits for bids
+BID_WINDOW = 2.0  # seconds the auction waits for bids
 CONTRACTORS = {"gpu": (0, 3, 0.01), "cpu": (10, 1, 0.01), "edge": (0, 1, 5.0)}  # fee, per word, quote time
 
 

@@ -26,7 +26,7 @@ async def test_the_lowest_bid_in_time_wins_and_does_the_work(words: int, winner:
     app = build()
     async with TestApp(app, _without(list(app.agents), "edge")) as t:  # edge never quotes in time
         run = await t.start("auction", _task("t1", words))
-        await t.advance(1)
+        await t.advance(2)
         assert t.result("auction", run).result.startswith(f"{winner} at {price} of 2 bids: WORD WORD")
         assert t.stats(f"do-{winner}").processed == 1
         assert t.stats("do-gpu").processed + t.stats("do-cpu").processed == 1, "one contractor works"
@@ -43,6 +43,6 @@ async def test_with_no_bid_in_time_the_auction_fails() -> None:
     app = build()
     async with TestApp(app, _without(list(app.agents), "edge", "gpu", "cpu")) as t:
         run = await t.start("auction", _task("t1", 2))
-        await t.advance(1)
+        await t.advance(2)
         with pytest.raises(WorkflowFailed, match="0 of 3 answered in time"):
             t.result("auction", run)
