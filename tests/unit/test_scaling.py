@@ -9,12 +9,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from streams.errors import ConfigError
-from streams.events import WorkerState
 from streams.telemetry.lag import Progress, recommend
 from streams.telemetry.metrics import WorkerCollector
 from streams.telemetry.probe import WorkerProbe, WorkerSnapshot
 from streams.telemetry.scaling import RateMeter, Rates, recommended_workers
 from streams.worker.stats import WorkerStats
+from tests.unit.test_metrics import _snapshot as worker_snapshot
 
 pytestmark = pytest.mark.unit
 
@@ -68,17 +68,11 @@ def test_the_meter_takes_rates_from_what_was_handled_and_how_far_the_ends_moved(
 
 
 def _snapshot(at_total: int, lag: int, end: int, assigned: int = 2, partitions: int = 6) -> WorkerSnapshot:
-    return WorkerSnapshot(
-        agent="a",
-        group_id="app.a",
-        worker_id="w1",
-        state=WorkerState.RUNNING,
+    return worker_snapshot(
+        "a",
         assigned=tuple(("in", p) for p in range(assigned)),
-        in_flight=0,
-        paused=False,
         lag={("in", 0): lag} if assigned else {},
         stats=WorkerStats(processed=at_total - 5, dead_lettered=5),
-        failure=None,
         partitions=partitions,
         ends={("in", p): end // assigned for p in range(assigned)},
     )
