@@ -15,6 +15,9 @@ from streams.serde.record import Record
 
 __all__ = [
     'AbsenceState',
+    'AccountBalance',
+    'AccountEvent',
+    'AccountEventKind',
     'AgentHeartbeat',
     'AgentStatus',
     'Alert',
@@ -27,6 +30,8 @@ __all__ = [
     'BreakerStatus',
     'BufferedSignal',
     'CachedResult',
+    'CaseFile',
+    'CaseUpdate',
     'Detection',
     'EwmaState',
     'HandlerLatency',
@@ -82,6 +87,56 @@ class AbsenceState(Record):
         default_factory=dict,
         description="The latest record's labels, for the alert that reports the series silent.",
     )
+
+
+class AccountBalance(Record):
+    """An account's state derived from its events: what replaying them up to `version` gives."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'AccountBalance',
+     'namespace': 'streams.orchestration',
+     'doc': "An account's state derived from its events: what replaying them up to `version` "
+            'gives.',
+     'fields': [{'name': 'account', 'type': 'string'},
+                {'name': 'balance', 'type': 'long', 'default': 0, 'doc': 'In cents.'},
+                {'name': 'version',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': "How many of the account's events were applied."}]}
+
+    account: str
+    balance: int = Field(default=0, description='In cents.')
+    version: int = Field(default=0, description="How many of the account's events were applied.")
+
+
+class AccountEventKind(StrEnum):
+    OPENED = 'OPENED'
+    DEPOSITED = 'DEPOSITED'
+    WITHDRAWN = 'WITHDRAWN'
+
+
+class AccountEvent(Record):
+    """A fact about an account in its event log (keyed by account), the source of its balance."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'AccountEvent',
+     'namespace': 'streams.orchestration',
+     'doc': 'A fact about an account in its event log (keyed by account), the source of its '
+            'balance.',
+     'fields': [{'name': 'account', 'type': 'string'},
+                {'name': 'kind',
+                 'type': {'type': 'enum',
+                          'name': 'AccountEventKind',
+                          'symbols': ['OPENED', 'DEPOSITED', 'WITHDRAWN']}},
+                {'name': 'amount', 'type': 'long', 'default': 0, 'doc': 'In cents; 0 for OPENED.'},
+                {'name': 'at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'},
+                 'doc': 'When it happened.'}]}
+
+    account: str
+    kind: AccountEventKind
+    amount: int = Field(default=0, description='In cents; 0 for OPENED.')
+    at: datetime = Field(description='When it happened.')
 
 
 class WorkerState(StrEnum):
@@ -579,6 +634,65 @@ class CachedResult(Record):
     result: bytes = Field(description='The output record in the Confluent wire format.')
     stored_at: datetime
     expires_at: datetime
+
+
+class CaseFile(Record):
+    """A case's shared state, merged from every CaseUpdate it received."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'CaseFile',
+     'namespace': 'streams.orchestration',
+     'doc': "A case's shared state, merged from every CaseUpdate it received.",
+     'fields': [{'name': 'case_id', 'type': 'string'},
+                {'name': 'status', 'type': ['null', 'string'], 'default': None},
+                {'name': 'status_by',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'Who wrote the status kept.'},
+                {'name': 'status_at',
+                 'type': ['null', {'type': 'long', 'logicalType': 'timestamp-millis'}],
+                 'default': None},
+                {'name': 'notes',
+                 'type': {'type': 'array', 'items': 'string'},
+                 'default': [],
+                 'doc': 'Every note, sorted.'},
+                {'name': 'updates',
+                 'type': 'long',
+                 'default': 0,
+                 'doc': 'How many updates were merged.'}]}
+
+    case_id: str
+    status: str | None = Field(default=None)
+    status_by: str | None = Field(default=None, description='Who wrote the status kept.')
+    status_at: datetime | None = Field(default=None)
+    notes: list[str] = Field(default_factory=list, description='Every note, sorted.')
+    updates: int = Field(default=0, description='How many updates were merged.')
+
+
+class CaseUpdate(Record):
+    """One agent's change to a shared case file (keyed by case): a new status, notes to add, or both."""
+
+    __avro_schema__: ClassVar[dict[str, Any]] = {'type': 'record',
+     'name': 'CaseUpdate',
+     'namespace': 'streams.orchestration',
+     'doc': "One agent's change to a shared case file (keyed by case): a new status, notes to add, "
+            'or both.',
+     'fields': [{'name': 'case_id', 'type': 'string'},
+                {'name': 'writer', 'type': 'string', 'doc': 'The agent that wrote it.'},
+                {'name': 'status',
+                 'type': ['null', 'string'],
+                 'default': None,
+                 'doc': 'Null: leaves the status as it is.'},
+                {'name': 'notes', 'type': {'type': 'array', 'items': 'string'}, 'default': []},
+                {'name': 'written_at',
+                 'type': {'type': 'long', 'logicalType': 'timestamp-millis'},
+                 'doc': "The writer's clock."}]}
+
+    case_id: str
+    writer: str = Field(description='The agent that wrote it.')
+    status: str | None = Field(default=None, description='Null: leaves the status as it is.')
+    notes: list[str] = Field(default_factory=list)
+    written_at: datetime = Field(description="The writer's clock.")
 
 
 class Detection(Record):

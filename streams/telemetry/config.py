@@ -40,6 +40,13 @@ class TelemetryConfig(BaseSettings):
         "consumer lag is computed from",
     )
 
+    scale_drain_within: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds within which the recommended worker count (streams_recommended_workers) "
+        "should clear an agent's lag",
+    )
+
     @property
     def metrics_enabled(self) -> bool:
         return self.metrics_port is not None

@@ -30,6 +30,7 @@ from confluent_kafka.admin import OffsetSpec
 
 from streams.config import Settings
 from streams.errors import TopicError, TransportError
+from streams.telemetry.scaling import Rates, recommended_workers
 from streams.transport import clients
 
 TP = tuple[str, int]
@@ -56,6 +57,38 @@ class PartitionLag:
         return self.committed is None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A group at one moment (monotonic seconds): its positions and its partitions' ends, summed."""
+
+    at: float
+    position: int
+    end: int
+    partitions: int
+
+
+def recommend(
+    before: Progress, after: Progress, lag: int, members: int, drain_within: float
+) -> tuple[Rates, int | None]:
+    """A group's rates between two readings and the workers it needs (:mod:`streams.telemetry.scaling`):
+    its members share what it handled equally. Rates count offsets, so commit markers on a topic
+    written in transactions count as messages."""
+    span = max(after.at - before.at, 1e-9)
+    rates = Rates(
+        incoming=max(0, after.end - before.end) / span,
+        handled=max(0, after.position - before.position) / span,
+    )
+    per_worker = rates.handled / members if members else 0.0
+    workers = recommended_workers(
+        incoming=rates.incoming,
+        per_worker=per_worker,
+        lag=lag,
+        partitions=after.partitions,
+        drain_within=drain_within,
+    )
+    return rates, workers
+
+
 class LagReader:
     """Reads committed offsets and partition ends with one admin client."""
 
@@ -70,8 +103,49 @@ class LagReader:
         With topics named for a group, every partition of those topics is listed (committed or not);
         with None, the partitions the group has committed offsets for.
         """
+        committed, wanted, positions, ends = self._positions(groups)
+        behind = {(tp, position) for (_, tp), position in positions.items() if position < ends[tp]}
+        readable = self._first_readable(behind, ends)
+        rows: list[PartitionLag] = []
+        for group in sorted(wanted):
+            for tp in sorted(wanted[group]):
+                position, end = positions[(group, tp)], ends[tp]
+                first = readable.get((tp, position), end) if position < end else end
+                rows.append(PartitionLag(group, tp[0], tp[1], committed[group].get(tp), end, end - first))
+        return rows
+
+    def progress(self, groups: Mapping[str, Sequence[str] | None]) -> dict[str, Progress]:
+        """Each group's position and its partitions' ends, summed, now (read twice, they give rates)."""
+        _, wanted, positions, ends = self._positions(groups)
+        at = time.monotonic()
+        return {
+            group: Progress(
+                at, sum(positions[(group, tp)] for tp in tps), sum(ends[tp] for tp in tps), len(tps)
+            )
+            for group, tps in wanted.items()
+        }
+
+    def members(self, groups: Iterable[str]) -> dict[str, int]:
+        """How many consumers each group has now (workers of an agent: one per process)."""
+        names = list(groups)
+        if not names:
+            return {}
+        futures = self._admin.describe_consumer_groups(names, request_timeout=self._timeout)
+        found: dict[str, int] = {}
+        for group, future in futures.items():
+            try:
+                found[group] = len(future.result(timeout=self._timeout).members or [])
+            except KafkaException as exc:
+                raise TransportError(f"cannot describe consumer group {group}: {exc.args[0]}") from exc
+        return found
+
+    def _positions(
+        self, groups: Mapping[str, Sequence[str] | None]
+    ) -> tuple[dict[str, dict[TP, int]], dict[str, set[TP]], dict[tuple[str, TP], int], dict[TP, int]]:
+        """Committed offsets and wanted partitions per group, where each group would read next, and
+        the partitions' ends."""
         committed = {group: self._committed(group) for group in groups}
-        wanted: dict[str, set[tuple[str, int]]] = {}
+        wanted: dict[str, set[TP]] = {}
         for group, topics in groups.items():
             if topics is None:
                 wanted[group] = set(committed[group])
@@ -86,15 +160,7 @@ class LagReader:
             for group, tps in wanted.items()
             for tp in tps
         }
-        behind = {(tp, position) for (_, tp), position in positions.items() if position < ends[tp]}
-        readable = self._first_readable(behind, ends)
-        rows: list[PartitionLag] = []
-        for group in sorted(wanted):
-            for tp in sorted(wanted[group]):
-                position, end = positions[(group, tp)], ends[tp]
-                first = readable.get((tp, position), end) if position < end else end
-                rows.append(PartitionLag(group, tp[0], tp[1], committed[group].get(tp), end, end - first))
-        return rows
+        return committed, wanted, positions, ends
 
     def _committed(self, group: str) -> dict[tuple[str, int], int]:
         """The group's committed positions; an unknown group simply has none."""

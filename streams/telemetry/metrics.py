@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -22,6 +22,7 @@ from streams.headers import Headers
 from streams.middleware import CallNext, Middleware
 from streams.telemetry.export import ExportStats, export_stats
 from streams.telemetry.probe import ProbeUnavailable, WorkerProbe, WorkerSnapshot
+from streams.telemetry.scaling import DEFAULT_DRAIN_WITHIN, RateMeter, recommended_workers
 from streams.workflows.breaker import BreakerStats
 from streams.workflows.cache import CacheStats
 
@@ -114,10 +115,22 @@ _TOTALS: tuple[tuple[str, str, str], ...] = (
 
 
 class WorkerCollector(Collector):
-    """Reads every worker through a :class:`WorkerProbe` at scrape time."""
+    """Reads every worker through a :class:`WorkerProbe` at scrape time.
 
-    def __init__(self, probe: WorkerProbe) -> None:
+    The recommended worker count compares each scrape with earlier ones (:class:`RateMeter`), so it
+    appears from the second scrape at least a second after the first; ``drain_within`` is the
+    scaling rule's target for clearing a backlog (:mod:`streams.telemetry.scaling`)."""
+
+    def __init__(
+        self,
+        probe: WorkerProbe,
+        drain_within: float = DEFAULT_DRAIN_WITHIN,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._probe = probe
+        self._drain_within = drain_within
+        self._clock = clock
+        self._rates = RateMeter()
 
     def describe(self) -> Iterable[Metric]:
         # Without describe(), registering would call collect(), i.e. probe workers that may not run yet.
@@ -177,6 +190,39 @@ class WorkerCollector(Collector):
             for (topic, partition), value in sorted(snapshot.lag.items()):
                 lag.add_metric([snapshot.agent, topic, str(partition)], value)
         yield from (in_flight, assigned, paused, lag)
+        recommended = GaugeMetricFamily(
+            "streams_recommended_workers",
+            "Workers the agent needs to keep up and clear its lag within the drain target, judged from "
+            "this worker's partitions, lag and throughput (docs/telemetry.md, scaling signals).",
+            labels=["agent"],
+        )
+        now = self._clock()
+        for snapshot in snapshots:
+            workers = self._recommend(snapshot, now)
+            if workers is not None:
+                recommended.add_metric([snapshot.agent], workers)
+        yield recommended
+
+    def _recommend(self, snapshot: WorkerSnapshot, now: float) -> int | None:
+        rates = self._rates.observe(
+            (snapshot.agent, snapshot.worker_id),
+            now,
+            handled=snapshot.finished,
+            end=sum(snapshot.ends.values()),
+            basis=tuple(sorted(snapshot.ends)),
+        )
+        owned = len(snapshot.assigned)
+        if rates is None or owned == 0 or snapshot.partitions == 0:
+            return None
+        # This worker's partitions stand for the topic's: the others are assumed as busy as its own.
+        scale = snapshot.partitions / owned
+        return recommended_workers(
+            incoming=rates.incoming * scale,
+            per_worker=rates.handled,
+            lag=round(snapshot.total_lag * scale),
+            partitions=snapshot.partitions,
+            drain_within=self._drain_within,
+        )
 
 
 class CacheCollector(Collector):

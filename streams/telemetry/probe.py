@@ -11,7 +11,7 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from streams.events import WorkerState
 from streams.telemetry.watermarks import Watermarks, partition_lag
@@ -40,10 +40,19 @@ class WorkerSnapshot:
     stats: WorkerStats
     failure: str | None
     open_breakers: tuple[str, ...] = ()  # a workflow engine's breakers not CLOSED (BreakerStats.open_in)
+    partitions: int = 0  # of the agent's topic, as declared (0: unknown)
+    ends: Mapping[TP, int] = field(default_factory=dict)  # owned partitions' ends, where reported
 
     @property
     def total_lag(self) -> int:
         return sum(self.lag.values())
+
+    @property
+    def finished(self) -> int:
+        """Messages done with, whichever way: handled, dead-lettered, or skipped as duplicates or
+        expired; each moved the committed position on."""
+        stats = self.stats
+        return stats.processed + stats.dead_lettered + stats.duplicates + stats.expired
 
     @property
     def errors(self) -> int:
@@ -140,11 +149,20 @@ class WorkerProbe:
         settled = worker.settled_partitions()
         watermarks = self._watermarks.get(worker)
         lag: dict[TP, int] = {}
+        ends: dict[TP, int] = {}
         if watermarks is not None:
             for tp in assigned:
-                known = partition_lag(watermarks.get(tp), committed.get(tp), tp in settled)
+                reported = watermarks.get(tp)
+                known = partition_lag(
+                    reported,
+                    committed.get(tp),
+                    settled=tp in settled,
+                    from_start=worker.agent.start == "earliest",
+                )
                 if known is not None:
                     lag[tp] = known
+                if reported is not None and reported.end is not None:
+                    ends[tp] = reported.end
         return WorkerSnapshot(
             agent=worker.agent.name,
             group_id=worker.agent.group_id,
@@ -157,4 +175,6 @@ class WorkerProbe:
             stats=replace(worker.stats),
             failure=self._failure(worker),
             open_breakers=_open_breakers(worker, assigned),
+            partitions=worker.agent.topic.partitions,
+            ends=ends,
         )

@@ -114,7 +114,7 @@ class ProcessTelemetry:
         watermarks = {w: self._watermarks[w.agent.name] for w in workers if w.agent.name in self._watermarks}
         self._probe = WorkerProbe(workers, watermarks)
         if self.config.metrics_enabled:
-            self.registry.register(WorkerCollector(self._probe))
+            self.registry.register(WorkerCollector(self._probe, self.config.scale_drain_within))
             engines = {
                 w.agent.name: w.agent.handler for w in workers if isinstance(w.agent.handler, WorkflowEngine)
             }

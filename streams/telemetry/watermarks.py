@@ -10,7 +10,10 @@ Lag of a partition = its end (last stable offset, which is what read_committed c
 the high watermark when there is none) minus the group's committed position. The committed position
 is the higher of what librdkafka saw committed and what the worker itself committed, because
 exactly-once workers commit through the producer's transaction, which librdkafka's consumer never
-sees. A partition nothing was ever committed for falls back to its fetch position.
+sees. A partition nothing was ever committed for, that the worker has received nothing from either,
+is where the group starts: its first offset (the low watermark) for an agent that starts at the
+earliest message, else its fetch position. (The fetch position alone would call a partition whose
+messages sit prefetched, held back while the worker catches up elsewhere, caught up.)
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class ReportedOffsets:
     committed: int | None
     fetch_position: int | None
     prefetched: int = 0  # messages fetched into the client's queue, not yet given to the worker
+    start: int | None = None  # the low watermark: the partition's first offset
 
 
 def _valid(value: Any) -> int | None:
@@ -62,6 +66,7 @@ def partitions_of(stats: Mapping[str, Any]) -> dict[TP, ReportedOffsets]:
                 committed=_valid(partition_stats.get("committed_offset")),
                 fetch_position=_valid(partition_stats.get("next_offset")),
                 prefetched=_valid(partition_stats.get("fetchq_cnt")) or 0,
+                start=_valid(partition_stats.get("lo_offset")),
             )
     return found
 
@@ -74,21 +79,26 @@ def group_joined(stats: Mapping[str, Any]) -> bool:
 
 
 def partition_lag(
-    offsets: ReportedOffsets | None, worker_committed: int | None, settled: bool = False
+    offsets: ReportedOffsets | None,
+    worker_committed: int | None,
+    settled: bool = False,
+    from_start: bool = False,
 ) -> int | None:
     """Messages between the group's committed position and the partition's end; None if unknown.
 
     ``settled``: the worker has finished and committed everything it received from the partition.
     Then, once the client has fetched up to the end and holds nothing fetched back, what lies between
     the commit and the end are control records (an exactly-once producer's transaction markers, one
-    after each transaction): no work, so no lag, though the committed position stays before them."""
+    after each transaction): no work, so no lag, though the committed position stays before them.
+    ``from_start``: with nothing committed, the group reads from the partition's first offset."""
     if offsets is None or offsets.end is None:
         return None
     fetched_all = offsets.fetch_position is not None and offsets.fetch_position >= offsets.end
     if settled and fetched_all and not offsets.prefetched:
         return 0
     known = [p for p in (offsets.committed, worker_committed) if p is not None]
-    position = max(known) if known else offsets.fetch_position
+    starts_at = offsets.start if from_start and offsets.start is not None else offsets.fetch_position
+    position = max(known) if known else starts_at
     if position is None:
         return None
     # A commit can run ahead of a statistics report taken just before it: never report negative lag.

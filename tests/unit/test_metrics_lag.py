@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -56,7 +57,9 @@ def test_statistics_give_end_committed_and_fetch_position_per_partition() -> Non
     report = _stats(
         {
             "tasks": [
-                _partition(0, hi_offset=120, ls_offset=118, committed_offset=100, next_offset=110),
+                _partition(
+                    0, hi_offset=120, ls_offset=118, committed_offset=100, next_offset=110, lo_offset=7
+                ),
                 _partition(1, hi_offset=50, ls_offset=-1, committed_offset=-1001, next_offset=-1001),
                 _partition(-1, hi_offset=999),  # librdkafka's internal unassigned-partition queue
             ]
@@ -64,9 +67,9 @@ def test_statistics_give_end_committed_and_fetch_position_per_partition() -> Non
     )
     assert parse_statistics(report) == {
         # The last stable offset is the end a read_committed consumer can reach.
-        ("tasks", 0): ReportedOffsets(end=118, committed=100, fetch_position=110),
+        ("tasks", 0): ReportedOffsets(end=118, committed=100, fetch_position=110, start=7),
         # Without one, the high watermark; logical offsets (-1001) are "unknown".
-        ("tasks", 1): ReportedOffsets(end=50, committed=None, fetch_position=None),
+        ("tasks", 1): ReportedOffsets(end=50, committed=None, fetch_position=None, start=0),
     }
 
 
@@ -117,16 +120,25 @@ def test_a_settled_partition_has_no_lag_once_fetched_to_its_end(offsets: Reporte
     assert partition_lag(offsets, 100) == offsets.end - 100, "unsettled: as before"
 
 
+def test_with_nothing_committed_an_agent_reading_from_the_start_has_the_whole_partition_ahead() -> None:
+    # Everything prefetched (fetch position at the end), nothing handed over or committed yet.
+    prefetched = ReportedOffsets(end=250, committed=None, fetch_position=250, start=10)
+    assert partition_lag(prefetched, None, from_start=True) == 240
+    assert partition_lag(prefetched, None) == 0, "an agent starting at the latest offset starts at the end"
+    assert partition_lag(prefetched, 100, from_start=True) == 150, "what it received or committed counts"
+    assert partition_lag(replace(prefetched, start=None), None, from_start=True) == 0
+
+
 def test_watermarks_keep_the_latest_report_and_pass_it_on() -> None:
     forwarded: list[str] = []
     watermarks = Watermarks(chained=forwarded.append)
     first = _stats({"t": [_partition(0, hi_offset=5, ls_offset=5, committed_offset=2)]})
     second = _stats({"t": [_partition(1, hi_offset=9, ls_offset=9, committed_offset=9)]})
     watermarks.on_statistics(first)
-    assert watermarks.get(("t", 0)) == ReportedOffsets(end=5, committed=2, fetch_position=None)
+    assert watermarks.get(("t", 0)) == ReportedOffsets(end=5, committed=2, fetch_position=None, start=0)
     watermarks.on_statistics(second)
     assert watermarks.get(("t", 0)) is None, "a partition missing from the newest report is gone"
-    assert watermarks.get(("t", 1)) == ReportedOffsets(end=9, committed=9, fetch_position=None)
+    assert watermarks.get(("t", 1)) == ReportedOffsets(end=9, committed=9, fetch_position=None, start=0)
     assert forwarded == [first, second]
     assert watermarks.reports == 2
 
