@@ -38,7 +38,7 @@ class ReportedOffsets:
     end: int | None
     committed: int | None
     fetch_position: int | None
-    prefetched: int = 0  # messages fetched into the client's queue, not yet given to the worker
+    app_position: int | None = None  # the next offset the client gives the worker (past control records)
     start: int | None = None  # the low watermark: the partition's first offset
 
 
@@ -65,7 +65,7 @@ def partitions_of(stats: Mapping[str, Any]) -> dict[TP, ReportedOffsets]:
                 end=stable if stable is not None else _valid(partition_stats.get("hi_offset")),
                 committed=_valid(partition_stats.get("committed_offset")),
                 fetch_position=_valid(partition_stats.get("next_offset")),
-                prefetched=_valid(partition_stats.get("fetchq_cnt")) or 0,
+                app_position=_valid(partition_stats.get("app_offset")),
                 start=_valid(partition_stats.get("lo_offset")),
             )
     return found
@@ -86,16 +86,16 @@ def partition_lag(
 ) -> int | None:
     """Messages between the group's committed position and the partition's end; None if unknown.
 
-    ``settled``: the worker has finished and committed everything it received from the partition.
-    Then, once the client has fetched up to the end and holds nothing fetched back, what lies between
-    the commit and the end are control records (an exactly-once producer's transaction markers, one
-    after each transaction): no work, so no lag, though the committed position stays before them.
+    ``settled``: the worker has finished and committed everything it received from the partition, so
+    what is left is what the client has not given it yet: from the client's position to the end. That
+    position moves past control records (an exactly-once producer's transaction marker after each
+    transaction), which the committed position stays before: an idle exactly-once partition has no lag.
     ``from_start``: with nothing committed, the group reads from the partition's first offset."""
     if offsets is None or offsets.end is None:
         return None
-    fetched_all = offsets.fetch_position is not None and offsets.fetch_position >= offsets.end
-    if settled and fetched_all and not offsets.prefetched:
-        return 0
+    if settled and offsets.app_position is not None:
+        given = max(p for p in (offsets.app_position, offsets.committed, worker_committed) if p is not None)
+        return max(0, offsets.end - given)
     known = [p for p in (offsets.committed, worker_committed) if p is not None]
     starts_at = offsets.start if from_start and offsets.start is not None else offsets.fetch_position
     position = max(known) if known else starts_at

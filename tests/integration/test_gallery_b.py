@@ -40,6 +40,8 @@ from streams.telemetry.config import TelemetryConfig
 from tests.integration._agents import eventually, running
 from tests.integration._http import http_get
 
+ROOT = Path(__file__).resolve().parents[2]
+
 pytestmark = pytest.mark.integration
 
 
@@ -262,7 +264,16 @@ async def test_a_backlog_raises_the_recommended_worker_count_on_metrics_and_in_s
                 if line.startswith("streams_recommended_workers{")
             ]
         shown = await asyncio.to_thread(
-            cli, "lag", f"{module}:app", "--recommend", "--over", "1", "--drain-within", "10", cwd=tmp_path
+            cli,
+            "lag",
+            f"{module}:app",
+            "--recommend",
+            "--over",
+            "1",
+            "--drain-within",
+            "10",
+            cwd=tmp_path,
+            extra_env={"PYTHONPATH": str(ROOT)},  # the module imports agents.autoscaling from the repository
         )
     # One worker does at most 50 msg/s; over 1,300 documents wait, to be cleared in 10 s: that alone
     # needs 3 workers, and no more than the topic's 6 partitions can be used.

@@ -104,20 +104,22 @@ def test_lag_is_end_minus_the_committed_position(
 @pytest.mark.parametrize(
     ("offsets", "lag"),
     [
-        # Settled after a transaction: its marker sits at 100, the end is past it, and the fetch
-        # position with it: no work left, so no lag, though the commit stays at 100.
-        (ReportedOffsets(end=101, committed=100, fetch_position=101), 0),
+        # Settled after a transaction: its marker sits at 100, the client's position is past it (101),
+        # and so is the end: no work left, though the commit stays at 100.
+        (ReportedOffsets(end=101, committed=100, fetch_position=101, app_position=101), 0),
         # Six transactions' markers later, still nothing to do.
-        (ReportedOffsets(end=106, committed=100, fetch_position=106), 0),
-        # Fetched up to the end but some of it still in the client's queue: real lag.
-        (ReportedOffsets(end=106, committed=100, fetch_position=106, prefetched=3), 6),
-        # Not fetched up to the end yet: what is beyond may be records.
-        (ReportedOffsets(end=106, committed=100, fetch_position=101), 6),
+        (ReportedOffsets(end=106, committed=100, fetch_position=106, app_position=106), 0),
+        # Fetched up to the end, but three of them not given to the worker yet: real lag.
+        (ReportedOffsets(end=106, committed=100, fetch_position=106, app_position=103), 3),
+        # Nothing given to the worker yet (no position reported): as an unsettled partition.
+        (ReportedOffsets(end=106, committed=100, fetch_position=106), 6),
     ],
 )
-def test_a_settled_partition_has_no_lag_once_fetched_to_its_end(offsets: ReportedOffsets, lag: int) -> None:
+def test_a_settled_partition_lags_by_what_the_client_has_not_given_the_worker(
+    offsets: ReportedOffsets, lag: int
+) -> None:
     assert partition_lag(offsets, 100, settled=True) == lag
-    assert partition_lag(offsets, 100) == offsets.end - 100, "unsettled: as before"
+    assert partition_lag(offsets, 100) == (offsets.end or 0) - 100, "unsettled: from the committed position"
 
 
 def test_with_nothing_committed_an_agent_reading_from_the_start_has_the_whole_partition_ahead() -> None:
