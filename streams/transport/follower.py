@@ -34,30 +34,44 @@ class TopicFollower:
 
     def start(self, since_ms: int | None = None) -> None:
         """Blocking: position every partition at its current end (or at its first record written at or
-        after ``since_ms``), then follow on a thread."""
-        timeout = self._settings.kafka_timeout
-        try:
-            metadata = self._consumer.list_topics(self._topic, timeout=timeout)
-            found = metadata.topics.get(self._topic)
-            if found is None or found.error is not None or not found.partitions:
-                raise TopicError(f"topic {self._topic} does not exist; create it with `streams topics apply`")
-            ends = []
-            for partition in sorted(found.partitions):
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self._topic, partition), timeout=timeout
-                )
-                ends.append(TopicPartition(self._topic, partition, high))
-            if since_ms is not None:
-                wanted = [TopicPartition(tp.topic, tp.partition, since_ms) for tp in ends]
-                found_at = self._consumer.offsets_for_times(wanted, timeout=timeout)
-                ends = [
-                    tp if at.offset < 0 else at  # nothing written since: start at the end
-                    for tp, at in zip(ends, found_at, strict=True)
-                ]
-        except KafkaException as exc:
-            raise TransportError(f"cannot reach {self._topic}: {exc.args[0].str()}", retriable=True) from exc
+        after ``since_ms``), then follow on a thread. A topic created a moment ago may have no leader
+        yet: retriable errors are tried again for up to ``kafka_timeout`` seconds."""
+        deadline = time.monotonic() + self._settings.kafka_timeout
+        while True:
+            try:
+                ends = self._ends(since_ms)
+                break
+            except KafkaException as exc:
+                error = exc.args[0]
+                if not error.retriable() or time.monotonic() >= deadline:
+                    raise TransportError(
+                        f"cannot reach {self._topic}: {error.str()}", retriable=True
+                    ) from exc
+                log.debug("positioning on %s: %s; trying again", self._topic, error.str())
+                time.sleep(0.2)
         self._consumer.assign(ends)
         self._thread.start()
+
+    def _ends(self, since_ms: int | None) -> list[TopicPartition]:
+        timeout = self._settings.kafka_timeout
+        metadata = self._consumer.list_topics(self._topic, timeout=timeout)
+        found = metadata.topics.get(self._topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise TopicError(f"topic {self._topic} does not exist; create it with `streams topics apply`")
+        ends = []
+        for partition in sorted(found.partitions):
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(self._topic, partition), timeout=timeout
+            )
+            ends.append(TopicPartition(self._topic, partition, high))
+        if since_ms is not None:
+            wanted = [TopicPartition(tp.topic, tp.partition, since_ms) for tp in ends]
+            found_at = self._consumer.offsets_for_times(wanted, timeout=timeout)
+            ends = [
+                tp if at.offset < 0 else at  # nothing written since: start at the end
+                for tp, at in zip(ends, found_at, strict=True)
+            ]
+        return ends
 
     def _follow(self) -> None:
         while not self._stopped.is_set():
