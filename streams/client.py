@@ -67,7 +67,10 @@ class Client:
 
     async def __aenter__(self) -> Client:
         self._loop = asyncio.get_running_loop()
-        self._sender = clients.async_producer(self._settings, client_id=f"streams-client-{self._id[:8]}")
+        # No linger: a caller awaits each send, so a batch waiting to fill is only latency.
+        self._sender = clients.async_producer(
+            self._settings, client_id=f"streams-client-{self._id[:8]}", linger_ms=0
+        )
         if self._app.specialists:
             follower = TopicFollower(self._settings, self._app.replies_topic().name, self._on_record)
             await asyncio.to_thread(follower.start)
