@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from confluent_kafka import KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from streams.config import Settings
 from streams.errors import TopicError, TransportError
@@ -19,6 +19,17 @@ from streams.transport import clients
 from streams.transport.records import consume_available
 
 log = logging.getLogger("streams.client")
+
+# What a partition created a moment ago answers until its leader is elected (librdkafka does not
+# always flag these retriable on an offsets query).
+_NO_LEADER_YET = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+    }
+)
 
 
 class TopicFollower:
@@ -43,7 +54,8 @@ class TopicFollower:
                 break
             except KafkaException as exc:
                 error = exc.args[0]
-                if not error.retriable() or time.monotonic() >= deadline:
+                transient = error.retriable() or error.code() in _NO_LEADER_YET
+                if not transient or time.monotonic() >= deadline:
                     raise TransportError(
                         f"cannot reach {self._topic}: {error.str()}", retriable=True
                     ) from exc

@@ -18,9 +18,12 @@ pytestmark = pytest.mark.unit
 
 
 class FakeConsumer:
-    def __init__(self, failures: int, retriable: bool = True) -> None:
+    def __init__(
+        self, failures: int, retriable: bool = True, code: int = KafkaError.NOT_LEADER_FOR_PARTITION
+    ) -> None:
         self.failures = failures
         self.retriable = retriable
+        self.code = code
         self.assigned: list[TopicPartition] = []
 
     def list_topics(self, topic: str, timeout: float) -> Any:
@@ -29,7 +32,7 @@ class FakeConsumer:
     def get_watermark_offsets(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
         if self.failures:
             self.failures -= 1
-            error = KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION, "not leader", retriable=self.retriable)
+            error = KafkaError(self.code, "not leader", retriable=self.retriable)
             raise KafkaException(error)
         return 0, 10 + tp.partition
 
@@ -48,8 +51,11 @@ def _follower(monkeypatch: pytest.MonkeyPatch, consumer: FakeConsumer) -> TopicF
     return TopicFollower(Settings(kafka_timeout=2), "fresh", lambda message: None)
 
 
-def test_a_partition_without_a_leader_yet_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    consumer = FakeConsumer(failures=3)
+@pytest.mark.parametrize("flagged", [True, False], ids=["flagged-retriable", "not-flagged"])
+def test_a_partition_without_a_leader_yet_is_tried_again(
+    monkeypatch: pytest.MonkeyPatch, flagged: bool
+) -> None:
+    consumer = FakeConsumer(failures=3, retriable=flagged)
     follower = _follower(monkeypatch, consumer)
     follower.start()
     try:
@@ -60,6 +66,8 @@ def test_a_partition_without_a_leader_yet_is_tried_again(monkeypatch: pytest.Mon
 
 def test_a_lasting_or_final_error_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(TransportError, match="cannot reach fresh: not leader"):
-        _follower(monkeypatch, FakeConsumer(failures=1, retriable=False)).start()
+        _follower(
+            monkeypatch, FakeConsumer(failures=1, retriable=False, code=KafkaError.TOPIC_AUTHORIZATION_FAILED)
+        ).start()
     with pytest.raises(TransportError, match="cannot reach fresh"):
         _follower(monkeypatch, FakeConsumer(failures=1_000)).start()  # past kafka_timeout
