@@ -70,7 +70,9 @@ def _count_through_stops(
         tmp_path,
         app_ref="tests.chaos.table_app:app",
         agents=("count",),
-        extra_env={"CHAOS_HANDLER_SLEEP": "0.02", **env},
+        # 32 handlers of 50 ms: at most 640 inputs/s, so a run of 20,000 lasts long enough for each
+        # stop to land mid-way though checking the group's progress takes a moment.
+        extra_env={"CHAOS_HANDLER_SLEEP": "0.05", **env},
     )
     total = pipeline.publish(KEYS, per_key, shuffled=True)
     reader = CommittedReader(settings, registry, f"{pipeline.prefix}.out")
@@ -84,8 +86,13 @@ def _count_through_stops(
             assert not dead, f"a worker exited with {dead[0].returncode}:\n{pipeline.logs()}"
             assert time.monotonic() - started < DEADLINE, f"stuck waiting for {what}:\n{pipeline.logs()}"
 
-    def committed() -> int:
-        return pipeline.committed_input("count")
+    progress = [0]
+
+    def reached(target: int) -> bool:
+        # One query per check (each takes a moment), and the stop is judged on the value that
+        # satisfied it: the worker moves on meanwhile, and a second query could find it done.
+        progress[0] = pipeline.committed_input("count")
+        return progress[0] >= target
 
     try:
         worker = pipeline.start_worker()
@@ -96,8 +103,8 @@ def _count_through_stops(
             pipeline.wait_until_assigned(worker)
             floor = seen_at_stop[-1] if seen_at_stop else 0
             target = max(int(total * (i + 1) / (len(stops) + 1)), floor + total // 20)
-            wait_for(lambda target=target: committed() >= target, f"{target} inputs committed")
-            seen_at_stop.append(committed())
+            wait_for(lambda target=target: reached(target), f"{target} inputs committed")
+            seen_at_stop.append(progress[0])
             if stop == "kill":
                 pipeline.kill_9(worker)
             else:
