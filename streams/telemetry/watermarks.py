@@ -13,7 +13,9 @@ exactly-once workers commit through the producer's transaction, which librdkafka
 sees. A partition nothing was ever committed for, that the worker has received nothing from either,
 is where the group starts: its first offset (the low watermark) for an agent that starts at the
 earliest message, else its fetch position. (The fetch position alone would call a partition whose
-messages sit prefetched, held back while the worker catches up elsewhere, caught up.)
+messages sit prefetched, held back while the worker catches up elsewhere, caught up.) A partition
+whose every received message the worker has finished and committed counts from the client's position
+as well, which moves past transaction markers where the committed position stays before them.
 """
 
 from __future__ import annotations
@@ -93,10 +95,9 @@ def partition_lag(
     ``from_start``: with nothing committed, the group reads from the partition's first offset."""
     if offsets is None or offsets.end is None:
         return None
-    if settled and offsets.app_position is not None:
-        given = max(p for p in (offsets.app_position, offsets.committed, worker_committed) if p is not None)
-        return max(0, offsets.end - given)
     known = [p for p in (offsets.committed, worker_committed) if p is not None]
+    if settled and offsets.app_position is not None:
+        known.append(offsets.app_position)
     starts_at = offsets.start if from_start and offsets.start is not None else offsets.fetch_position
     position = max(known) if known else starts_at
     if position is None:
