@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from confluent_kafka import Message
 
@@ -40,6 +40,8 @@ from streams.workflows.messages import ENDINGS, cancel_event, result_of, signal_
 
 log = logging.getLogger("streams.client")
 
+T = TypeVar("T")
+
 
 class Client:
     """Calls the specialists and starts the workflows an app declares. Open it once and share it: each
@@ -62,7 +64,7 @@ class Client:
         self._workflow_followers: dict[str, asyncio.Future[TopicFollower]] = {}
         # Sends on the loop, each awaited until the broker has it: no thread hop, no flush of others'.
         self._sender: AsyncProducer | None = None
-        self._ready: set[str] = set()  # topics whose existence and schema id are known
+        self._ready: dict[str, asyncio.Future[None]] = {}  # topics whose metadata and schema id are known
         self._stop_loads: Callable[[], None] | None = None
 
     async def __aenter__(self) -> Client:
@@ -115,10 +117,8 @@ class Client:
         called before anything can answer it. Raises TransportError if it cannot be delivered."""
         if self._sender is None:
             raise ConfigError("use the Client inside `async with Client(app) as client:`")
-        if topic.name not in self._ready:
-            # Blocking, once per topic: the topic's metadata and the schema's id from the registry.
-            await asyncio.to_thread(lambda: self._publisher.encoder(topic).schema_id)
-            self._ready.add(topic.name)
+        # Blocking, once per topic: the topic's metadata and the schema's id from the registry.
+        await _once(self._ready, topic.name, lambda: asyncio.to_thread(self._look_up, topic))
         event = self._publisher.prepare(
             topic, value, key=key, correlation_id=correlation_id, extra_headers=extra_headers
         )
@@ -259,18 +259,11 @@ class Client:
     async def _follow(self, workflow: str) -> WorkflowDefinition:
         """The workflow's definition, with its event topic followed from now on."""
         definition = self._definition(workflow)
-        started = self._workflow_followers.get(workflow)
-        if started is None:
-            started = self._workflow_followers[workflow] = asyncio.ensure_future(
-                self._start_follower(definition.events.name)
-            )
-        try:
-            await asyncio.shield(started)
-        except Exception:
-            if self._workflow_followers.get(workflow) is started:
-                del self._workflow_followers[workflow]  # the next call tries again
-            raise
+        await _once(self._workflow_followers, workflow, lambda: self._start_follower(definition.events.name))
         return definition
+
+    def _look_up(self, topic: Topic[Any]) -> None:
+        _ = self._publisher.encoder(topic).schema_id
 
     async def _start_follower(self, topic: str) -> TopicFollower:
         follower = TopicFollower(self._settings, topic, self._on_workflow_event)
@@ -318,6 +311,20 @@ class Client:
         waiting = self._waiting.get(reply.request_id or "")
         if waiting is not None and not waiting.done():
             waiting.set_result(reply)
+
+
+async def _once(started: dict[str, asyncio.Future[T]], key: str, start: Callable[[], Awaitable[T]]) -> T:
+    """``start()`` once per ``key``, however many calls ask at once: each awaits the one run. A run
+    that failed is forgotten, so the next call tries again."""
+    future = started.get(key)
+    if future is None:
+        future = started[key] = asyncio.ensure_future(start())
+    try:
+        return await asyncio.shield(future)
+    except Exception:
+        if started.get(key) is future:
+            del started[key]
+        raise
 
 
 def _now_ms() -> int:
