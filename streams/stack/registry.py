@@ -103,22 +103,27 @@ def _get_json(url: str) -> dict[str, str]:
 
 
 def set_global_compatibility(
-    base_url: str, level: str = DEFAULT_COMPATIBILITY, *, settle_seconds: float = 30.0
+    base_url: str,
+    level: str = DEFAULT_COMPATIBILITY,
+    *,
+    settle_seconds: float = 30.0,
+    request_timeout: float = 10.0,
 ) -> None:
     """Make every subject default to ``level`` (Apicurio's own default is no rule at all).
 
     On a restart the registry answers before it has replayed its journal: it then takes the PUT for a
-    creation of a rule the journal already holds and refuses it (409). Once the replay catches up the
-    rule reads back, or the PUT succeeds as an update; until ``settle_seconds`` pass, try again."""
+    creation of a rule the journal already holds and refuses it (409), or holds it unanswered until
+    the replay is done (no answer within ``request_timeout``). Once the replay catches up the rule
+    reads back, or the PUT succeeds as an update; until ``settle_seconds`` pass, try again."""
     url = base_url + CCOMPAT_PATH + "/config"
     deadline = time.monotonic() + settle_seconds
     while True:
-        status = _request("PUT", url, {"compatibility": level}, timeout=10.0)
+        status = _request("PUT", url, {"compatibility": level}, timeout=request_timeout)
         if status == 200:
             return
-        if status == 409 and _get_json(url).get("compatibilityLevel") == level:
+        if status in (0, 409) and _get_json(url).get("compatibilityLevel") == level:
             return
-        if status != 409 or time.monotonic() >= deadline:
+        if status not in (0, 409) or time.monotonic() >= deadline:
             raise StackError(
                 f"registry refused to set global compatibility {level} (HTTP {status or 'error'})"
             )

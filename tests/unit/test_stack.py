@@ -498,6 +498,7 @@ class _ReplayingRegistry(BaseHTTPRequestHandler):
     requests = 0
     replayed_after = 3
     level = "BACKWARD"
+    stalls = 0  # PUTs held unanswered past the client's timeout, as while the journal loads
 
     def _answer(self, status: int, body: dict[str, str]) -> None:
         type(self).requests += 1
@@ -509,6 +510,9 @@ class _ReplayingRegistry(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
+        if type(self).stalls:
+            type(self).stalls -= 1
+            time.sleep(0.5)
         self._answer(409, {"message": "A rule named 'COMPATIBILITY' already exists."})
 
     def do_GET(self) -> None:
@@ -522,6 +526,7 @@ class _ReplayingRegistry(BaseHTTPRequestHandler):
 @pytest.fixture
 def replaying_registry() -> Iterator[str]:
     _ReplayingRegistry.requests = 0
+    _ReplayingRegistry.stalls = 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), _ReplayingRegistry)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -533,6 +538,16 @@ def replaying_registry() -> Iterator[str]:
 def test_global_compatibility_waits_out_the_journal_replay_of_a_restart(replaying_registry: str) -> None:
     registry.set_global_compatibility(replaying_registry, "BACKWARD", settle_seconds=10.0)
     assert _ReplayingRegistry.requests >= 3  # refused, then read back once replayed
+
+
+def test_global_compatibility_waits_out_a_registry_that_does_not_answer_while_loading(
+    replaying_registry: str,
+) -> None:
+    _ReplayingRegistry.stalls = 2
+    registry.set_global_compatibility(
+        replaying_registry, "BACKWARD", settle_seconds=10.0, request_timeout=0.2
+    )
+    assert _ReplayingRegistry.stalls == 0, "it asked again after the unanswered PUTs"
 
 
 def test_global_compatibility_refused_for_good_is_an_error(replaying_registry: str) -> None:
