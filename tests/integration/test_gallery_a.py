@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,20 +17,15 @@ from typing import Any
 
 import pytest
 
-from streams import App, Client, Publisher, Settings, WorkflowFailed
-from streams.admin import TopicAdmin
+from streams import Client, Publisher, Settings, WorkflowFailed
 from streams.events import TaskRequested, TaskStatus
 from streams.serde.registry import ConfluentRegistry
 from streams.tail import TailedMessage, tail
-from tests.integration._agents import running
+from tests.integration._agents import on_cluster, running, unique
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _name(pattern: str) -> str:
-    return f"{pattern}-{uuid.uuid4().hex[:8]}"
 
 
 async def _read(
@@ -43,13 +37,6 @@ async def _read(
         return list(tail(settings, registry, topic, from_beginning=True, limit=count, idle_timeout=within))
 
     return await asyncio.to_thread(read)
-
-
-def _prepared(app: App, settings: Settings, registry: ConfluentRegistry) -> App:
-    """``app`` pointed at the test's cluster, its topics created, so a test can publish at once."""
-    app.settings = settings
-    TopicAdmin(settings, registry).apply(list(app.topics.values()))
-    return app
 
 
 def _publish(settings: Settings, topic: Any, values: list[tuple[str, Any]]) -> None:
@@ -93,8 +80,8 @@ async def test_doc_pipeline_runs_its_stages_in_sequence_and_dead_letters_bad_inp
 ) -> None:
     from agents.doc_pipeline import Document, build
 
-    name = _name("docs")
-    app = _prepared(build(name), settings, registry)
+    name = unique("docs")
+    app = on_cluster(build(name), settings, registry)
     async with running(app):
         good = Document(doc_id="good", source="<p>Acme Bank raised its rates.</p>")
         _publish(
@@ -113,7 +100,7 @@ async def test_scatter_gather_answers_with_a_quorum_naming_failed_and_late_shard
 ) -> None:
     from agents.scatter_gather import build
 
-    app = _prepared(build(_name("shards"), timeout=3.0, cold_latency=4.0), settings, registry)
+    app = on_cluster(build(unique("shards"), timeout=3.0, cold_latency=4.0), settings, registry)
     async with running(app), Client(app, registry=registry) as client:
         query_id = await client.start(
             "search", TaskRequested(task_id="q", capability="search", payload="kafka")
@@ -129,7 +116,7 @@ async def test_supervisor_delegates_subtasks_to_specialists_running_in_another_w
 ) -> None:
     from agents.supervisor import build
 
-    app = _prepared(build(_name("supervisor")), settings, registry)
+    app = on_cluster(build(unique("supervisor")), settings, registry)
     elsewhere = ["legal", "analytics"]
     here = [name for name in app.agents if name not in elsewhere]
     async with (
@@ -150,8 +137,8 @@ async def test_pubsub_agent_attached_from_the_cli_catches_up_from_the_time_it_is
 ) -> None:
     from agents.pubsub import Article, build
 
-    name = _name("news")
-    app = _prepared(build(name), settings, registry)
+    name = unique("news")
+    app = on_cluster(build(name), settings, registry)
     articles = app.topics[f"{name}.articles"]
 
     def batch(first: int, count: int) -> list[tuple[str, Any]]:
@@ -182,8 +169,8 @@ async def test_batch_pipeline_gathers_items_enriched_in_parallel_back_into_their
 ) -> None:
     from agents.batch_pipeline import Batch, build
 
-    name = _name("batches")
-    app = _prepared(build(name), settings, registry)
+    name = unique("batches")
+    app = on_cluster(build(name), settings, registry)
     batches = [Batch(batch_id=f"b{b}", items=[f"item {b} {i}" for i in range(8)]) for b in range(2)]
     async with running(app) as runner:
         _publish(settings, app.topics[f"{name}.in"], [(batch.batch_id, batch) for batch in batches])
@@ -204,8 +191,8 @@ async def test_workflow_spec_runs_a_planned_spec_and_one_given_as_json_from_the_
 ) -> None:
     from agents.workflow_spec import build
 
-    name = _name("specs")
-    app = _prepared(build(name), settings, registry)
+    name = unique("specs")
+    app = on_cluster(build(name), settings, registry)
     (tmp_path / "spec_app.py").write_text(f"from agents.workflow_spec import build\napp = build({name!r})\n")
     spec = {
         "spec_id": "s1",
@@ -242,7 +229,7 @@ async def test_saga_undoes_the_bookings_made_newest_first_when_one_fails(
 ) -> None:
     from agents.saga import build
 
-    app = _prepared(build(_name("trips")), settings, registry)
+    app = on_cluster(build(unique("trips")), settings, registry)
     async with running(app), Client(app, registry=registry) as client:
         trip = await client.start("trip", TaskRequested(task_id="t", capability="trip", payload="Reykjavik"))
         with pytest.raises(WorkflowFailed, match="no car available in Reykjavik"):

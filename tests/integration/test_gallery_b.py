@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ from agents import (
     shared_state,
 )
 from streams import App, Client, Publisher, Settings
-from streams.admin import TopicAdmin
 from streams.events import (
     AccountBalance,
     AccountEvent,
@@ -33,11 +30,10 @@ from streams.events import (
     TaskRequested,
     TaskStatus,
 )
-from streams.runner import AgentRunner
 from streams.serde.registry import ConfluentRegistry
 from streams.state_query import read_table
 from streams.telemetry.config import TelemetryConfig
-from tests.integration._agents import eventually, running
+from tests.integration._agents import eventually, on_cluster, running, serving, unique
 from tests.integration._http import http_get
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,34 +41,13 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _ready(app: App, settings: Settings, registry: ConfluentRegistry) -> App:
-    app.settings = settings
-    TopicAdmin(settings, registry).apply(list(app.topics.values()))
-    return app
-
-
-@asynccontextmanager
-async def _serving(app: App) -> AsyncIterator[AgentRunner]:
-    """The app's agents running, each with its partitions: a workflow's deadlines start with its first
-    step, and must not be spent waiting for a specialist to join its group."""
-    async with running(app) as runner:
-        await eventually(
-            lambda: all(w.assigned_partitions() for w in runner.workers), what="every agent assigned"
-        )
-        yield runner
-
-
 def _case(task_id: str, payload: str) -> TaskRequested:
     return TaskRequested(task_id=task_id, capability="answer", payload=payload)
 
 
 async def test_resilient_calls_degrade_and_fall_back(settings: Settings, registry: ConfluentRegistry) -> None:
-    app = _ready(resilient_calls.build(_unique("resilient")), settings, registry)
-    async with _serving(app), Client(app, registry=registry) as client:
+    app = on_cluster(resilient_calls.build(unique("resilient")), settings, registry)
+    async with serving(app), Client(app, registry=registry) as client:
 
         async def ask(task_id: str, payload: str) -> tuple[TaskStatus, str]:
             run = await client.start("answer", _case(task_id, payload), workflow_id=task_id)
@@ -106,8 +81,8 @@ async def test_resilient_calls_degrade_and_fall_back(settings: Settings, registr
 async def test_event_sourcing_resumes_from_its_checkpoint_and_a_new_projection_replays_the_log(
     settings: Settings, registry: ConfluentRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    name = _unique("ledger")
-    live = _ready(event_sourcing.build(name), settings, registry)
+    name = unique("ledger")
+    live = on_cluster(event_sourcing.build(name), settings, registry)
     live.settings = settings.model_copy(update={"streams_state_dir": tmp_path})
     events, balances = live.topics[f"{name}.events"], live.tables["balances"]
     kinds = [AccountEventKind.DEPOSITED, AccountEventKind.WITHDRAWN]
@@ -137,7 +112,7 @@ async def test_event_sourcing_resumes_from_its_checkpoint_and_a_new_projection_r
         assert await project(live, "balances", 20) == event_sourcing.replay(history)
     assert "(local checkpoint)" in caplog.text and "(full restore)" not in caplog.text
 
-    rebuilt = _ready(event_sourcing.build(name, projection="balances-rebuilt"), settings, registry)
+    rebuilt = on_cluster(event_sourcing.build(name, projection="balances-rebuilt"), settings, registry)
     rebuilt.settings = live.settings
     assert await project(rebuilt, "balances-rebuilt", 60) == event_sourcing.replay(history)
 
@@ -145,7 +120,7 @@ async def test_event_sourcing_resumes_from_its_checkpoint_and_a_new_projection_r
 async def test_shared_state_applies_every_update_once_and_resolves_conflicts(
     settings: Settings, registry: ConfluentRegistry
 ) -> None:
-    app = _ready(shared_state.build(_unique("cases")), settings, registry)
+    app = on_cluster(shared_state.build(unique("cases")), settings, registry)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     updates = [  # 4 writers on 5 cases; each writer's clock runs ahead of the previous update's
         CaseUpdate(
@@ -179,8 +154,8 @@ async def test_caching_batching_serves_lookups_from_the_cache_and_batches_model_
     settings: Settings, registry: ConfluentRegistry
 ) -> None:
     batcher = caching_batching.Batcher(caching_batching.embed_model)
-    app = _ready(caching_batching.build(_unique("profiles"), batcher), settings, registry)
-    async with _serving(app) as runner, Client(app, registry=registry) as client:
+    app = on_cluster(caching_batching.build(unique("profiles"), batcher), settings, registry)
+    async with serving(app) as runner, Client(app, registry=registry) as client:
 
         async def profile(i: int) -> str:
             case = TaskRequested(task_id=f"c{i}", capability="profile", payload=f"acme: refund {i} is late")
@@ -199,8 +174,8 @@ async def test_caching_batching_serves_lookups_from_the_cache_and_batches_model_
 async def test_market_awards_each_task_to_the_lowest_bid_within_the_deadline(
     settings: Settings, registry: ConfluentRegistry
 ) -> None:
-    app = _ready(market.build(_unique("market")), settings, registry)
-    async with _serving(app) as runner, Client(app, registry=registry) as client:
+    app = on_cluster(market.build(unique("market")), settings, registry)
+    async with serving(app) as runner, Client(app, registry=registry) as client:
 
         async def auction(task_id: str, words: int) -> str:
             task = TaskRequested(task_id=task_id, capability="auction", payload=" ".join(["word"] * words))
@@ -218,9 +193,9 @@ async def test_market_awards_each_task_to_the_lowest_bid_within_the_deadline(
 async def test_peer_review_keeps_the_best_scored_draft_of_those_in_time(
     settings: Settings, registry: ConfluentRegistry
 ) -> None:
-    app = _ready(peer_review.build(_unique("swarm")), settings, registry)
+    app = on_cluster(peer_review.build(unique("swarm")), settings, registry)
     question = "why was the refund late"
-    async with _serving(app) as runner, Client(app, registry=registry) as client:
+    async with serving(app) as runner, Client(app, registry=registry) as client:
 
         async def review(task_id: str) -> str:
             case = TaskRequested(task_id=task_id, capability="review", payload=question)
@@ -242,8 +217,8 @@ async def test_peer_review_keeps_the_best_scored_draft_of_those_in_time(
 async def test_a_backlog_raises_the_recommended_worker_count_on_metrics_and_in_streams_lag(
     settings: Settings, registry: ConfluentRegistry, cli: Callable[..., Any], tmp_path: Path
 ) -> None:
-    name = _unique("autoscaling")
-    app = _ready(autoscaling.build(name), settings, registry)
+    name = unique("autoscaling")
+    app = on_cluster(autoscaling.build(name), settings, registry)
     module = f"scaled_{name[-8:]}"
     (tmp_path / f"{module}.py").write_text(f"from agents.autoscaling import build\n\napp = build({name!r})\n")
     await asyncio.to_thread(autoscaling.publish, app, 1500)  # ~35 s of work for one worker

@@ -4,16 +4,14 @@ under an app name of its own, in worker tasks of this process."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
 from agents import handoff_protocol
 from streams import Client, Settings, WorkflowFailed
-from streams.admin import TopicAdmin
 from streams.events import TaskCompleted, TaskRequested
 from streams.serde.registry import ConfluentRegistry
-from tests.integration._agents import eventually, running
+from tests.integration._agents import eventually, on_cluster, serving, unique
 
 pytestmark = pytest.mark.integration
 
@@ -21,12 +19,9 @@ pytestmark = pytest.mark.integration
 async def test_handoff_protocol_answers_refuses_times_out_and_rolls_back(
     settings: Settings, registry: ConfluentRegistry
 ) -> None:
-    app = handoff_protocol.build(f"support-{uuid.uuid4().hex[:8]}")
-    app.settings = settings
-    TopicAdmin(settings, registry).apply(list(app.topics.values()))
-    async with running(app) as runner, Client(app, registry=registry) as client:
-        # Every agent has its partitions before the first case: the step's 2-s timeout starts at once.
-        await eventually(lambda: all(w.assigned_partitions() for w in runner.workers), what="assignments")
+    app = on_cluster(handoff_protocol.build(unique("support")), settings, registry)
+    # Every agent has its partitions before the first case: the step's 2-s timeout starts at once.
+    async with serving(app) as runner, Client(app, registry=registry) as client:
 
         async def support(task_id: str, payload: str) -> TaskCompleted | str:
             case = TaskRequested(task_id=task_id, capability="support", payload=payload)

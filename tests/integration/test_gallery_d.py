@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import uuid
 
 import pytest
 
 from agents import capability_routing
 from streams import Client, Settings
-from streams.admin import TopicAdmin
 from streams.serde.registry import ConfluentRegistry
 from streams.telemetry.config import TelemetryConfig
-from tests.integration._agents import eventually, running
+from tests.integration._agents import eventually, on_cluster, running, unique
 
 pytestmark = pytest.mark.integration
 
@@ -24,9 +22,7 @@ OUTSTANDING = 60  # low calls kept in flight: each pool holds a queue of about 3
 async def test_capability_routing_sends_most_calls_to_the_fast_pool_and_critical_ones_first(
     settings: Settings, registry: ConfluentRegistry
 ) -> None:
-    app = capability_routing.build(f"routing-{uuid.uuid4().hex[:8]}")
-    app.settings = settings
-    TopicAdmin(settings, registry).apply(list(app.topics.values()))
+    app = on_cluster(capability_routing.build(unique("routing")), settings, registry)
     beats = TelemetryConfig(heartbeat_interval=0.3, lag_interval=0.3)  # routing follows the beats
     async with running(app, telemetry=beats), Client(app, registry=registry) as client:
         pools = app.specialists["translate"].pools.values()
