@@ -41,10 +41,12 @@ class Chain:
         await self._call(0, ctx, handler)
 
     async def _call(self, index: int, ctx: Context, handler: CallNext) -> None:
-        if index == len(self._middleware):
-            await handler()
+        middleware = self._middleware
+        if index == len(middleware) - 1:
+            # The innermost one calls the handler itself: one wrapper less on every message.
+            await middleware[index].handle(ctx, handler)
             return
-        await self._middleware[index].handle(ctx, lambda: self._call(index + 1, ctx, handler))
+        await middleware[index].handle(ctx, lambda: self._call(index + 1, ctx, handler))
 
     def on_send(self, ctx: Context, topic: str, headers: Headers) -> Headers:
         for middleware in self._middleware:

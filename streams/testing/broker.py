@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streams.errors import TopicError
+from streams.errors import TopicError, TransportError
 from streams.headers import Headers
 
 TP = tuple[str, int]
@@ -113,6 +113,18 @@ class BrokerSender:
         delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         delivered.set_result(stored)
         return delivered
+
+    async def send_reported(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+        partition: int | None,
+        report: Callable[[TransportError | None], None],
+    ) -> None:
+        self._broker.append(topic, value, key, headers, partition)
+        report(None)
 
 
 class InMemoryIds:

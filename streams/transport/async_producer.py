@@ -1,11 +1,13 @@
 """An asyncio producer with two-phase send: ``await send()`` waits for room in librdkafka's bounded
 queue (never drops, never spins), and returns a future that resolves when the broker acknowledges.
+``await send_reported()`` does the same with a report callback instead of a future (the workers' hot
+path: one callback counts all the outputs of one input).
 
 Delivery reports are served on the event loop itself, by ``poll(0)`` on a short timer while outputs
-await acknowledgement (and a slow one otherwise, for errors): each report settles its future right
-there. A thread of its own blocking in ``poll()`` would take the GIL once per report and wake the loop
-from outside; under load that contention cost more than the sends. Reports served on another thread
-(a transaction's commit flushes on an executor, ``close()`` flushes on the caller's) are handed to the
+await acknowledgement (and a slow one otherwise, for errors): each report is called right there. A
+thread of its own blocking in ``poll()`` would take the GIL once per report and wake the loop from
+outside; under load that contention cost more than the sends. Reports served on another thread (a
+transaction's commit flushes on an executor, ``close()`` flushes on the caller's) are handed to the
 loop in one batch.
 
 Cancelling ``await send()`` before it returns queues nothing; once it has returned, the message is
@@ -23,7 +25,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.errors import TransportError
-from streams.transport.records import produce_error, produce_kwargs
+from streams.transport.records import produce_error
 
 _QUEUE_FULL_WAIT = 0.005
 # While outputs await acknowledgement: how soon the loop asks for their reports. The broker round trip
@@ -32,7 +34,7 @@ _POLL_BUSY = 0.002
 # With nothing outstanding: still serve error and statistics callbacks now and then.
 _POLL_IDLE = 0.25
 
-Report = tuple[asyncio.Future[Message], KafkaError | None, Message]
+Report = tuple[Callable[[TransportError | None], None], KafkaError | None, Message]
 
 
 class AsyncProducer:
@@ -66,23 +68,44 @@ class AsyncProducer:
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
-    ) -> asyncio.Future[Message]:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-            self._loop_thread = threading.get_ident()
-        delivered: asyncio.Future[Message] = loop.create_future()
+    ) -> asyncio.Future[None]:
+        """Queue one message; the future resolves when the broker acknowledges it."""
+        loop = self._loop or self._bind()
+        delivered: asyncio.Future[None] = loop.create_future()
+        await self.send_reported(topic, value, key, headers, partition, _FutureReport(delivered))
+        return delivered
+
+    async def send_reported(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+        partition: int | None,
+        report: Callable[[TransportError | None], None],
+    ) -> None:
+        """Queue one message; ``report`` is called on the loop once the broker has acknowledged it (with
+        None) or given up on it (with the error). Cheaper than :meth:`send` on the hot path: no future,
+        no callback scheduled through the loop, and one ``report`` may count many messages."""
+        if self._loop is None:
+            self._bind()
+        loop_thread = self._loop_thread
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
-            if threading.get_ident() == self._loop_thread:
-                _settle(delivered, error, message)
+            if threading.get_ident() != loop_thread:
+                self._reports.append((report, error, message))
+            elif error is None:
+                report(None)
             else:
-                self._reports.append((delivered, error, message))
+                report(delivery_error(error, message))
 
-        kwargs = produce_kwargs(value, key, headers, partition)
+        # Positional where the client allows it: building keyword arguments cost a third of a send.
+        listed: Any = headers if headers is None or type(headers) is list else list(headers)
         while True:
             try:
-                self._producer.produce(topic, on_delivery=on_delivery, **kwargs)
+                self._producer.produce(
+                    topic, value, key, -1 if partition is None else partition, on_delivery, headers=listed
+                )
                 break
             except BufferError:
                 # The local queue is full: reports served free room as the broker acknowledges.
@@ -92,7 +115,12 @@ class AsyncProducer:
                 raise produce_error(topic, exc) from exc
         if not self._busy:
             self._schedule(_POLL_BUSY)
-        return delivered
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """The first send binds the producer to the running loop: its reports are served there."""
+        loop = self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        return loop
 
     def _schedule(self, delay: float) -> None:
         if self._closed or self._failed or self._loop is None:
@@ -135,19 +163,27 @@ class AsyncProducer:
         return remaining
 
 
-def _settle_all(batch: list[tuple[asyncio.Future[Message], KafkaError | None, Message]]) -> None:
-    for future, error, message in batch:
-        _settle(future, error, message)
+def _settle_all(batch: list[Report]) -> None:
+    for report, error, message in batch:
+        report(None if error is None else delivery_error(error, message))
 
 
-def _settle(future: asyncio.Future[Message], error: KafkaError | None, message: Message) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(message)
-    else:
-        future.set_exception(
-            TransportError(
-                f"delivery to {message.topic()} failed: {error.str()}", retriable=error.retriable()
-            )
-        )
+def delivery_error(error: KafkaError, message: Message) -> TransportError:
+    return TransportError(f"delivery to {message.topic()} failed: {error.str()}", retriable=error.retriable())
+
+
+class _FutureReport:
+    """A report that settles one future (:meth:`AsyncProducer.send`)."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self._future = future
+
+    def __call__(self, error: TransportError | None) -> None:
+        if self._future.done():
+            return
+        if error is None:
+            self._future.set_result(None)
+        else:
+            self._future.set_exception(error)

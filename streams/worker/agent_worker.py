@@ -277,8 +277,10 @@ class AgentWorker:
     def _accept(self, messages: list[Any]) -> None:
         """Loop: one fetched batch. Messages of partitions revoked meanwhile are left to the new owner."""
         assert self._processor is not None
-        items = [WorkItem.of(message) for message in messages]
-        self._processor.accept(item for item in items if (item.topic, item.partition) in self._assigned)
+        assigned = self._assigned
+        self._processor.accept(
+            item for item in map(WorkItem.of, messages) if (item.topic, item.partition) in assigned
+        )
 
     # ----------------------------------------------------------------- observing
     #

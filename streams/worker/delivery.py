@@ -11,11 +11,10 @@ The worker asks the mode instead of branching on the guarantee.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any
 
+from streams.worker.acks import Acks
 from streams.worker.outbox import DirectOutbox, Encoders, HeldOutbox, Output, Sender
 
 TP = tuple[str, int]
@@ -29,21 +28,19 @@ class AtLeastOnceDelivery:
         self._sender = sender
         self._encoders = encoders
 
-    def outbox(self) -> DirectOutbox:
-        return DirectOutbox(self._sender, self._encoders)
+    def outbox(self, acks: Acks) -> DirectOutbox:
+        """For one attempt at an input; ``acks`` spans its attempts: what a failed attempt sent before
+        failing goes out regardless, and the input waits for it too."""
+        return DirectOutbox(self._sender, self._encoders, acks)
 
-    def keep(self, outbox: DirectOutbox | HeldOutbox, tp: TP, offset: int) -> list[asyncio.Future[Any]]:
-        """After a successful attempt: the deliveries the input waits for."""
-        assert isinstance(outbox, DirectOutbox)
-        return outbox.pending
+    def keep(self, outbox: DirectOutbox | HeldOutbox, tp: TP, offset: int) -> None:
+        """After a successful attempt: nothing to do, its outputs are sent and counted."""
 
-    def discard(self, outbox: DirectOutbox | HeldOutbox) -> list[asyncio.Future[Any]]:
-        """After a failed attempt: what it sent before failing goes out regardless; wait for it too."""
-        assert isinstance(outbox, DirectOutbox)
-        return outbox.pending
+    def discard(self, outbox: DirectOutbox | HeldOutbox) -> None:
+        """After a failed attempt: nothing to undo, what it sent is counted like the rest."""
 
-    async def dead_letter(self, output: Output, tp: TP, offset: int) -> list[asyncio.Future[Any]]:
-        return [await self._sender.send(output.topic, output.value, output.key, output.headers)]
+    async def dead_letter(self, output: Output, tp: TP, offset: int, acks: Acks) -> None:
+        await DirectOutbox(self._sender, self._encoders, acks).emit(output)
 
     def outputs_below(self, positions: Mapping[TP, int]) -> list[Output]:
         return []
@@ -63,21 +60,20 @@ class ExactlyOnceDelivery:
         self._encoders = encoders
         self._held: dict[TP, dict[int, list[Output]]] = defaultdict(dict)
 
-    def outbox(self) -> HeldOutbox:
+    def outbox(self, acks: Acks) -> HeldOutbox:
+        """Nothing is sent before the transaction, so ``acks`` stays settled."""
         return HeldOutbox(self._encoders)
 
-    def keep(self, outbox: DirectOutbox | HeldOutbox, tp: TP, offset: int) -> list[asyncio.Future[Any]]:
+    def keep(self, outbox: DirectOutbox | HeldOutbox, tp: TP, offset: int) -> None:
         assert isinstance(outbox, HeldOutbox)
         if outbox.outputs:
             self._held[tp][offset] = outbox.outputs
-        return []
 
-    def discard(self, outbox: DirectOutbox | HeldOutbox) -> list[asyncio.Future[Any]]:
-        return []  # a failed attempt's outputs were never sent: dropped with it
+    def discard(self, outbox: DirectOutbox | HeldOutbox) -> None:
+        """A failed attempt's outputs were never sent: dropped with it."""
 
-    async def dead_letter(self, output: Output, tp: TP, offset: int) -> list[asyncio.Future[Any]]:
+    async def dead_letter(self, output: Output, tp: TP, offset: int, acks: Acks) -> None:
         self._held[tp].setdefault(offset, []).append(output)
-        return []
 
     def outputs_below(self, positions: Mapping[TP, int]) -> list[Output]:
         """The held outputs of every message below each position, in offset order; of the changelog

@@ -21,6 +21,7 @@ from streams.errors import DeadlinePassed, DeserializationError, LateRecord, Str
 from streams.middleware import Chain
 from streams.serde.codec import RecordDecoder, decode_key
 from streams.serde.payloads import Payloads
+from streams.worker.acks import Acks
 from streams.worker.deadletter import dead_letter_headers
 from streams.worker.delivery import Delivery
 from streams.worker.items import WorkItem
@@ -45,7 +46,7 @@ class SeenIds(Protocol):
 class Outcome:
     """What a handled message still waits for before it counts as finished."""
 
-    deliveries: list[asyncio.Future[Any]] = field(default_factory=list)
+    acks: Acks = field(default_factory=Acks)  # its outputs, until the broker acknowledged each
     handled_id: str | None = None  # dedup: the id to record once every delivery is acknowledged
 
 
@@ -86,17 +87,19 @@ class MessageHandler:
         except DeserializationError as exc:
             if exc.retriable:
                 raise
-            return Outcome(await self._dead_letter(item, exc, attempts=0))
+            acks = Acks()
+            await self._dead_letter(item, exc, 0, acks)
+            return Outcome(acks)
         headers = hdr.as_text(item.headers)
         message_id = hdr.message_identity(headers, item.topic, item.partition, item.offset)
         if self._dedup is not None and self._dedup.seen(item.partition, message_id):
             self._stats.duplicates += 1
             return Outcome()
         tp = (item.topic, item.partition)
-        deliveries: list[asyncio.Future[Any]] = []
+        acks = Acks()
         attempt = 1
         while True:
-            outbox = self._delivery.outbox()
+            outbox = self._delivery.outbox(acks)
             ctx = Context(
                 agent=agent.name,
                 topic=item.topic,
@@ -122,14 +125,15 @@ class MessageHandler:
                 raise
             except LateRecord as exc:
                 # Refused by design, not failed: trying again cannot make it on time.
-                deliveries += self._delivery.discard(outbox)
+                self._delivery.discard(outbox)
                 self._stats.late_records += 1
                 if exc.dead_letter and agent.dead_letter:
-                    return Outcome(deliveries + await self._dead_letter(item, exc, attempts=attempt))
-                log.debug("agent %s: late record %s[%d]@%d: %s", agent.name, *tp, item.offset, exc)
-                return Outcome(deliveries)
+                    await self._dead_letter(item, exc, attempt, acks)
+                else:
+                    log.debug("agent %s: late record %s[%d]@%d: %s", agent.name, *tp, item.offset, exc)
+                return Outcome(acks)
             except Exception as exc:  # any handler error is retried or dead-lettered
-                deliveries += self._delivery.discard(outbox)
+                self._delivery.discard(outbox)
                 if agent.retry.should_retry(exc, attempt):
                     self._stats.retries += 1
                     log.debug("agent %s: retrying offset %d after %s", agent.name, item.offset, exc)
@@ -144,16 +148,15 @@ class MessageHandler:
                         f"{attempt} attempt(s) and has no dead-letter topic: {type(exc).__name__}: {exc}"
                     ) from exc
                 # Dead letters record no id: `streams dlq replay` sends them back with their identity.
-                return Outcome(deliveries + await self._dead_letter(item, exc, attempts=attempt))
+                await self._dead_letter(item, exc, attempt, acks)
+                return Outcome(acks)
             if self._tables is not None:
                 await self._tables.write(ctx.opened_tables(), outbox)
-            deliveries += self._delivery.keep(outbox, tp, item.offset)
+            self._delivery.keep(outbox, tp, item.offset)
             self._stats.processed += 1
-            return Outcome(deliveries, message_id if self._dedup is not None else None)
+            return Outcome(acks, message_id if self._dedup is not None else None)
 
-    async def _dead_letter(
-        self, item: WorkItem, error: BaseException, attempts: int
-    ) -> list[asyncio.Future[Any]]:
+    async def _dead_letter(self, item: WorkItem, error: BaseException, attempts: int, acks: Acks) -> None:
         agent = self._agent
         log.warning(
             "agent %s: dead-lettering %s[%d]@%d after %d attempt(s): %s: %s",
@@ -172,4 +175,4 @@ class MessageHandler:
             dead_letter_headers(item, agent.name, error, attempts),
         )
         self._stats.dead_lettered += 1
-        return await self._delivery.dead_letter(output, (item.topic, item.partition), item.offset)
+        await self._delivery.dead_letter(output, (item.topic, item.partition), item.offset, acks)

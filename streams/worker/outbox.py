@@ -4,21 +4,24 @@ also commits the input's offset (exactly-once)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from streams.errors import TransportError
 from streams.headers import Headers
 from streams.serde.codec import AvroEncoder, encode_key
 from streams.serde.record import Record
 from streams.serde.registry import SchemaRegistry, subject_for
 from streams.topics import Topic
 from streams.transport.records import produce_kwargs
+from streams.worker.acks import Acks
 
 
 class Sender(Protocol):
     """Two-phase send (see :class:`streams.transport.async_producer.AsyncProducer`): ``await send()``
-    queues the message and returns a future that resolves when the broker acknowledges it."""
+    queues the message and returns a future that resolves when the broker acknowledges it;
+    ``await send_reported()`` queues it and calls ``report`` (on the loop) when the broker has it."""
 
     async def send(
         self,
@@ -28,6 +31,16 @@ class Sender(Protocol):
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
     ) -> asyncio.Future[Any]: ...
+
+    async def send_reported(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+        partition: int | None,
+        report: Callable[[TransportError | None], None],
+    ) -> None: ...
 
 
 class Encoders:
@@ -61,15 +74,15 @@ class Output:
 
 
 class DirectOutbox:
-    """Sends each output immediately; ``pending`` holds their deliveries, which the worker awaits
-    before it counts the input as finished."""
+    """Sends each output immediately; ``acks`` counts the broker's acknowledgements, which the worker
+    waits for before it counts the input as finished."""
 
-    __slots__ = ("_encoders", "_sender", "pending")
+    __slots__ = ("_encoders", "_sender", "acks")
 
-    def __init__(self, sender: Sender, encoders: Encoders) -> None:
+    def __init__(self, sender: Sender, encoders: Encoders, acks: Acks) -> None:
         self._sender = sender
         self._encoders = encoders
-        self.pending: list[asyncio.Future[Any]] = []
+        self.acks = acks
 
     async def put(
         self,
@@ -79,14 +92,22 @@ class DirectOutbox:
         headers: Headers,
         partition: int | None = None,
     ) -> None:
-        payload = self._encoders.encode(topic, value)
-        self.pending.append(await self._sender.send(topic.name, payload, encode_key(key), headers, partition))
+        await self._send(topic.name, self._encoders.encode(topic, value), encode_key(key), headers, partition)
 
     async def emit(self, output: Output) -> None:
         """Send an output encoded already (a changelog record)."""
-        self.pending.append(
-            await self._sender.send(output.topic, output.value, output.key, output.headers, output.partition)
-        )
+        await self._send(output.topic, output.value, output.key, output.headers, output.partition)
+
+    async def _send(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: Headers, partition: int | None
+    ) -> None:
+        acks = self.acks
+        acks.expect()
+        try:
+            await self._sender.send_reported(topic, value, key, headers, partition, acks.report)
+        except BaseException:
+            acks.withdraw()
+            raise
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Set
@@ -25,6 +26,7 @@ from streams.agent import Agent
 from streams.runtime.backpressure import Backpressure
 from streams.runtime.lanes import LaneScheduler
 from streams.runtime.offsets import OffsetTracker
+from streams.worker.acks import Acks
 from streams.worker.eager import start_task
 from streams.worker.handling import MessageHandler, Outcome
 from streams.worker.items import WorkItem
@@ -147,10 +149,20 @@ class Processor:
         # order ahead of it, and only the commit waits for the broker's acknowledgement.
         self._scheduler.finished(item)
         self._pump()
-        if outcome.deliveries:
-            _Acknowledgements(self, item, outcome.deliveries)
+        acks = outcome.acks
+        generation = self._generation[(item.topic, item.partition)]
+        if acks.settled:
+            self._settled(item, generation, acks)
         else:
-            self._finish(item, self._generation[(item.topic, item.partition)])
+            acks.when_settled(functools.partial(self._settled, item, generation, acks))
+
+    def _settled(self, item: WorkItem, generation: int, acks: Acks) -> None:
+        """Every output of ``item`` is acknowledged, or one failed: then an output is lost for good,
+        and the worker stops with the offset uncommitted."""
+        if acks.error is not None:
+            self.fail(acks.error)
+        else:
+            self._finish(item, generation)
 
     async def _confirm_and_record(self, item: WorkItem, outcome: Outcome) -> None:
         """Dedup agents hold the slot until the id is durable, so a crash can repeat at most
@@ -158,8 +170,13 @@ class Processor:
         assert self._dedup is not None
         generation = self._generation[(item.topic, item.partition)]
         try:
-            for delivery in outcome.deliveries:
-                await delivery
+            acks = outcome.acks
+            if not acks.settled:
+                settled = asyncio.get_running_loop().create_future()
+                acks.when_settled(functools.partial(_resolve, settled))
+                await settled
+            if acks.error is not None:
+                raise acks.error
             if outcome.handled_id is not None:
                 # Only now, with every output acknowledged: a durable id means "outputs delivered", so a
                 # redelivery it turns away has nothing left to send. Recorded any earlier, the id could
@@ -275,31 +292,6 @@ class Processor:
             self._on_pressure(wanted)
 
 
-class _Acknowledgements:
-    """Finishes an item once every output it sent is acknowledged, through the deliveries' callbacks:
-    no task waits for them. A failed delivery stops the worker with the offset uncommitted."""
-
-    __slots__ = ("_generation", "_item", "_left", "_processor")
-
-    def __init__(self, processor: Processor, item: WorkItem, deliveries: list[asyncio.Future[Any]]) -> None:
-        self._processor = processor
-        self._item = item
-        self._generation = processor._generation[(item.topic, item.partition)]
-        self._left = len(deliveries)
-        for delivery in deliveries:
-            delivery.add_done_callback(self._acknowledged)
-
-    def _acknowledged(self, delivery: asyncio.Future[Any]) -> None:
-        if self._left <= 0:
-            return  # failed already
-        if delivery.cancelled():
-            self._left = 0  # given up (shutdown): the message stays unfinished, its offset uncommitted
-            return
-        error = delivery.exception()
-        if error is not None:
-            self._left = 0
-            self._processor.fail(error)
-            return
-        self._left -= 1
-        if not self._left:
-            self._processor._finish(self._item, self._generation)
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,11 +1,12 @@
 """The processor (lanes, offsets, drains) driven directly, as the twin and the worker drive it."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from streams import App, Context
+from streams.errors import TransportError
 from streams.events import TaskRequested
 from streams.middleware import Chain
 from streams.serde.codec import AvroEncoder, RecordDecoder
@@ -60,10 +61,10 @@ async def test_refetched_offsets_are_skipped_not_handled_twice_and_later_ones_st
 
 
 class _HeldSender:
-    """Acknowledges nothing until told: each send's future waits in ``pending``."""
+    """Acknowledges nothing until told: each send's report waits in ``pending``."""
 
     def __init__(self) -> None:
-        self.pending: list[asyncio.Future[None]] = []
+        self.pending: list[Callable[[TransportError | None], None]] = []
 
     async def send(
         self,
@@ -73,13 +74,22 @@ class _HeldSender:
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
     ) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.pending.append(future)
-        return future
+        raise AssertionError("the worker's outputs are sent with send_reported")
 
-    def acknowledge(self, futures: list[asyncio.Future[None]]) -> None:
-        for future in futures:
-            future.set_result(None)
+    async def send_reported(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+        partition: int | None,
+        report: Callable[[TransportError | None], None],
+    ) -> None:
+        self.pending.append(report)
+
+    def acknowledge(self, reports: list[Callable[[TransportError | None], None]]) -> None:
+        for report in reports:
+            report(None)
 
 
 async def test_a_late_acknowledgement_from_before_a_revocation_does_not_finish_a_new_receipt() -> None:
