@@ -7,7 +7,11 @@ the plain values fastavro reads and writes; knows nothing of the wire format or 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self, get_args
+from datetime import date, datetime, time
+from decimal import Decimal
+from types import UnionType
+from typing import Any, ClassVar, Self, Union, get_args, get_origin
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +25,7 @@ class Record(BaseModel):
 
     __avro_schema__: ClassVar[avro_schema.SchemaJSON]
     _flat_fields: ClassVar[bool | None] = None  # set per class on first encode (see to_avro)
+    _plain_fields: ClassVar[bool | None] = None  # set per class on first decode (see from_avro)
 
     @classmethod
     def avro_schema(cls) -> avro_schema.SchemaJSON:
@@ -54,7 +59,59 @@ class Record(BaseModel):
 
     @classmethod
     def from_avro(cls, value: dict[str, Any]) -> Self:
-        return cls.model_validate(value)
+        """The record of one value fastavro decoded with this record's schema.
+
+        When validating could change nothing (see :func:`_takes_decoded_as_is`) the decoded dict becomes
+        the record as it is: fastavro has already checked every value against the schema, and a
+        second pass in pydantic cost as much as the Avro decoding itself."""
+        plain: bool | None = cls.__dict__.get("_plain_fields")
+        if plain is None:
+            plain = cls._plain_fields = _takes_decoded_as_is(cls)
+        if not plain:
+            return cls.model_validate(value)
+        record = cls.__new__(cls)
+        _set_attribute(record, "__dict__", value)
+        _set_attribute(record, "__pydantic_fields_set__", set(value))
+        _set_attribute(record, "__pydantic_extra__", None)
+        _set_attribute(record, "__pydantic_private__", None)
+        return record
+
+
+_set_attribute = object.__setattr__
+
+# What fastavro gives for Avro primitives and logical types, which pydantic keeps unchanged.
+_AS_DECODED: frozenset[Any] = frozenset(
+    {str, int, float, bool, bytes, type(None), datetime, date, time, UUID, Decimal, Any}
+)
+
+
+def _takes_decoded_as_is(cls: type[BaseModel]) -> bool:
+    """Whether validating what fastavro decoded with ``cls``'s schema would return the same values: no
+    validators, no constraints, aliases or private attributes, and fields whose types fastavro already
+    produces (no nested models or enums, which pydantic would convert)."""
+    decorators = cls.__pydantic_decorators__
+    if (
+        decorators.validators
+        or decorators.field_validators
+        or decorators.root_validators
+        or decorators.model_validators
+        or cls.__private_attributes__
+        or cls.model_post_init is not BaseModel.model_post_init
+    ):
+        return False
+    return all(
+        not field.metadata and field.alias in (None, name) and _as_decoded(field.annotation)
+        for name, field in cls.model_fields.items()
+    )
+
+
+def _as_decoded(annotation: Any) -> bool:
+    if annotation in _AS_DECODED:
+        return True
+    origin = get_origin(annotation)
+    if origin in (dict, list, Union, UnionType):
+        return all(_as_decoded(arg) for arg in get_args(annotation))
+    return False
 
 
 def _holds_model(annotation: Any) -> bool:

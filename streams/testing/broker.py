@@ -114,7 +114,7 @@ class BrokerSender:
         delivered.set_result(stored)
         return delivered
 
-    async def send_reported(
+    def send_reported(
         self,
         topic: str,
         value: bytes | None,

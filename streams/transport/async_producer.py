@@ -1,6 +1,6 @@
 """An asyncio producer with two-phase send: ``await send()`` waits for room in librdkafka's bounded
 queue (never drops, never spins), and returns a future that resolves when the broker acknowledges.
-``await send_reported()`` does the same with a report callback instead of a future (the workers' hot
+``send_reported()`` does the same with a report callback instead of a future (the workers' hot
 path: one callback counts all the outputs of one input).
 
 Delivery reports are served on the event loop itself, by ``poll(0)`` on a short timer while outputs
@@ -17,9 +17,10 @@ queued and will be delivered whether or not anyone awaits the future.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -72,10 +73,12 @@ class AsyncProducer:
         """Queue one message; the future resolves when the broker acknowledges it."""
         loop = self._loop or self._bind()
         delivered: asyncio.Future[None] = loop.create_future()
-        await self.send_reported(topic, value, key, headers, partition, _FutureReport(delivered))
+        waiting = self.send_reported(topic, value, key, headers, partition, _FutureReport(delivered))
+        if waiting is not None:
+            await waiting
         return delivered
 
-    async def send_reported(
+    def send_reported(
         self,
         topic: str,
         value: bytes | None,
@@ -83,10 +86,14 @@ class AsyncProducer:
         headers: Sequence[tuple[str, bytes]] | None,
         partition: int | None,
         report: Callable[[TransportError | None], None],
-    ) -> None:
+    ) -> Awaitable[None] | None:
         """Queue one message; ``report`` is called on the loop once the broker has acknowledged it (with
         None) or given up on it (with the error). Cheaper than :meth:`send` on the hot path: no future,
-        no callback scheduled through the loop, and one ``report`` may count many messages."""
+        no callback scheduled through the loop, and one ``report`` may count many messages.
+
+        Returns None once the message is queued, which is almost always at once; when librdkafka's
+        queue is full, an awaitable that queues it as room frees (await it: until then nothing is sent,
+        and cancelling it sends nothing)."""
         if self._loop is None:
             self._bind()
         loop_thread = self._loop_thread
@@ -100,17 +107,31 @@ class AsyncProducer:
                 report(delivery_error(error, message))
 
         # Positional where the client allows it: building keyword arguments cost a third of a send.
-        listed: Any = headers if headers is None or type(headers) is list else list(headers)
+        listed = headers if headers is None or type(headers) is list else list(headers)
+        target = -1 if partition is None else partition
+        try:
+            self._producer.produce(topic, value, key, target, on_delivery, headers=listed)
+        except BufferError:
+            produce = functools.partial(
+                self._producer.produce, topic, value, key, target, on_delivery, headers=listed
+            )
+            return self._produce_when_room(topic, produce)
+        except KafkaException as exc:
+            raise produce_error(topic, exc) from exc
+        if not self._busy:
+            self._schedule(_POLL_BUSY)
+        return None
+
+    async def _produce_when_room(self, topic: str, produce: Callable[[], None]) -> None:
+        """The local queue is full: reports served free room as the broker acknowledges."""
         while True:
+            self._poll()
+            await asyncio.sleep(_QUEUE_FULL_WAIT)
             try:
-                self._producer.produce(
-                    topic, value, key, -1 if partition is None else partition, on_delivery, headers=listed
-                )
+                produce()
                 break
             except BufferError:
-                # The local queue is full: reports served free room as the broker acknowledges.
-                self._poll()
-                await asyncio.sleep(_QUEUE_FULL_WAIT)
+                continue
             except KafkaException as exc:
                 raise produce_error(topic, exc) from exc
         if not self._busy:

@@ -4,7 +4,7 @@ also commits the input's offset (exactly-once)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,7 +21,8 @@ from streams.worker.acks import Acks
 class Sender(Protocol):
     """Two-phase send (see :class:`streams.transport.async_producer.AsyncProducer`): ``await send()``
     queues the message and returns a future that resolves when the broker acknowledges it;
-    ``await send_reported()`` queues it and calls ``report`` (on the loop) when the broker has it."""
+    ``send_reported()`` queues it and calls ``report`` (on the loop) when the broker has it, returning
+    an awaitable instead when it must wait for room first."""
 
     async def send(
         self,
@@ -32,7 +33,7 @@ class Sender(Protocol):
         partition: int | None = None,
     ) -> asyncio.Future[Any]: ...
 
-    async def send_reported(
+    def send_reported(
         self,
         topic: str,
         value: bytes | None,
@@ -40,7 +41,7 @@ class Sender(Protocol):
         headers: Sequence[tuple[str, bytes]] | None,
         partition: int | None,
         report: Callable[[TransportError | None], None],
-    ) -> None: ...
+    ) -> Awaitable[None] | None: ...
 
 
 class Encoders:
@@ -92,19 +93,29 @@ class DirectOutbox:
         headers: Headers,
         partition: int | None = None,
     ) -> None:
-        await self._send(topic.name, self._encoders.encode(topic, value), encode_key(key), headers, partition)
-
-    async def emit(self, output: Output) -> None:
-        """Send an output encoded already (a changelog record)."""
-        await self._send(output.topic, output.value, output.key, output.headers, output.partition)
-
-    async def _send(
-        self, topic: str, value: bytes | None, key: bytes | None, headers: Headers, partition: int | None
-    ) -> None:
+        payload = self._encoders.encode(topic, value)
         acks = self.acks
         acks.expect()
         try:
-            await self._sender.send_reported(topic, value, key, headers, partition, acks.report)
+            waiting = self._sender.send_reported(
+                topic.name, payload, encode_key(key), headers, partition, acks.report
+            )
+            if waiting is not None:
+                await waiting
+        except BaseException:
+            acks.withdraw()  # never queued: nothing to wait for
+            raise
+
+    async def emit(self, output: Output) -> None:
+        """Send an output encoded already (a changelog record)."""
+        acks = self.acks
+        acks.expect()
+        try:
+            waiting = self._sender.send_reported(
+                output.topic, output.value, output.key, output.headers, output.partition, acks.report
+            )
+            if waiting is not None:
+                await waiting
         except BaseException:
             acks.withdraw()
             raise

@@ -76,7 +76,7 @@ class _HeldSender:
     ) -> asyncio.Future[None]:
         raise AssertionError("the worker's outputs are sent with send_reported")
 
-    async def send_reported(
+    def send_reported(
         self,
         topic: str,
         value: bytes | None,
