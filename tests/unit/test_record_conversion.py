@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pytest
-from pydantic import field_validator
+from pydantic import BaseModel, field_validator
 
 from streams.events import MetricSample, TaskCompleted, TaskRequested, TaskStatus, WorkflowJournal
 from streams.serde.codec import AvroEncoder, RecordDecoder
@@ -85,3 +85,15 @@ def test_flat_records_encode_their_fields_without_a_copy() -> None:
     assert task.to_avro() == task.model_dump()
     sample = MetricSample(name="cpu", value=1.0, observed_at=datetime(2026, 1, 1, tzinfo=UTC))
     assert sample.to_avro() == sample.model_dump()
+
+
+def test_model_copy_gives_what_pydantics_gives() -> None:
+    task = TaskRequested(task_id="t1", capability="c", payload="{}", context={"a": "b"})
+    for update in (None, {}, {"capability": "d", "context": {"x": "y"}}):
+        ours = task.model_copy(update=update)
+        theirs = BaseModel.model_copy(task, update=update)
+        assert ours == theirs and ours is not task
+        assert ours.model_fields_set == theirs.model_fields_set
+        assert ours.__dict__ is not task.__dict__
+    deep = task.model_copy(deep=True)
+    assert deep == task and deep.context is not task.context
