@@ -34,11 +34,11 @@ class Chain:
     def __bool__(self) -> bool:
         return bool(self._middleware)
 
-    async def handle(self, ctx: Context, handler: CallNext) -> None:
+    def handle(self, ctx: Context, handler: CallNext) -> Awaitable[None]:
+        """The chain around ``handler``, to await (a plain function: one coroutine less per message)."""
         if not self._middleware:
-            await handler()
-            return
-        await self._call(0, ctx, handler)
+            return handler()
+        return self._call(0, ctx, handler)
 
     async def _call(self, index: int, ctx: Context, handler: CallNext) -> None:
         middleware = self._middleware

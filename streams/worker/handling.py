@@ -70,7 +70,10 @@ class MessageHandler:
         self._decoder = decoder
         self._delivery = delivery
         self._stats = stats
-        self._middleware = middleware
+        # Bound once, not per message: a Chain without middleware is skipped altogether.
+        self._chain = middleware if middleware else None
+        self._on_send = middleware.on_send if middleware else None
+        self._open_table = tables.open if tables is not None else None
         self._dedup = dedup
         self._tables = tables
         self._payloads = payloads
@@ -110,15 +113,15 @@ class MessageHandler:
                 timestamp_ms=item.timestamp_ms,
                 attempt=attempt,
                 outbox=outbox,
-                on_send=self._middleware.on_send if self._middleware else None,
-                open_table=self._tables.open if self._tables is not None else None,
+                on_send=self._on_send,
+                open_table=self._open_table,
                 payloads=self._payloads,
                 propagate_trace=self._propagate_trace,
                 clock=self._clock,
             )
             try:
-                if self._middleware:
-                    await self._middleware.handle(ctx, functools.partial(agent.handler, value, ctx))
+                if self._chain is not None:
+                    await self._chain.handle(ctx, functools.partial(agent.handler, value, ctx))
                 else:
                     await agent.handler(value, ctx)
             except asyncio.CancelledError:
