@@ -6,10 +6,11 @@ finished, so a commit never passes work whose outputs could still be lost. It de
 should pause (``on_pressure``) but never touches Kafka or threads: the real worker and the in-memory
 twin both drive it.
 
-The hot path costs no turn of the event loop of its own: a received batch starts what may start right
-away, each handler as an eager task (:mod:`streams.worker.eager`) that, when it never waits, is done
-before the next one starts; a finished message starts the next of its lane the same way; and the
-acknowledgements of its outputs finish it through callbacks, not through a task waiting for them.
+The hot path costs no turn of the event loop of its own, and no task per message: a received batch
+starts what may start right away as eager tasks (:mod:`streams.worker.eager`), each of which handles
+its message and then, in the slot that message frees, the next ready one, so handlers that never
+wait run through the whole batch inside the call that received it; and the acknowledgements of a
+message's outputs finish it through callbacks, not through a task waiting for them.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Processor:
         # that its share of the starts (agent.min_share) is there to take.
         self._reserve = agent.concurrency if agent.min_share else 0
         self._over = False  # past the backpressure bound, not yet back below the low-water mark
-        self._running: dict[TP, set[asyncio.Task[None]]] = defaultdict(set)
+        self._running: set[asyncio.Task[None]] = set()  # tasks that waited: they outlive _pump
         self._generation: dict[TP, int] = defaultdict(int)  # bumped when a partition is forgotten
         self._pumping = False  # inside _pump: a nested call leaves the work to it
         self._halted = False  # shutting down: nothing new starts
@@ -118,43 +119,52 @@ class Processor:
         self._halted = True
 
     def _pump(self) -> None:
-        """Start every item that may start now. Re-entered from a handler that finished inside it (an
-        eager task), it returns at once: the loop below picks up what that finish made ready, so a
-        batch of handlers that never wait runs one after another, not nested in each other."""
+        """Start a task for every item that may start now. A task started here handles its item and
+        then, while more are ready, the next ones (:meth:`_drain`); it starts eagerly, so a batch of
+        handlers that never wait runs to its end inside the first task, before this returns. Entered
+        again from inside that run (a handler's finish), it returns at once."""
         if self._pumping:
             return
         self._pumping = True
         try:
             while not self._halted and (item := self._scheduler.take_ready()) is not None:
-                task = start_task(asyncio.get_running_loop(), self._process(item))
+                task = start_task(asyncio.get_running_loop(), self._drain(item))
                 if not task.done():
-                    running = self._running[(item.topic, item.partition)]
-                    running.add(task)
-                    task.add_done_callback(running.discard)
+                    self._running.add(task)
+                    task.add_done_callback(self._running.discard)
         finally:
             self._pumping = False
 
-    async def _process(self, item: WorkItem) -> None:
+    async def _drain(self, item: WorkItem) -> None:
+        """Handle ``item``, then each item that is ready when one finishes: the slot a finished item
+        frees goes to the next one in this same task, so a message costs no task of its own."""
+        while await self._process(item) and not self._halted:
+            next_item = self._scheduler.take_ready()
+            if next_item is None:
+                return
+            item = next_item
+
+    async def _process(self, item: WorkItem) -> bool:
+        """Handle one item; False if it failed for good (the worker stops, nothing more starts here)."""
         try:
             outcome = await self._handler.handle(item)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - stop the worker; the offset stays uncommitted
             self.fail(exc)
-            return
+            return False
         if self._dedup is not None:
-            await self._confirm_and_record(item, outcome)
-            return
+            return await self._confirm_and_record(item, outcome)
         # The key's next message may start now: the idempotent producer keeps this one's outputs in
         # order ahead of it, and only the commit waits for the broker's acknowledgement.
         self._scheduler.finished(item)
-        self._pump()
         acks = outcome.acks
         generation = self._generation[(item.topic, item.partition)]
         if acks.settled:
             self._settled(item, generation, acks)
         else:
             acks.when_settled(functools.partial(self._settled, item, generation, acks))
+        return True
 
     def _settled(self, item: WorkItem, generation: int, acks: Acks) -> None:
         """Every output of ``item`` is acknowledged, or one failed: then an output is lost for good,
@@ -164,7 +174,7 @@ class Processor:
         else:
             self._finish(item, generation)
 
-    async def _confirm_and_record(self, item: WorkItem, outcome: Outcome) -> None:
+    async def _confirm_and_record(self, item: WorkItem, outcome: Outcome) -> bool:
         """Dedup agents hold the slot until the id is durable, so a crash can repeat at most
         `concurrency` side effects instead of everything acknowledged-but-unconfirmed."""
         assert self._dedup is not None
@@ -186,10 +196,10 @@ class Processor:
             raise
         except BaseException as exc:  # noqa: BLE001 - an output is lost for good: stop, uncommitted
             self.fail(exc)
-            return
+            return False
         self._scheduler.finished(item)
-        self._pump()
         self._finish(item, generation)
+        return True
 
     def _finish(self, item: WorkItem, generation: int) -> None:
         """Every output of ``item`` is acknowledged: its offset may be committed. A completion from
@@ -240,7 +250,7 @@ class Processor:
 
     async def cancel_running(self) -> None:
         """Stop handlers still running (after a drain ran out): their messages stay uncommitted."""
-        tasks = [task for running in self._running.values() for task in running]
+        tasks = list(self._running)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
