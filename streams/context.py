@@ -107,6 +107,7 @@ class Context:
         payloads: Payloads | None = None,
         propagate_trace: bool = True,
         clock: Clock | None = None,
+        message_id: str | None = None,
     ) -> None:
         self.agent = agent
         self.topic = topic
@@ -118,7 +119,8 @@ class Context:
         self.attempt = attempt
         # Messages from other clients carry no message-id header; their position names them instead,
         # so dedup, derived output ids and causation all hang off one stable id.
-        self.message_id = hdr.message_identity(headers, topic, partition, offset)
+        # (``message_id``: the same, worked out already by the caller.)
+        self.message_id = message_id or hdr.message_identity(headers, topic, partition, offset)
         self.correlation_id = headers.get(hdr.CORRELATION_ID) or self.message_id
         # The deadline of the work this message is part of: every send carries it on (a handler that
         # sends on behalf of several pieces of work, as the workflow engine does, clears it).

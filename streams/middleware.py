@@ -25,14 +25,33 @@ class Middleware:
         return headers
 
 
+def _overrides(middleware: Middleware, hook: str) -> bool:
+    """Whether ``middleware`` has a ``hook`` of its own, rather than the pass-through default."""
+    own = getattr(type(middleware), hook, None)
+    return own is not None and own is not getattr(Middleware, hook)
+
+
 class Chain:
     """A fixed list of middleware, outermost first, applied around one handler call or one send."""
 
     def __init__(self, middleware: Sequence[Middleware]) -> None:
-        self._middleware = tuple(middleware)
+        # Only the middleware that overrides a hook takes part in it: one that only watches sends costs
+        # nothing around handler calls, and the other way round.
+        self._middleware = tuple(m for m in middleware if _overrides(m, "handle"))
+        self._senders = tuple(m for m in middleware if _overrides(m, "on_send"))
 
     def __bool__(self) -> bool:
+        return bool(self._middleware or self._senders)
+
+    @property
+    def wraps_handlers(self) -> bool:
+        """Whether any middleware runs around handler calls."""
         return bool(self._middleware)
+
+    @property
+    def rewrites_sends(self) -> bool:
+        """Whether any middleware sees the headers of sends."""
+        return bool(self._senders)
 
     def handle(self, ctx: Context, handler: CallNext) -> Awaitable[None]:
         """The chain around ``handler``, to await (a plain function: one coroutine less per message)."""
@@ -49,7 +68,7 @@ class Chain:
         await middleware[index].handle(ctx, lambda: self._call(index + 1, ctx, handler))
 
     def on_send(self, ctx: Context, topic: str, headers: Headers) -> Headers:
-        for middleware in self._middleware:
+        for middleware in self._senders:
             headers = middleware.on_send(ctx, topic, headers)
         return headers
 

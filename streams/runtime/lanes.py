@@ -61,6 +61,8 @@ class LaneItem(Protocol):
 
 M = TypeVar("M", bound=LaneItem)
 
+_SPARE_LANES = 64
+
 
 class _Lane(Generic[M]):
     __slots__ = ("queue", "rank", "running", "tp")
@@ -102,6 +104,8 @@ class LaneScheduler(Generic[M]):
         self._ranks = dict(ranks or {})
         levels = max(self._ranks.values(), default=0) + 1
         self._lanes: dict[LaneId, _Lane[M]] = {}
+        # Emptied lanes kept for reuse: with per-key lanes most messages open a lane and close it again.
+        self._spare: list[_Lane[M]] = []
         self._ready: list[deque[LaneId]] = [deque() for _ in range(levels)]
         self._ready_lanes = 0
         self._credit = [0.0] * levels
@@ -146,7 +150,13 @@ class LaneScheduler(Generic[M]):
         lane_id = self.lane_of(item)
         lane = self._lanes.get(lane_id)
         if lane is None:
-            lane = self._lanes[lane_id] = _Lane((item.topic, item.partition), self._ranks.get(item.topic, 0))
+            tp, rank = (item.topic, item.partition), self._ranks.get(item.topic, 0)
+            if self._spare:
+                lane = self._spare.pop()
+                lane.tp, lane.rank = tp, rank
+            else:
+                lane = _Lane(tp, rank)
+            self._lanes[lane_id] = lane
         if lane.running is None and not lane.queue:
             self._make_ready(lane_id, lane)
         lane.queue.append(item)
@@ -208,6 +218,8 @@ class LaneScheduler(Generic[M]):
         else:
             # Forget empty lanes: with per-key lanes the key space is unbounded.
             del self._lanes[lane_id]
+            if len(self._spare) < _SPARE_LANES:
+                self._spare.append(lane)
         self._wake()
         self._check_idle()
 

@@ -71,8 +71,9 @@ class MessageHandler:
         self._delivery = delivery
         self._stats = stats
         # Bound once, not per message: a Chain without middleware is skipped altogether.
-        self._chain = middleware if middleware else None
-        self._on_send = middleware.on_send if middleware else None
+        self._chain = middleware if middleware.wraps_handlers else None
+        self._on_send = middleware.on_send if middleware.rewrites_sends else None
+        self._key_type = agent.topic.key
         self._open_table = tables.open if tables is not None else None
         self._dedup = dedup
         self._tables = tables
@@ -86,7 +87,7 @@ class MessageHandler:
         agent = self._agent
         try:
             value = self._decoder(item.value)
-            key = decode_key(item.key, agent.topic.key)
+            key = decode_key(item.key, self._key_type)
         except DeserializationError as exc:
             if exc.retriable:
                 raise
@@ -118,6 +119,7 @@ class MessageHandler:
                 payloads=self._payloads,
                 propagate_trace=self._propagate_trace,
                 clock=self._clock,
+                message_id=message_id,
             )
             try:
                 if self._chain is not None:
