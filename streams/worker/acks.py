@@ -7,6 +7,7 @@ scheduled through the event loop per acknowledgement, which on a relay stage cos
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from streams.errors import TransportError
@@ -51,3 +52,16 @@ class Acks:
             callback()
         else:
             self._on_settled = callback
+
+    async def wait(self) -> None:
+        """Return once settled (woken by the report that settles it, no polling)."""
+        if self.settled:
+            return
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.when_settled(lambda: _resolve(settled))
+        await settled
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -40,7 +40,7 @@ from streams.worker.processing import Processor
 from streams.worker.stats import WorkerStats
 from streams.worker.tables import AgentTables
 from streams.worker.ticks import TickLoop
-from streams.worker.transactions import KafkaCommits, Transactions
+from streams.worker.transactions import ChangelogFlush, KafkaCommits, Transactions
 
 log = logging.getLogger("streams.worker")
 
@@ -134,7 +134,7 @@ class AgentWorker:
             agent, handler, self.stats, on_fatal=self._fail, on_pressure=poller.want_paused, dedup=self._dedup
         )
         transactions = Transactions(producer) if agent.exactly_once else None
-        commits = KafkaCommits(poller, transactions)
+        commits = KafkaCommits(poller, transactions, None if transactions else ChangelogFlush(producer))
         self._committer = Committer(processor.offsets, delivery, self._assigned, commits.execute)
         if transactions is not None:
             await loop.run_in_executor(None, transactions.init)

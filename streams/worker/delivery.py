@@ -5,6 +5,11 @@
 - :class:`ExactlyOnceDelivery` holds outputs per input offset; the committer produces the held outputs
   of every message below the commit position in the transaction that commits those offsets.
 
+Both hold the changelog records of table writes per input offset (:class:`HeldOutputs`): a commit
+carries the last record of each key written below its positions, encoded only then, and sent before
+(at-least-once) or with (exactly-once) the offsets. A table written many times between two commits
+costs one record per key, as a compacted changelog keeps anyway.
+
 Both are plain asyncio objects (no Kafka client, no threads): the in-memory twin uses them unchanged.
 The worker asks the mode instead of branching on the guarantee.
 """
@@ -20,74 +25,30 @@ from streams.worker.outbox import DirectOutbox, Encoders, HeldOutbox, Output, Se
 TP = tuple[str, int]
 
 
-class AtLeastOnceDelivery:
-    transactional = False
-    commit_interval = 0.5  # seconds between periodic commits; a crash repeats at most this much work
-
-    def __init__(self, sender: Sender, encoders: Encoders) -> None:
-        self._sender = sender
-        self._encoders = encoders
-
-    def outbox(self, acks: Acks) -> DirectOutbox:
-        """For one attempt at an input; ``acks`` spans its attempts: what a failed attempt sent before
-        failing goes out regardless, and the input waits for it too."""
-        return DirectOutbox(self._sender, self._encoders, acks)
-
-    def keep(self, outbox: DirectOutbox | HeldOutbox, tp: TP, offset: int) -> None:
-        """After a successful attempt: nothing to do, its outputs are sent and counted."""
-
-    def discard(self, outbox: DirectOutbox | HeldOutbox) -> None:
-        """After a failed attempt: nothing to undo, what it sent is counted like the rest."""
-
-    async def dead_letter(self, output: Output, tp: TP, offset: int, acks: Acks) -> None:
-        await DirectOutbox(self._sender, self._encoders, acks).emit(output)
-
-    def outputs_below(self, positions: Mapping[TP, int]) -> list[Output]:
-        return []
-
-    def committed(self, positions: Mapping[TP, int]) -> None:
-        """Nothing is held."""
-
-    def forget(self, tp: TP) -> None:
-        """Nothing is held."""
-
-
-class ExactlyOnceDelivery:
-    transactional = True
-    commit_interval = 0.1  # outputs wait for the transaction: commit often to keep latency low
+class HeldOutputs:
+    """Outputs kept per input offset until the commit that passes that offset carries them."""
 
     def __init__(self, encoders: Encoders) -> None:
         self._encoders = encoders
         self._held: dict[TP, dict[int, list[Output]]] = defaultdict(dict)
 
-    def outbox(self, acks: Acks) -> HeldOutbox:
-        """Nothing is sent before the transaction, so ``acks`` stays settled."""
-        return HeldOutbox(self._encoders)
+    def hold(self, tp: TP, offset: int, outputs: list[Output]) -> None:
+        if outputs:
+            self._held[tp].setdefault(offset, []).extend(outputs)
 
-    def keep(self, outbox: DirectOutbox | HeldOutbox, tp: TP, offset: int) -> None:
-        assert isinstance(outbox, HeldOutbox)
-        if outbox.outputs:
-            self._held[tp][offset] = outbox.outputs
-
-    def discard(self, outbox: DirectOutbox | HeldOutbox) -> None:
-        """A failed attempt's outputs were never sent: dropped with it."""
-
-    async def dead_letter(self, output: Output, tp: TP, offset: int, acks: Acks) -> None:
-        self._held[tp].setdefault(offset, []).append(output)
-
-    def outputs_below(self, positions: Mapping[TP, int]) -> list[Output]:
-        """The held outputs of every message below each position, in offset order; of the changelog
-        records for one key, only the last (a table written 20 times in one transaction logs once)."""
+    def below(self, positions: Mapping[TP, int]) -> list[Output]:
+        """The held outputs of every message below each position, in offset order, encoded; of the
+        changelog records for one key, only the last (a table written 20 times logs once)."""
         outputs = [
             output
             for tp, position in positions.items()
             for offset in sorted(o for o in self._held.get(tp, {}) if o < position)
             for output in self._held[tp][offset]
         ]
-        return _latest_per_key(outputs)
+        return [output.encoded(self._encoders) for output in _latest_per_key(outputs)]
 
     def committed(self, positions: Mapping[TP, int]) -> None:
-        """Drop the outputs the transaction up to ``positions`` produced."""
+        """Drop the outputs a commit up to ``positions`` carried."""
         for tp, position in positions.items():
             held = self._held.get(tp)
             if held:
@@ -97,6 +58,79 @@ class ExactlyOnceDelivery:
     def forget(self, tp: TP) -> None:
         """A revoked partition's uncommitted outputs go with it: the new owner handles the inputs again."""
         self._held.pop(tp, None)
+
+
+class AtLeastOnceDelivery:
+    transactional = False
+    commit_interval = 0.5  # seconds between periodic commits; a crash repeats at most this much work
+
+    def __init__(self, sender: Sender, encoders: Encoders) -> None:
+        self._sender = sender
+        self._encoders = encoders
+        self._changelogs = HeldOutputs(encoders)
+
+    def outbox(self, acks: Acks) -> DirectOutbox:
+        """For one attempt at an input; ``acks`` spans its attempts: what a failed attempt sent before
+        failing goes out regardless, and the input waits for it too."""
+        return DirectOutbox(self._sender, self._encoders, acks)
+
+    def keep(self, outbox: DirectOutbox | HeldOutbox, tp: TP, offset: int) -> None:
+        """After a successful attempt: its outputs are sent and counted; its changelog records wait for
+        the commit that passes ``offset``."""
+        assert isinstance(outbox, DirectOutbox)
+        self._changelogs.hold(tp, offset, outbox.held)
+
+    def discard(self, outbox: DirectOutbox | HeldOutbox) -> None:
+        """After a failed attempt: nothing to undo, what it sent is counted like the rest (a failed
+        attempt writes no table)."""
+
+    async def dead_letter(self, output: Output, tp: TP, offset: int, acks: Acks) -> None:
+        await DirectOutbox(self._sender, self._encoders, acks).put_encoded(output)
+
+    def outputs_below(self, positions: Mapping[TP, int]) -> list[Output]:
+        """The changelog records to send, and have acknowledged, before committing ``positions``."""
+        return self._changelogs.below(positions)
+
+    def committed(self, positions: Mapping[TP, int]) -> None:
+        self._changelogs.committed(positions)
+
+    def forget(self, tp: TP) -> None:
+        self._changelogs.forget(tp)
+
+
+class ExactlyOnceDelivery:
+    transactional = True
+    commit_interval = 0.1  # outputs wait for the transaction: commit often to keep latency low
+
+    def __init__(self, encoders: Encoders) -> None:
+        self._encoders = encoders
+        self._held = HeldOutputs(encoders)
+
+    def outbox(self, acks: Acks) -> HeldOutbox:
+        """Nothing is sent before the transaction, so ``acks`` stays settled."""
+        return HeldOutbox(self._encoders)
+
+    def keep(self, outbox: DirectOutbox | HeldOutbox, tp: TP, offset: int) -> None:
+        assert isinstance(outbox, HeldOutbox)
+        self._held.hold(tp, offset, outbox.outputs)
+
+    def discard(self, outbox: DirectOutbox | HeldOutbox) -> None:
+        """A failed attempt's outputs were never sent: dropped with it."""
+
+    async def dead_letter(self, output: Output, tp: TP, offset: int, acks: Acks) -> None:
+        self._held.hold(tp, offset, [output])
+
+    def outputs_below(self, positions: Mapping[TP, int]) -> list[Output]:
+        """The held outputs of every message below each position, for the transaction."""
+        return self._held.below(positions)
+
+    def committed(self, positions: Mapping[TP, int]) -> None:
+        """Drop the outputs the transaction up to ``positions`` produced."""
+        self._held.committed(positions)
+
+    def forget(self, tp: TP) -> None:
+        """A revoked partition's uncommitted outputs go with it: the new owner handles the inputs again."""
+        self._held.forget(tp)
 
 
 Delivery = AtLeastOnceDelivery | ExactlyOnceDelivery

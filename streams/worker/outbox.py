@@ -66,9 +66,20 @@ class Output:
     key: bytes | None
     headers: Headers
     partition: int | None = None  # changelogs: the input's partition; None lets the partitioner choose
-    # A changelog record: of several for one key in one transaction, only the last matters (compaction
-    # and restore keep the last), so the transaction carries only that one.
+    # A changelog record: of several for one key before a commit, only the last matters (compaction
+    # and restore keep the last), so the commit carries only that one.
     latest_only: bool = False
+    # A changelog record not encoded yet: ``record`` for topic ``encode_as``, encoded only if it is the
+    # one the commit carries (a window updated 20 times before a commit is encoded once).
+    record: Record | None = None
+    encode_as: Topic[Any] | None = None
+
+    def encoded(self, encoders: Encoders) -> Output:
+        """This output with its value encoded (itself if it is already)."""
+        if self.encode_as is None or self.record is None:
+            return self
+        value = encoders.encode(self.encode_as, self.record)
+        return Output(self.topic, value, self.key, self.headers, self.partition, self.latest_only)
 
     def produce_kwargs(self) -> dict[str, Any]:
         return produce_kwargs(self.value, self.key, self.headers, self.partition)
@@ -76,14 +87,16 @@ class Output:
 
 class DirectOutbox:
     """Sends each output immediately; ``acks`` counts the broker's acknowledgements, which the worker
-    waits for before it counts the input as finished."""
+    waits for before it counts the input as finished. Changelog records (:meth:`emit`) are held
+    instead: the commit that passes the input sends the last one of each key first."""
 
-    __slots__ = ("_encoders", "_sender", "acks")
+    __slots__ = ("_encoders", "_sender", "acks", "held")
 
     def __init__(self, sender: Sender, encoders: Encoders, acks: Acks) -> None:
         self._sender = sender
         self._encoders = encoders
         self.acks = acks
+        self.held: list[Output] = []
 
     async def put(
         self,
@@ -106,8 +119,8 @@ class DirectOutbox:
             acks.withdraw()  # never queued: nothing to wait for
             raise
 
-    async def emit(self, output: Output) -> None:
-        """Send an output encoded already (a changelog record)."""
+    async def put_encoded(self, output: Output) -> None:
+        """Send an output encoded already (a dead letter)."""
         acks = self.acks
         acks.expect()
         try:
@@ -119,6 +132,10 @@ class DirectOutbox:
         except BaseException:
             acks.withdraw()
             raise
+
+    async def emit(self, output: Output) -> None:
+        """Hold a changelog record for the commit (see the class)."""
+        self.held.append(output)
 
 
 @dataclass(slots=True)
@@ -140,5 +157,5 @@ class HeldOutbox:
         self.outputs.append(Output(topic.name, encoded, encode_key(key), headers, partition))
 
     async def emit(self, output: Output) -> None:
-        """Hold an output encoded already (a changelog record)."""
+        """Hold a changelog record (encoded, or to encode at the commit)."""
         self.outputs.append(output)

@@ -181,10 +181,7 @@ class Processor:
         generation = self._generation[(item.topic, item.partition)]
         try:
             acks = outcome.acks
-            if not acks.settled:
-                settled = asyncio.get_running_loop().create_future()
-                acks.when_settled(functools.partial(_resolve, settled))
-                await settled
+            await acks.wait()
             if acks.error is not None:
                 raise acks.error
             if outcome.handled_id is not None:
@@ -300,8 +297,3 @@ class Processor:
         if wanted != self._paused:
             self._paused = wanted
             self._on_pressure(wanted)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

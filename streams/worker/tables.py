@@ -2,9 +2,9 @@
 records of a successful call, and restoring a partition from its changelog on assignment.
 
 A call's writes reach the store and the changelog together, only when the call succeeds. The changelog
-records go through the outbox like any output, so the delivery mode decides their fate: acknowledged
-before the input's offset commits (at-least-once), or produced in the transaction that commits it
-(exactly-once; an aborted transaction leaves nothing to restore).
+records are held by the delivery mode until the commit that passes the input: the last record of each
+key is encoded then and acknowledged before the offsets commit (at-least-once), or produced in the
+transaction that commits them (exactly-once; an aborted transaction leaves nothing to restore).
 
 Each table is kept in the store its declaration names: in memory, or in RocksDB under
 ``STREAMS_STATE_DIR/<group>/<table>/<partition>`` (the in-memory twin keeps every table in memory). A
@@ -103,9 +103,18 @@ class AgentTables:
             changelog = self._changelogs[view.name]
             self._stores[view.name].apply(view.partition, changes)
             for key, value in changes.items():
-                payload = None if value is None else self._encoders.encode(changelog, value)
+                # Encoded at the commit, and only if no later write of the key replaces it.
                 await outbox.emit(
-                    Output(changelog.name, payload, encode_key(key), [], view.partition, latest_only=True)
+                    Output(
+                        changelog.name,
+                        None,
+                        encode_key(key),
+                        [],
+                        view.partition,
+                        latest_only=True,
+                        record=value,
+                        encode_as=None if value is None else changelog,
+                    )
                 )
 
     def restore(self, partitions: Iterable[int], *, should_stop: Callable[[], bool] = lambda: False) -> None:

@@ -16,6 +16,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from streams.errors import TransportError
 from streams.transport.async_producer import AsyncProducer
 from streams.transport.poller import PollingConsumer
+from streams.worker.acks import Acks
 from streams.worker.committer import CommitBatch
 from streams.worker.outbox import Output
 
@@ -60,19 +61,60 @@ class Transactions:
             raise TransportError(f"transactional producer failed (fenced or fatal): {error.str()}") from exc
 
 
-class KafkaCommits:
-    """How a commit batch reaches Kafka: the consumer's synchronous commit on its poll thread
-    (at-least-once), or a transaction with the held outputs (exactly-once)."""
+class ChangelogFlush:
+    """At-least-once: a commit's changelog records produced and acknowledged before its offsets.
 
-    def __init__(self, poller: PollingConsumer, transactions: Transactions | None) -> None:
+    On the loop, through the worker's producer, counted like a handler's outputs: a ``flush()`` of
+    the producer would also wait for every output handlers keep sending meanwhile."""
+
+    def __init__(self, producer: AsyncProducer) -> None:
+        self._producer = producer
+
+    async def flush(self, outputs: list[Output]) -> None:
+        """Send ``outputs`` and return once the broker has them all; a retriable TransportError if one
+        failed or they took longer than the commit timeout."""
+        acks = Acks()
+        for output in outputs:
+            acks.expect()
+            waiting = self._producer.send_reported(
+                output.topic, output.value, output.key, output.headers, output.partition, acks.report
+            )
+            if waiting is not None:
+                await waiting
+        if not acks.settled:
+            try:
+                await asyncio.wait_for(acks.wait(), _TIMEOUT)
+            except TimeoutError as exc:
+                raise TransportError(
+                    f"changelog records not acknowledged within {_TIMEOUT:.0f}s, will retry", retriable=True
+                ) from exc
+        if acks.error is not None:
+            raise TransportError(f"changelog record lost, will retry: {acks.error}", retriable=True)
+
+
+class KafkaCommits:
+    """How a commit batch reaches Kafka: the consumer's synchronous commit on its poll thread after
+    the batch's changelog records are acknowledged (at-least-once), or a transaction with the held
+    outputs (exactly-once)."""
+
+    def __init__(
+        self,
+        poller: PollingConsumer,
+        transactions: Transactions | None,
+        changelogs: ChangelogFlush | None = None,
+    ) -> None:
         self._poller = poller
         self._transactions = transactions
+        self._changelogs = changelogs
 
     async def execute(self, batch: CommitBatch) -> None:
         """On the loop: hands the blocking part to the poll thread or an executor."""
         if self._transactions is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.execute_here, batch)
             return
+        if batch.outputs:
+            assert self._changelogs is not None, "changelog records need a producer to flush them"
+            await self._changelogs.flush(batch.outputs)
         try:
             await self._poller.commit(_offsets(batch))
         except KafkaException as exc:
@@ -82,8 +124,11 @@ class KafkaCommits:
         """On the calling thread: a rebalance callback (the poll thread) or an executor."""
         if self._transactions is not None:
             self._transactions.commit(batch.outputs, _offsets(batch), self._poller.group_metadata)
-        else:
-            self._poller.commit_here(_offsets(batch))
+            return
+        if batch.outputs:
+            assert self._changelogs is not None, "changelog records need a producer to flush them"
+            self._poller.run_on_loop(self._changelogs.flush(batch.outputs))
+        self._poller.commit_here(_offsets(batch))
 
 
 def _offsets(batch: CommitBatch) -> list[TopicPartition]:
