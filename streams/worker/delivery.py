@@ -48,6 +48,9 @@ class AtLeastOnceDelivery:
     def outputs_below(self, positions: Mapping[TP, int]) -> list[Output]:
         return []
 
+    def holds_outputs_below(self, positions: Mapping[TP, int]) -> bool:
+        return False
+
     def committed(self, positions: Mapping[TP, int]) -> None:
         """Nothing is held."""
 
@@ -89,6 +92,15 @@ class ExactlyOnceDelivery:
             for output in self._held[tp][offset]
         ]
         return _latest_per_key(outputs)
+
+    def holds_outputs_below(self, positions: Mapping[TP, int]) -> bool:
+        """Whether any message below ``positions`` left outputs to produce."""
+        return any(
+            offset < position
+            for tp, position in positions.items()
+            for offset, outputs in self._held.get(tp, {}).items()
+            if outputs
+        )
 
     def committed(self, positions: Mapping[TP, int]) -> None:
         """Drop the outputs the transaction up to ``positions`` produced."""
