@@ -33,6 +33,11 @@ _TRANSACTION_TIMEOUT_MS = 10_000
 # workflows scenario, traced per transaction). Retries still back off exponentially from here up to
 # retry.backoff.max.ms (1 s), so a broker in trouble is not hammered.
 _TRANSACTIONAL_RETRY_BACKOFF_MS = 2
+# A transaction's outputs are produced together just before its offsets are added and it commits,
+# and the commit flushes them anyway, so a linger only holds them back: with 5 ms they waited for
+# that flush and EndTxn for their acknowledgement; with none they leave as soon as their partitions
+# are in the transaction, while the offsets are being added.
+_TRANSACTIONAL_LINGER_MS = 0
 
 
 def agent_consumer(
@@ -91,6 +96,8 @@ def async_producer(
         overrides["transactional.id"] = transactional_id
         overrides["transaction.timeout.ms"] = _TRANSACTION_TIMEOUT_MS
         overrides["retry.backoff.ms"] = _TRANSACTIONAL_RETRY_BACKOFF_MS
+        if linger_ms is None:
+            overrides["linger.ms"] = _TRANSACTIONAL_LINGER_MS
     try:
         return AsyncProducer(settings.producer_config(**overrides), on_fatal=on_fatal)
     except KafkaException as exc:

@@ -48,7 +48,7 @@ def test_a_bad_environment_is_one_config_error_line(
     assert "\n" not in str(caught.value)
 
 
-def test_a_transactional_producer_retries_a_busy_coordinator_soon(
+def test_a_transactional_producer_sends_at_once_and_retries_a_busy_coordinator_soon(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     configs: list[dict[str, object]] = []
@@ -64,4 +64,6 @@ def test_a_transactional_producer_retries_a_busy_coordinator_soon(
     # CONCURRENT_TRANSACTIONS right after a commit clears within about a millisecond: retrying after
     # librdkafka's default 100 ms cost a one-at-a-time workflow 100 ms each time it happened.
     assert int(str(transactional["retry.backoff.ms"])) <= 10
+    assert transactional["linger.ms"] == 0, "the commit flushes the outputs anyway: waiting only delays"
+    assert plain["linger.ms"] == 5, "other producers keep batching"
     assert "retry.backoff.ms" not in plain
