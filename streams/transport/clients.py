@@ -26,6 +26,18 @@ _AGENT_SESSION_TIMEOUT_MS = 10_000
 # A crashed worker's open transaction blocks read_committed readers of its outputs until it times
 # out; the worker's transactions last ~100 ms, so 10 s (not Kafka's 60 s) is ample.
 _TRANSACTION_TIMEOUT_MS = 10_000
+# A transaction begun right after the last one committed finds the coordinator still writing the last
+# one's markers: AddOffsetsToTxn answers CONCURRENT_TRANSACTIONS, which librdkafka retries after
+# retry.backoff.ms (100 ms by default), for a wait of about a millisecond. An exactly-once hop is a few
+# ms, so that stall cost about half of all one-at-a-time workflows 100 ms (measured: bench.run's
+# workflows scenario, traced per transaction). Retries still back off exponentially from here up to
+# retry.backoff.max.ms (1 s), so a broker in trouble is not hammered.
+_TRANSACTIONAL_RETRY_BACKOFF_MS = 2
+# A transaction's outputs are produced together just before its offsets are added and it commits,
+# and the commit flushes them anyway, so a linger only holds them back: with 5 ms they waited for
+# that flush and EndTxn for their acknowledgement; with none they leave as soon as their partitions
+# are in the transaction, while the offsets are being added.
+_TRANSACTIONAL_LINGER_MS = 0
 
 
 def agent_consumer(
@@ -83,6 +95,9 @@ def async_producer(
     if transactional_id is not None:
         overrides["transactional.id"] = transactional_id
         overrides["transaction.timeout.ms"] = _TRANSACTION_TIMEOUT_MS
+        overrides["retry.backoff.ms"] = _TRANSACTIONAL_RETRY_BACKOFF_MS
+        if linger_ms is None:
+            overrides["linger.ms"] = _TRANSACTIONAL_LINGER_MS
     try:
         return AsyncProducer(settings.producer_config(**overrides), on_fatal=on_fatal)
     except KafkaException as exc:

@@ -47,6 +47,15 @@ class HeldOutputs:
         ]
         return [output.encoded(self._encoders) for output in _latest_per_key(outputs)]
 
+    def any_below(self, positions: Mapping[TP, int]) -> bool:
+        """Whether any message below ``positions`` left outputs to carry."""
+        return any(
+            offset < position
+            for tp, position in positions.items()
+            for offset, outputs in self._held.get(tp, {}).items()
+            if outputs
+        )
+
     def committed(self, positions: Mapping[TP, int]) -> None:
         """Drop the outputs a commit up to ``positions`` carried."""
         for tp, position in positions.items():
@@ -91,6 +100,9 @@ class AtLeastOnceDelivery:
         """The changelog records to send, and have acknowledged, before committing ``positions``."""
         return self._changelogs.below(positions)
 
+    def holds_outputs_below(self, positions: Mapping[TP, int]) -> bool:
+        return self._changelogs.any_below(positions)
+
     def committed(self, positions: Mapping[TP, int]) -> None:
         self._changelogs.committed(positions)
 
@@ -123,6 +135,10 @@ class ExactlyOnceDelivery:
     def outputs_below(self, positions: Mapping[TP, int]) -> list[Output]:
         """The held outputs of every message below each position, for the transaction."""
         return self._held.below(positions)
+
+    def holds_outputs_below(self, positions: Mapping[TP, int]) -> bool:
+        """Whether any message below ``positions`` left outputs to produce."""
+        return self._held.any_below(positions)
 
     def committed(self, positions: Mapping[TP, int]) -> None:
         """Drop the outputs the transaction up to ``positions`` produced."""

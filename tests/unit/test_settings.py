@@ -1,6 +1,7 @@
 import pytest
 
 from streams import ConfigError, Settings
+from streams.transport import clients
 
 pytestmark = pytest.mark.unit
 
@@ -45,3 +46,24 @@ def test_a_bad_environment_is_one_config_error_line(
         Settings()
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_transactional_producer_sends_at_once_and_retries_a_busy_coordinator_soon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configs: list[dict[str, object]] = []
+
+    class Recorded:
+        def __init__(self, config: dict[str, object], on_fatal: object = None) -> None:
+            configs.append(config)
+
+    monkeypatch.setattr(clients, "AsyncProducer", Recorded)
+    clients.async_producer(Settings(), transactional_id="engine.w1")
+    clients.async_producer(Settings())
+    transactional, plain = configs
+    # CONCURRENT_TRANSACTIONS right after a commit clears within about a millisecond: retrying after
+    # librdkafka's default 100 ms cost a one-at-a-time workflow 100 ms each time it happened.
+    assert int(str(transactional["retry.backoff.ms"])) <= 10
+    assert transactional["linger.ms"] == 0, "the commit flushes the outputs anyway: waiting only delays"
+    assert plain["linger.ms"] == 5, "other producers keep batching"
+    assert "retry.backoff.ms" not in plain
