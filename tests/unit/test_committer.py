@@ -9,9 +9,9 @@ import pytest
 
 from streams.runtime.offsets import OffsetTracker
 from streams.serde.registry import InMemoryRegistry
+from streams.worker.acks import Acks
 from streams.worker.committer import CommitBatch, Committer
 from streams.worker.delivery import ExactlyOnceDelivery
-from streams.worker.acks import Acks
 from streams.worker.outbox import Encoders, Output
 
 pytestmark = pytest.mark.unit
