@@ -122,7 +122,8 @@ class Processor:
         """Start a task for every item that may start now. A task started here handles its item and
         then, while more are ready, the next ones (:meth:`_drain`); it starts eagerly, so a batch of
         handlers that never wait runs to its end inside the first task, before this returns. Entered
-        again from inside that run (a handler's finish), it returns at once."""
+        again from inside that run (messages received while a handler runs, as the in-memory twin can
+        hand them over), it returns at once: the running tasks and this loop take them."""
         if self._pumping:
             return
         self._pumping = True
