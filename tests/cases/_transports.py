@@ -92,7 +92,7 @@ class Twin:
     async def read(self, topic: str, count: int) -> list[Seen]:
         test = self._require()
         await test.settle()
-        declared = test.app.topics.get(topic)
+        declared = test.app.topics.get(topic) or _changelog(test.app, topic)
         if declared is not None:
             seen = [
                 Seen(_text(m.key), m.value.model_dump(mode="json"), m.headers)
@@ -163,3 +163,12 @@ class Kafka:
 
 def _text(key: str | bytes | None) -> str | None:
     return key.decode(errors="replace") if isinstance(key, bytes) else key
+
+
+def _changelog(app: App, name: str) -> Topic[Any] | None:
+    """The table changelog called ``name`` (changelogs are the agents', not among the app's topics)."""
+    for agent in app.agents.values():
+        for table in agent.tables:
+            if agent.changelog(table).name == name:
+                return agent.changelog(table)
+    return None
