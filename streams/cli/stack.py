@@ -79,14 +79,23 @@ def up(
 
 
 @app.command()
-def down(cluster: ClusterOption = False) -> None:
+def down(
+    cluster: ClusterOption = False,
+    wipe: Annotated[
+        bool,
+        typer.Option("--wipe", help="Then delete the stack's data: every topic and schema (not downloads)."),
+    ] = False,
+) -> None:
     """Stop the servers `up` started (and only those)."""
+    stack = LocalStack(cluster=cluster)
     with _stack_errors():
-        stopped = LocalStack(cluster=cluster).down()
+        stopped = stack.down(wipe=wipe)
     if stopped:
         out.print(f"stopped {', '.join(stopped)}")
     else:
         out.print("nothing was running")
+    if wipe:
+        out.print(f"deleted {escape(str(stack.data_dir))}: the next `streams stack up` starts empty")
 
 
 @app.command()

@@ -9,6 +9,7 @@ start: everything goes through pid files that carry the stack's marker (see ``pr
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -237,8 +238,11 @@ class LocalStack:
 
     # -- down ------------------------------------------------------------------------------------------
 
-    def down(self) -> list[str]:
-        """Stop what ``up`` started (registry first, then all Kafka nodes together); names stopped."""
+    def down(self, *, wipe: bool = False) -> list[str]:
+        """Stop what ``up`` started (registry first, then all Kafka nodes together); names stopped.
+        ``wipe`` then deletes the stack's data (every topic, the registry's schemas), not its
+        downloads: the next ``up`` starts empty. Tests and benchmarks leave topics behind, and a
+        broker holding tens of thousands of partitions runs out of file descriptors."""
         paths = self._paths
         with locked(paths.run / "stack.lock"):
             stopped: list[str] = []
@@ -253,4 +257,11 @@ class LocalStack:
             for name, _pid in running:
                 paths.pid_file(name).unlink(missing_ok=True)
                 stopped.append(name)
+            if wipe:
+                shutil.rmtree(paths.data, ignore_errors=True)
             return stopped
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the servers keep their data (what ``down(wipe=True)`` deletes)."""
+        return self._paths.data

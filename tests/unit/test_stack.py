@@ -553,3 +553,28 @@ def test_global_compatibility_waits_out_a_registry_that_does_not_answer_while_lo
 def test_global_compatibility_refused_for_good_is_an_error(replaying_registry: str) -> None:
     with pytest.raises(StackError, match=r"refused to set global compatibility FULL \(HTTP 409\)"):
         registry.set_global_compatibility(replaying_registry, "FULL", settle_seconds=1.0)
+
+
+def test_down_wipe_deletes_the_data_and_keeps_the_downloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.cli import stack as cli
+
+    monkeypatch.setattr(cli, "LocalStack", lambda *, cluster: LocalStack(home=tmp_path, cluster=cluster))
+    stack = LocalStack(home=tmp_path)
+    paths = StackPaths(tmp_path, SINGLE)
+    topic = stack.data_dir / "kafka-1" / "some.topic-0"
+    topic.mkdir(parents=True)
+    (topic / "00000000000000000000.log").write_bytes(b"x")
+    paths.kafka_libs.mkdir(parents=True)
+    (paths.kafka_libs / "kafka.jar").write_bytes(b"jar")
+
+    kept = _cli().invoke(cli.app, ["down"])
+    assert kept.exit_code == 0 and "nothing was running" in kept.output
+    assert topic.exists(), "down without --wipe keeps the data"
+
+    wiped = _cli().invoke(cli.app, ["down", "--wipe"])
+    assert wiped.exit_code == 0, wiped.output
+    assert "deleted" in wiped.output and "starts empty" in wiped.output
+    assert not stack.data_dir.exists()
+    assert (paths.kafka_libs / "kafka.jar").exists(), "downloads stay"
