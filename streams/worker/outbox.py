@@ -81,8 +81,41 @@ class Output:
         value = encoders.encode(self.encode_as, self.record)
         return Output(self.topic, value, self.key, self.headers, self.partition, self.latest_only)
 
+    def destination(self) -> tuple[str, bytes | None, bytes | None, Headers, int | None]:
+        """Topic, value, key, headers and partition, as :func:`send_counted` takes them."""
+        return self.topic, self.value, self.key, self.headers, self.partition
+
     def produce_kwargs(self) -> dict[str, Any]:
         return produce_kwargs(self.value, self.key, self.headers, self.partition)
+
+
+def send_counted(
+    sender: Sender,
+    acks: Acks,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    headers: Headers,
+    partition: int | None,
+) -> Awaitable[None] | None:
+    """Queue one message whose acknowledgement ``acks`` counts. None once queued (almost always at
+    once: no coroutine on the hot path); else an awaitable that queues it when librdkafka's queue has
+    room. A message that is never queued (the send raised) is not counted."""
+    acks.expect()
+    try:
+        waiting = sender.send_reported(topic, value, key, headers, partition, acks.report)
+    except BaseException:
+        acks.withdraw()
+        raise
+    return None if waiting is None else _counted_when_queued(waiting, acks)
+
+
+async def _counted_when_queued(waiting: Awaitable[None], acks: Acks) -> None:
+    try:
+        await waiting
+    except BaseException:
+        acks.withdraw()  # never queued: nothing to wait for
+        raise
 
 
 class DirectOutbox:
@@ -107,31 +140,17 @@ class DirectOutbox:
         partition: int | None = None,
     ) -> None:
         payload = self._encoders.encode(topic, value)
-        acks = self.acks
-        acks.expect()
-        try:
-            waiting = self._sender.send_reported(
-                topic.name, payload, encode_key(key), headers, partition, acks.report
-            )
-            if waiting is not None:
-                await waiting
-        except BaseException:
-            acks.withdraw()  # never queued: nothing to wait for
-            raise
+        waiting = send_counted(
+            self._sender, self.acks, topic.name, payload, encode_key(key), headers, partition
+        )
+        if waiting is not None:
+            await waiting
 
     async def put_encoded(self, output: Output) -> None:
         """Send an output encoded already (a dead letter)."""
-        acks = self.acks
-        acks.expect()
-        try:
-            waiting = self._sender.send_reported(
-                output.topic, output.value, output.key, output.headers, output.partition, acks.report
-            )
-            if waiting is not None:
-                await waiting
-        except BaseException:
-            acks.withdraw()
-            raise
+        waiting = send_counted(self._sender, self.acks, *output.destination())
+        if waiting is not None:
+            await waiting
 
     async def emit(self, output: Output) -> None:
         """Hold a changelog record for the commit (see the class)."""

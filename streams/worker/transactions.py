@@ -18,7 +18,7 @@ from streams.transport.async_producer import AsyncProducer
 from streams.transport.poller import PollingConsumer
 from streams.worker.acks import Acks
 from streams.worker.committer import CommitBatch
-from streams.worker.outbox import Output
+from streams.worker.outbox import Output, send_counted
 
 _TIMEOUT = 30.0
 
@@ -75,10 +75,7 @@ class ChangelogFlush:
         failed or they took longer than the commit timeout."""
         acks = Acks()
         for output in outputs:
-            acks.expect()
-            waiting = self._producer.send_reported(
-                output.topic, output.value, output.key, output.headers, output.partition, acks.report
-            )
+            waiting = send_counted(self._producer, acks, *output.destination())
             if waiting is not None:
                 await waiting
         if not acks.settled:
