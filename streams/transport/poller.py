@@ -87,8 +87,7 @@ class PollingConsumer:
 
     def start(self, topics: Sequence[str], listener: RebalanceListener) -> None:
         self._listener = listener
-        if self._track_group_metadata:
-            self.group_metadata = self._consumer.consumer_group_metadata()
+        self._refresh_group_metadata()
         self._consumer.subscribe(
             list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -157,8 +156,7 @@ class PollingConsumer:
                 self._apply_pause()
                 self._serve_commits()
                 messages = consume_available(self._consumer, self._batch_size, _POLL_TIMEOUT)
-                if self._track_group_metadata:
-                    self.group_metadata = self._consumer.consumer_group_metadata()
+                self._refresh_group_metadata()
                 if messages:
                     self._batch_accepted.clear()
                     self._loop.call_soon_threadsafe(self._hand_over, messages)
@@ -183,6 +181,19 @@ class PollingConsumer:
             self._on_error(exc)
         finally:
             self._batch_accepted.set()
+
+    def _refresh_group_metadata(self) -> None:
+        """Keep the group metadata that exactly-once commits send with their offsets current. While
+        the consumer closes, librdkafka may have none to give: the last one is still this member's
+        (closing starts no new generation), so the revocation's commit goes on with it."""
+        if not self._track_group_metadata:
+            return
+        try:
+            self.group_metadata = self._consumer.consumer_group_metadata()
+        except RuntimeError as exc:  # "Consumer group metadata not available"
+            if self.group_metadata is None:
+                raise
+            log.debug("group metadata not available (%s): keeping the last", exc)
 
     def _apply_pause(self) -> None:
         wanted = self._wanted_paused
@@ -246,8 +257,7 @@ class PollingConsumer:
         tps = {(tp.topic, tp.partition) for tp in partitions}
         if not tps:
             return
-        if self._track_group_metadata:
-            self.group_metadata = consumer.consumer_group_metadata()
+        self._refresh_group_metadata()
         assert self._listener is not None
         self._listener.revoked(tps)
 

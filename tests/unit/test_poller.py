@@ -78,3 +78,53 @@ def test_a_partition_paused_before_revocation_resumes_when_assigned_back() -> No
     assert consumer.calls == [("pause", [("t", 0)])], "nothing assigned to resume"
     _assign(poller, consumer, 0)
     assert consumer.calls[-1] == ("resume", [("t", 0)])
+
+
+class ClosingConsumer(FakeConsumer):
+    """librdkafka while the consumer closes: no group metadata to give."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closing = False
+
+    def consumer_group_metadata(self) -> object:
+        if self.closing:
+            raise RuntimeError("Consumer group metadata not available")
+        return "generation 7"
+
+
+def _tracking(consumer: ClosingConsumer) -> PollingConsumer:
+    loop = asyncio.new_event_loop()
+    poller = PollingConsumer(
+        consumer,  # type: ignore[arg-type]
+        loop,
+        batch_size=10,
+        on_batch=lambda m: None,
+        on_error=lambda e: None,
+        track_group_metadata=True,
+    )
+    loop.close()
+    return poller
+
+
+def test_a_revocation_while_closing_commits_with_the_last_group_metadata() -> None:
+    """close() revokes what is left; librdkafka may have no metadata then, and the exactly-once
+    commit of that revocation still needs this member's."""
+    consumer = ClosingConsumer()
+    revoked: list[set[tuple[str, int]]] = []
+    poller = _tracking(consumer)
+    listener = Listener()
+    listener.revoked = revoked.append  # type: ignore[method-assign]
+    poller._listener = listener
+    poller._refresh_group_metadata()
+    consumer.closing = True
+    poller._on_revoke(consumer, [TopicPartition("t", 0)])  # type: ignore[arg-type]
+    assert revoked == [{("t", 0)}]
+    assert poller.group_metadata == "generation 7"
+
+
+def test_no_group_metadata_ever_is_an_error() -> None:
+    consumer = ClosingConsumer()
+    consumer.closing = True
+    with pytest.raises(RuntimeError):
+        _tracking(consumer)._refresh_group_metadata()
