@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams import headers as hdr
@@ -52,12 +53,20 @@ which their consumer must treat as repeatable)."""
 
 class Ticker(Protocol):
     """Time-driven work beside an agent's handler (timers coming due): the worker calls :meth:`tick`
-    every ``interval`` seconds with the input partitions it owns, on the loop its handlers run on."""
+    every ``interval`` seconds, on the loop its handlers run on, with the input partitions it owns
+    and, of those, the ones ``caught_up``: every record in them handled as of now. A partition that
+    is not holds records still to handle (a backlog after a restart or rebalance, or load), so its
+    tables may not show its latest records yet."""
 
     interval: float
 
     async def tick(
-        self, now_ms: int, partitions: list[int], open_table: TableOpener, send: TickSend
+        self,
+        now_ms: int,
+        partitions: list[int],
+        caught_up: AbstractSet[int],
+        open_table: TableOpener,
+        send: TickSend,
     ) -> None: ...
 
 

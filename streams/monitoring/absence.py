@@ -12,14 +12,20 @@ No record can reveal its own absence, so two parts work together on the table ``
 
 A ticker cannot write tables and sends outside the handler's transactions, so its reports must be
 safe to repeat and to race with the handler: the alert rule ignores a firing whose ``last_seen`` is
-older than a clear it has already seen, and keeps one alert open however many firings come. After
-an assignment (a restart, a rebalance) a partition is watched for ``after`` seconds before any of
-its series is judged, so a worker catching up on a backlog does not report live series as silent.
+older than a clear it has already seen, and keeps one alert open however many firings come.
+
+Silence is judged against how far the worker has read a partition, not only the clock: in a
+partition whose every record is handled (caught up), a series is silent if its last record is older
+than ``after`` now; in one with records still to handle (a backlog after a restart or rebalance,
+or load), only if it is ``after`` older than the partition's latest record handled (its stream
+time). So old records being caught up on never make a live series look silent, and a series that
+went quiet while no worker ran is still found, by the backlog's own times.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -106,7 +112,8 @@ class Absence:
         )
 
     def judge(self, rule: str, state: AbsenceState, now_ms: int) -> Detection | None:
-        """A firing detection if the series has been silent for more than ``after`` at ``now_ms``."""
+        """A firing detection if the series has been silent for more than ``after`` at ``now_ms``
+        (the clock, or the stream time of a partition not caught up)."""
         silent_ms = now_ms - state.last_seen_ms
         if silent_ms <= self.after_ms:
             return None
@@ -134,9 +141,8 @@ def split_key(stored: str | bytes) -> tuple[str, str]:
 
 @dataclass
 class _Watch:
-    """What the ticker knows of one owned partition: since when, and what it last reported."""
+    """What the ticker last reported of one owned partition."""
 
-    since_ms: int
     reported: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (last_seen, sent at)
 
 
@@ -149,20 +155,32 @@ class AbsenceTicker:
         shortest = min(rule.after_ms for rule in self._rules.values()) / 1000
         self.interval = min(1.0, max(0.05, shortest / 5))
 
-    async def tick(self, now_ms: int, partitions: list[int], open_table: TableOpener, send: TickSend) -> None:
+    async def tick(
+        self,
+        now_ms: int,
+        partitions: list[int],
+        caught_up: AbstractSet[int],
+        open_table: TableOpener,
+        send: TickSend,
+    ) -> None:
         for partition in partitions:
             view = open_table(TABLE, partition)
             cache = view.cache()
             watch = cache.get(_WATCH)
             if not isinstance(watch, _Watch):
-                watch = cache[_WATCH] = _Watch(since_ms=now_ms)
-            for stored, state in list(view.scan()):
+                watch = cache[_WATCH] = _Watch()
+            states = list(view.scan())
+            if not states:
+                continue
+            # How far this partition is known: now, or the time of the latest record handled.
+            known_to = now_ms if partition in caught_up else max(state.last_seen_ms for _, state in states)
+            for stored, state in states:
                 rule_name, key = split_key(stored)
                 rule = self._rules.get(rule_name)
-                if rule is None or now_ms - watch.since_ms < rule.after_ms:
-                    continue  # a rule no longer declared, or a partition not watched for long enough
+                if rule is None:
+                    continue  # a rule no longer declared
                 name = table_key(rule_name, key)
-                found = rule.judge(rule_name, state, now_ms)
+                found = rule.judge(rule_name, state, known_to)
                 if found is None:
                     watch.reported.pop(name, None)
                     continue

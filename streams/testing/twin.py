@@ -99,7 +99,8 @@ class TwinWorker:
         await self._processor.cancel_running()
 
     async def tick(self, now_ms: int) -> None:
-        """Run the agent's ticker once, at the fake clock's time, over every partition."""
+        """Run the agent's ticker once, at the fake clock's time, over every partition; caught up are
+        those with nothing unread or unfinished."""
         ticker = self.agent.ticker
         if ticker is None:
             return
@@ -107,7 +108,15 @@ class TwinWorker:
         async def send(topic: Topic[Any], value: Record, key: str | bytes | None) -> None:
             await send_acknowledged(self._sender, self._encoders, topic, value, key)
 
-        await ticker.tick(now_ms, list(range(self.agent.topic.partitions)), self.tables.open, send)
+        topic = self.agent.topic.name
+        caught_up = {
+            p
+            for (t, p), position in self._positions.items()
+            if t == topic
+            and not self._broker.read(t, p, position)
+            and not self._processor.offsets.pending(t, p)
+        }
+        await ticker.tick(now_ms, list(range(self.agent.topic.partitions)), caught_up, self.tables.open, send)
 
     def fetch(self) -> int:
         """Hand everything new on the agent's topic to the processor; returns how many."""

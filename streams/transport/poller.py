@@ -82,6 +82,7 @@ class PollingConsumer:
         self._commits: queue.SimpleQueue[tuple[list[TopicPartition], concurrent.futures.Future[None]]] = (
             queue.SimpleQueue()
         )
+        self._end_queries: queue.SimpleQueue[concurrent.futures.Future[set[TP]]] = queue.SimpleQueue()
         self.group_metadata: Any = None
         self._thread = threading.Thread(target=self._poll_forever, name="poll", daemon=True)
 
@@ -127,10 +128,28 @@ class PollingConsumer:
         """Commit on the calling thread: the poll thread (rebalance callbacks) or after it stopped."""
         self._consumer.commit(offsets=offsets, asynchronous=False)
 
+    async def delivered_to_end(self) -> set[TP]:
+        """The assigned partitions whose every record the client has delivered (to the batches handed
+        over before this returns), as far as the latest fetch responses know the partitions' ends.
+
+        Answered by the poll thread between fetches; the client's position moves past transaction
+        markers and aborted records, which received offsets never show. (librdkafka's end of
+        partition event would say the same only when a fetch comes back empty, which a steady
+        trickle of records never lets happen.)"""
+        if self._stop.is_set():
+            return set()
+        answer: concurrent.futures.Future[set[TP]] = concurrent.futures.Future()
+        self._end_queries.put(answer)
+        return await asyncio.wrap_future(answer)
+
     async def stop(self) -> None:
         """Stop fetching and wait for the poll thread to end; batches already fetched still arrive."""
         self._stop.set()
         await self._loop.run_in_executor(None, self._thread.join)
+        while not self._end_queries.empty():  # asked as the thread stopped: no answer is coming
+            answer = self._end_queries.get_nowait()
+            if answer.set_running_or_notify_cancel():
+                answer.set_result(set())
 
     def close(self) -> None:
         """Leave the group (blocking): revokes what is still assigned through the listener."""
@@ -160,6 +179,8 @@ class PollingConsumer:
                 if messages:
                     self._batch_accepted.clear()
                     self._loop.call_soon_threadsafe(self._hand_over, messages)
+                # After the hand-over: an answer reaches the loop behind the batch it counts.
+                self._answer_end_queries()
         except BaseException as exc:  # noqa: BLE001 - reported to the loop, which stops the worker
             self._loop.call_soon_threadsafe(self._on_error, exc)
 
@@ -181,6 +202,21 @@ class PollingConsumer:
             self._on_error(exc)
         finally:
             self._batch_accepted.set()
+
+    def _answer_end_queries(self) -> None:
+        if self._end_queries.empty():
+            return
+        at_end: set[TP] = set()
+        assignment = self._consumer.assignment()
+        positions = self._consumer.position(assignment) if assignment else []
+        for tp in positions:
+            low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0 and (high <= low or tp.offset >= high):  # high < 0: no fetch response yet
+                at_end.add((tp.topic, tp.partition))
+        while not self._end_queries.empty():
+            answer = self._end_queries.get_nowait()
+            if answer.set_running_or_notify_cancel():
+                answer.set_result(at_end)
 
     def _refresh_group_metadata(self) -> None:
         """Keep the group metadata that exactly-once commits send with their offsets current. While

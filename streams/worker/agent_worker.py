@@ -252,9 +252,14 @@ class AgentWorker:
             on_fatal=self._fail_from_thread,
         )
         topic = self.agent.topic.name
+
+        async def caught_up() -> set[int]:
+            return {p for t, p in await self.caught_up_partitions() if t == topic}
+
         loop = TickLoop(
             ticker,
             lambda: sorted(p for t, p in self._assigned if t == topic),
+            caught_up,
             tables.open,
             producer,
             encoders,
@@ -320,6 +325,16 @@ class AgentWorker:
         offsets = self._processor.offsets
         untouched = self._assigned - set(offsets.partitions())
         return untouched | (offsets.settled() & self._assigned)
+
+    async def caught_up_partitions(self) -> set[TP]:
+        """The owned partitions whose every record is handled, as of now: nothing received is
+        unfinished, and the consumer has delivered each to its end as the latest fetches know it.
+        (After an assignment, a partition holding a backlog is not caught up until it is handled.)"""
+        if self._poller is None or self._processor is None:
+            return set()
+        delivered = await self._poller.delivered_to_end()
+        offsets = self._processor.offsets
+        return {tp for tp in delivered & self._assigned if offsets.pending(*tp) == 0}
 
     def committed_positions(self) -> dict[TP, int]:
         """Per owned partition that has received messages: the position last committed (next offset

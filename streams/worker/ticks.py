@@ -1,9 +1,10 @@
 """Running an agent's ticker: time-driven work beside its handler (timers coming due).
 
 Every ``interval`` seconds, on the worker's loop, the ticker sees the input partitions this worker
-owns and their tables. What it sends goes through a producer of its own, outside the handler's
-transactions, and is awaited until the broker has it: a tick's events must be safe to repeat (a timer
-that fires twice is ignored the second time), and one lost to a crash is sent again after restore.
+owns, which of them it has handled every record of, and their tables. What it sends goes through a
+producer of its own, outside the handler's transactions, and is awaited until the broker has it: a
+tick's events must be safe to repeat (a timer that fires twice is ignored the second time), and one
+lost to a crash is sent again after restore.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streams.context import TableOpener, Ticker
@@ -29,6 +30,7 @@ class TickLoop:
         self,
         ticker: Ticker,
         partitions: Callable[[], list[int]],
+        caught_up: Callable[[], Awaitable[set[int]]],
         open_table: TableOpener,
         producer: AsyncProducer,
         encoders: Encoders,
@@ -36,6 +38,7 @@ class TickLoop:
     ) -> None:
         self._ticker = ticker
         self._partitions = partitions
+        self._caught_up = caught_up
         self._open_table = open_table
         self._producer = producer
         self._encoders = encoders
@@ -46,8 +49,9 @@ class TickLoop:
         while True:
             await asyncio.sleep(self._ticker.interval)
             try:
+                caught_up = await self._caught_up()
                 await self._ticker.tick(
-                    int(time.time() * 1000), self._partitions(), self._open_table, self.send
+                    int(time.time() * 1000), self._partitions(), caught_up, self._open_table, self.send
                 )
                 failures = 0
             except asyncio.CancelledError:

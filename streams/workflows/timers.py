@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 
 from streams.context import TableOpener, TickSend
@@ -72,7 +73,16 @@ class TimerTicker:
         self._events = events
         self._sender = sender
 
-    async def tick(self, now_ms: int, partitions: list[int], open_table: TableOpener, send: TickSend) -> None:
+    async def tick(
+        self,
+        now_ms: int,
+        partitions: list[int],
+        caught_up: AbstractSet[int],
+        open_table: TableOpener,
+        send: TickSend,
+    ) -> None:
+        # Every owned partition, caught up or not: a timer that fires during a backlog is an event
+        # behind it, and one already answered by the backlog is ignored by the engine.
         for partition in partitions:
             view = open_table(self._journal, partition)
             deadlines = deadlines_of(view.cache())

@@ -122,23 +122,39 @@ async def test_a_silence_that_outlasts_the_cooldown_is_alerted_when_the_cooldown
         assert (reopened.fired_at - resolved.fired_at).total_seconds() >= 60
 
 
-async def test_silence_is_judged_only_after_a_partition_was_watched_for_the_period() -> None:
+async def test_silence_is_judged_by_the_latest_record_once_the_backlog_is_handled() -> None:
     app, samples, alerts, _ = _app(Rule("silent", Absence(after=30)))
     async with TestApp(app) as t:
         await _send(t, samples, "s1", 1)
         await t.advance(29)
+        assert t.sent(alerts) == []
         await t.advance(2)
         assert _alerts(t, alerts) == [("silent", "s1", "OPEN")]
-    # A worker that starts on a backlog (after a restart, say) waits a period before judging.
+    # A worker that starts on a backlog judges it once it has handled it, by its latest record: a
+    # series whose last record is an hour old has been silent for an hour, and a live one has not.
     async with TestApp(app) as t:
         now = datetime.fromtimestamp(t.clock.now, UTC)
         sample = MetricSample(name="temperature", value=1, observed_at=now)
         await t.publish(samples, sample, key="s1", settle=False)
-        t.clock.now += 3600  # the record is an hour old when the worker first looks
+        await t.publish(samples, sample, key="s2", settle=False)
+        t.clock.now += 3600
+        await t.publish(samples, sample, key="s2", settle=False)
         await t.settle()
-        assert t.sent(alerts) == []
-        await t.advance(31)
         assert _alerts(t, alerts) == [("silent", "s1", "OPEN")]
+
+
+async def test_a_partition_with_records_still_to_handle_is_judged_by_its_stream_time() -> None:
+    """A worker behind (a backlog after a restart, or load) knows a partition only up to its latest
+    record handled: judged by the clock, every series in it would look silent."""
+    app, samples, alerts, _ = _app(Rule("silent", Absence(after=30)), partitions=1)
+    async with TestApp(app) as t:
+        await _send(t, samples, "s1", 1)
+        await _send(t, samples, "s2", 1)
+        t.clock.now += 60  # no worker ran meanwhile: s1 sent one record, s2 none
+        sample = MetricSample(name="temperature", value=1, observed_at=datetime.now(UTC))
+        await t.publish(samples, sample, key="s1", settle=False)
+        await t.settle()  # which ticks first, with s1's record not handled yet
+        assert _alerts(t, alerts) == [("silent", "s2", "OPEN")]
 
 
 async def test_a_sample_may_feed_several_rules_and_where_narrows_them() -> None:

@@ -128,3 +128,51 @@ def test_no_group_metadata_ever_is_an_error() -> None:
     consumer.closing = True
     with pytest.raises(RuntimeError):
         _tracking(consumer)._refresh_group_metadata()
+
+
+class FetchingConsumer(FakeConsumer):
+    """What librdkafka knows of each partition: the high watermark of its last fetch response, and
+    the position (next offset to deliver)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.low: dict[int, int] = {}
+        self.high: dict[int, int] = {}
+        self.positions: dict[int, int] = {}
+
+    def get_watermark_offsets(self, tp: TopicPartition, cached: bool = False) -> tuple[int, int]:
+        assert cached, "only what the fetches already told: no broker request"
+        return (self.low.get(tp.partition, 0), self.high.get(tp.partition, -1001))
+
+    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.positions.get(tp.partition, -1001)) for tp in tps]
+
+
+def test_a_partition_is_delivered_to_its_end_when_the_position_reaches_the_last_fetched_end() -> None:
+    consumer = FetchingConsumer()
+    loop = asyncio.new_event_loop()
+    poller = PollingConsumer(
+        consumer,  # type: ignore[arg-type]
+        loop,
+        batch_size=10,
+        on_batch=lambda m: None,
+        on_error=lambda e: None,
+    )
+    poller._listener = Listener()
+    _assign(poller, consumer, 0, 1, 2, 3)
+    consumer.high = {0: 100, 1: 7, 2: 9}  # 3: no fetch response yet
+    consumer.low = {2: 9}  # 2: empty (retention removed everything)
+    consumer.positions = {0: 40, 1: 7}
+
+    async def ask() -> set[tuple[str, int]]:
+        question = asyncio.ensure_future(poller.delivered_to_end())
+        await asyncio.sleep(0)
+        poller._answer_end_queries()  # as the poll thread does between fetches
+        return await question
+
+    assert loop.run_until_complete(ask()) == {("t", 1), ("t", 2)}
+    consumer.positions[0] = 101  # past a transaction marker at 100
+    assert loop.run_until_complete(ask()) == {("t", 0), ("t", 1), ("t", 2)}
+    poller._stop.set()
+    assert loop.run_until_complete(poller.delivered_to_end()) == set(), "stopped: nothing known"
+    loop.close()
