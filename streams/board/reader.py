@@ -24,6 +24,7 @@ from streams.events import AgentStatus, Alert, WorkflowCounts
 from streams.serde.codec import RecordDecoder
 from streams.serde.registry import SchemaRegistry
 from streams.transport import clients
+from streams.transport.records import delivered_to_end
 
 _RECHECK_SECONDS = 5.0  # how often to look for a topic that did not exist yet
 _BATCH = 500
@@ -134,6 +135,8 @@ class BoardReader:
             messages = self._consumer.consume(_BATCH, min(left, 0.25))
             for message in messages:
                 read += self._handle(message)
+            if self._assigned - self._at_end:
+                self._at_end |= delivered_to_end(self._consumer, self._assigned - self._at_end)
 
     def catch_up(self, timeout: float) -> bool:
         """Read until every partition is read to its end or ``timeout`` seconds passed; True if caught up."""

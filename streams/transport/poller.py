@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streams.errors import TransportError
 from streams.timestamps import epoch_millis
-from streams.transport.records import consume_available
+from streams.transport.records import consume_available, delivered_to_end
 
 log = logging.getLogger("streams.worker")
 
@@ -132,10 +132,7 @@ class PollingConsumer:
         """The assigned partitions whose every record the client has delivered (to the batches handed
         over before this returns), as far as the latest fetch responses know the partitions' ends.
 
-        Answered by the poll thread between fetches; the client's position moves past transaction
-        markers and aborted records, which received offsets never show. (librdkafka's end of
-        partition event would say the same only when a fetch comes back empty, which a steady
-        trickle of records never lets happen.)"""
+        Answered by the poll thread between fetches (:func:`~.records.delivered_to_end`)."""
         if self._stop.is_set():
             return set()
         answer: concurrent.futures.Future[set[TP]] = concurrent.futures.Future()
@@ -206,13 +203,8 @@ class PollingConsumer:
     def _answer_end_queries(self) -> None:
         if self._end_queries.empty():
             return
-        at_end: set[TP] = set()
         assignment = self._consumer.assignment()
-        positions = self._consumer.position(assignment) if assignment else []
-        for tp in positions:
-            low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high >= 0 and (high <= low or tp.offset >= high):  # high < 0: no fetch response yet
-                at_end.add((tp.topic, tp.partition))
+        at_end = delivered_to_end(self._consumer, [(tp.topic, tp.partition) for tp in assignment])
         while not self._end_queries.empty():
             answer = self._end_queries.get_nowait()
             if answer.set_running_or_notify_cancel():

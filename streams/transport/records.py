@@ -1,12 +1,13 @@
-"""What the clients share: the keyword arguments of one produce() call, its error mapping, and taking
-what a consumer has without waiting for a full batch."""
+"""What the clients share: the keyword arguments of one produce() call, its error mapping, taking
+what a consumer has without waiting for a full batch, and knowing when it has read a partition to
+its end."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicPartition
 
 from streams.errors import TransportError
 
@@ -41,3 +42,29 @@ def consume_available(consumer: Any, max_messages: int, timeout: float) -> list[
         return first
     rest: list[Any] = consumer.consume(max_messages - 1, 0)
     return first + rest
+
+
+def delivered_to_end(consumer: Any, partitions: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Of the consumer's assigned ``partitions``, those it has delivered every record of, as far as
+    its latest fetch responses know their ends (librdkafka's cached high watermarks; a partition no
+    fetch has answered for yet is not known to be at its end). No broker request.
+
+    Not librdkafka's end-of-partition event: that comes only when a fetch comes back empty, which a
+    steady trickle of records never lets happen, so a reader waiting for it can wait forever."""
+    tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+    if not tps:
+        return set()
+    ends: dict[tuple[str, int], int] = {}
+    for tp in tps:
+        low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if high >= 0:  # else no fetch response yet
+            ends[(tp.topic, tp.partition)] = high if high > low else -1  # empty: at its end anywhere
+    if not ends:
+        return set()
+    # The position moves past transaction markers and aborted records, which no message shows.
+    positions = consumer.position([TopicPartition(topic, partition) for topic, partition in ends])
+    return {
+        (tp.topic, tp.partition)
+        for tp in positions
+        if ends[(tp.topic, tp.partition)] < 0 or tp.offset >= ends[(tp.topic, tp.partition)]
+    }
