@@ -143,10 +143,7 @@ class PollingConsumer:
         """Stop fetching and wait for the poll thread to end; batches already fetched still arrive."""
         self._stop.set()
         await self._loop.run_in_executor(None, self._thread.join)
-        while not self._end_queries.empty():  # asked as the thread stopped: no answer is coming
-            answer = self._end_queries.get_nowait()
-            if answer.set_running_or_notify_cancel():
-                answer.set_result(set())
+        self._answer_end_queries_with(set())  # asked as the thread stopped: nothing is known now
 
     def close(self) -> None:
         """Leave the group (blocking): revokes what is still assigned through the listener."""
@@ -204,7 +201,11 @@ class PollingConsumer:
         if self._end_queries.empty():
             return
         assignment = self._consumer.assignment()
-        at_end = delivered_to_end(self._consumer, [(tp.topic, tp.partition) for tp in assignment])
+        self._answer_end_queries_with(
+            delivered_to_end(self._consumer, [(tp.topic, tp.partition) for tp in assignment])
+        )
+
+    def _answer_end_queries_with(self, at_end: set[TP]) -> None:
         while not self._end_queries.empty():
             answer = self._end_queries.get_nowait()
             if answer.set_running_or_notify_cancel():
