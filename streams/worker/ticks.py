@@ -49,7 +49,7 @@ class TickLoop:
         while True:
             await asyncio.sleep(self._ticker.interval)
             try:
-                caught_up = await self._caught_up()
+                caught_up = await self._caught_up_now()
                 await self._ticker.tick(
                     int(time.time() * 1000), self._partitions(), caught_up, self._open_table, self.send
                 )
@@ -62,6 +62,14 @@ class TickLoop:
                 if failures >= 30:
                     self._on_fatal(exc)
                     return
+
+    async def _caught_up_now(self) -> set[int]:
+        """The caught-up partitions, or none while the poll thread cannot say (a rebalance restoring
+        tables holds it): a ticker that does not ask, like the workflow timers, must not wait."""
+        try:
+            return await asyncio.wait_for(self._caught_up(), self._ticker.interval)
+        except TimeoutError:
+            return set()
 
     async def send(self, topic: Topic[Any], value: Record, key: str | bytes | None) -> None:
         await send_acknowledged(self._producer, self._encoders, topic, value, key)
