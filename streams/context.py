@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams import headers as hdr
@@ -51,23 +52,27 @@ TickSend = Callable[["Topic[Any]", Record, str | bytes | None], Awaitable[None]]
 which their consumer must treat as repeatable)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """What one call of a ticker sees: the worker's clock, the input partitions it owns and, of
+    those, the ones ``caught_up`` (every record in them handled as of now; one that is not holds
+    records still to handle, a backlog after a restart or rebalance, or load, so its tables may not
+    show its latest records yet), the tables, and a send outside any transaction."""
+
+    now_ms: int
+    partitions: list[int]
+    caught_up: AbstractSet[int]
+    open_table: TableOpener
+    send: TickSend
+
+
 class Ticker(Protocol):
     """Time-driven work beside an agent's handler (timers coming due): the worker calls :meth:`tick`
-    every ``interval`` seconds, on the loop its handlers run on, with the input partitions it owns
-    and, of those, the ones ``caught_up``: every record in them handled as of now. A partition that
-    is not holds records still to handle (a backlog after a restart or rebalance, or load), so its
-    tables may not show its latest records yet."""
+    every ``interval`` seconds, on the loop its handlers run on."""
 
     interval: float
 
-    async def tick(
-        self,
-        now_ms: int,
-        partitions: list[int],
-        caught_up: AbstractSet[int],
-        open_table: TableOpener,
-        send: TickSend,
-    ) -> None: ...
+    async def tick(self, tick: Tick) -> None: ...
 
 
 class Context:

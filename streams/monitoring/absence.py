@@ -25,12 +25,11 @@ went quiet while no worker ran is still found, by the backlog's own times.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.context import TableOpener, TickSend
+from streams.context import Tick
 from streams.errors import ConfigError
 from streams.events import AbsenceState, Detection
 from streams.tables import Table
@@ -155,16 +154,10 @@ class AbsenceTicker:
         shortest = min(rule.after_ms for rule in self._rules.values()) / 1000
         self.interval = min(1.0, max(0.05, shortest / 5))
 
-    async def tick(
-        self,
-        now_ms: int,
-        partitions: list[int],
-        caught_up: AbstractSet[int],
-        open_table: TableOpener,
-        send: TickSend,
-    ) -> None:
-        for partition in partitions:
-            view = open_table(TABLE, partition)
+    async def tick(self, tick: Tick) -> None:
+        now_ms = tick.now_ms
+        for partition in tick.partitions:
+            view = tick.open_table(TABLE, partition)
             cache = view.cache()
             watch = cache.get(_WATCH)
             if not isinstance(watch, _Watch):
@@ -173,7 +166,8 @@ class AbsenceTicker:
             if not states:
                 continue
             # How far this partition is known: now, or the time of the latest record handled.
-            known_to = now_ms if partition in caught_up else max(state.last_seen_ms for _, state in states)
+            caught_up = partition in tick.caught_up
+            known_to = now_ms if caught_up else max(state.last_seen_ms for _, state in states)
             for stored, state in states:
                 rule_name, key = split_key(stored)
                 rule = self._rules.get(rule_name)
@@ -187,7 +181,7 @@ class AbsenceTicker:
                 last = watch.reported.get(name)
                 if last is not None and last[0] == state.last_seen_ms and now_ms - last[1] < rule.after_ms:
                     continue  # reported already; again only after another ``after``
-                await send(self._detections, found, key)
+                await tick.send(self._detections, found, key)
                 watch.reported[name] = (state.last_seen_ms, now_ms)
 
 

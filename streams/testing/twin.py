@@ -9,6 +9,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from streams.agent import Agent
+from streams.context import Tick
 from streams.middleware import Chain
 from streams.routing import PoolLoad
 from streams.serde.codec import RecordDecoder
@@ -116,7 +117,8 @@ class TwinWorker:
             and not self._broker.read(t, p, position)
             and not self._processor.offsets.pending(t, p)
         }
-        await ticker.tick(now_ms, list(range(self.agent.topic.partitions)), caught_up, self.tables.open, send)
+        partitions = list(range(self.agent.topic.partitions))
+        await ticker.tick(Tick(now_ms, partitions, caught_up, self.tables.open, send))
 
     def fetch(self) -> int:
         """Hand everything new on the agent's topic to the processor; returns how many."""

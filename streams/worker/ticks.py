@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from streams.context import TableOpener, Ticker
+from streams.context import TableOpener, Tick, Ticker
 from streams.serde.codec import encode_key
 from streams.serde.record import Record
 from streams.topics import Topic
@@ -50,9 +50,9 @@ class TickLoop:
             await asyncio.sleep(self._ticker.interval)
             try:
                 caught_up = await self._caught_up_now()
-                await self._ticker.tick(
-                    int(time.time() * 1000), self._partitions(), caught_up, self._open_table, self.send
-                )
+                now_ms = int(time.time() * 1000)
+                tick = Tick(now_ms, self._partitions(), caught_up, self._open_table, self.send)
+                await self._ticker.tick(tick)
                 failures = 0
             except asyncio.CancelledError:
                 raise

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 
-from streams.context import TableOpener, TickSend
+from streams.context import Tick
 from streams.events import StepStatus, WorkflowEvent, WorkflowEventKind, WorkflowJournal, WorkflowStatus
 from streams.tables import Table
 from streams.timestamps import epoch_millis
@@ -73,18 +72,12 @@ class TimerTicker:
         self._events = events
         self._sender = sender
 
-    async def tick(
-        self,
-        now_ms: int,
-        partitions: list[int],
-        caught_up: AbstractSet[int],
-        open_table: TableOpener,
-        send: TickSend,
-    ) -> None:
+    async def tick(self, tick: Tick) -> None:
+        now_ms = tick.now_ms
         # Every owned partition, caught up or not: a timer that fires during a backlog is an event
         # behind it, and one already answered by the backlog is ignored by the engine.
-        for partition in partitions:
-            view = open_table(self._journal, partition)
+        for partition in tick.partitions:
+            view = tick.open_table(self._journal, partition)
             deadlines = deadlines_of(view.cache())
             if not deadlines.built:
                 deadlines.build(journal for _, journal in view.scan())
@@ -98,5 +91,5 @@ class TimerTicker:
                     sender=self._sender,
                     at=datetime.fromtimestamp(now_ms / 1000, UTC),
                 )
-                await send(self._events, fired, workflow_id)
+                await tick.send(self._events, fired, workflow_id)
                 deadlines.pop()

@@ -4,11 +4,11 @@ partitions are caught up (a rebalance restoring a large table holds it)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Set
 from typing import Any
 
 import pytest
 
+from streams.context import Tick
 from streams.worker.ticks import TickLoop
 
 pytestmark = pytest.mark.unit
@@ -22,8 +22,8 @@ class Recording:
         self._until = until
         self.done = asyncio.Event()
 
-    async def tick(self, now_ms: int, partitions: list[int], caught_up: Set[int], *_: Any) -> None:
-        self.ticks.append((partitions, set(caught_up)))
+    async def tick(self, tick: Tick) -> None:
+        self.ticks.append((tick.partitions, set(tick.caught_up)))
         if len(self.ticks) >= self._until:
             self.done.set()
 
