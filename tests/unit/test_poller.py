@@ -1,11 +1,13 @@
 """The polling consumer's pause bookkeeping, on a fake librdkafka consumer that records every call."""
 
 import asyncio
+from typing import Any
 
 import pytest
 from confluent_kafka import TopicPartition
 
 from streams.transport.poller import PollingConsumer
+from tests.unit._fetched import FetchedConsumer
 
 pytestmark = pytest.mark.unit
 
@@ -36,11 +38,22 @@ class Listener:
     def lost(self, partitions: set[tuple[str, int]]) -> None: ...
 
 
-def _poller(consumer: FakeConsumer) -> PollingConsumer:
-    loop = asyncio.new_event_loop()
-    poller = PollingConsumer(consumer, loop, batch_size=10, on_batch=lambda m: None, on_error=lambda e: None)  # type: ignore[arg-type]
+def _poller(
+    consumer: FakeConsumer, loop: asyncio.AbstractEventLoop | None = None, **options: Any
+) -> PollingConsumer:
+    """A poller on ``consumer``; without ``loop``, one on a loop closed already (nothing runs on it)."""
+    own_loop = loop or asyncio.new_event_loop()
+    poller = PollingConsumer(
+        consumer,  # type: ignore[arg-type]
+        own_loop,
+        batch_size=10,
+        on_batch=lambda m: None,
+        on_error=lambda e: None,
+        **options,
+    )
     poller._listener = Listener()
-    loop.close()
+    if loop is None:
+        own_loop.close()
     return poller
 
 
@@ -93,26 +106,12 @@ class ClosingConsumer(FakeConsumer):
         return "generation 7"
 
 
-def _tracking(consumer: ClosingConsumer) -> PollingConsumer:
-    loop = asyncio.new_event_loop()
-    poller = PollingConsumer(
-        consumer,  # type: ignore[arg-type]
-        loop,
-        batch_size=10,
-        on_batch=lambda m: None,
-        on_error=lambda e: None,
-        track_group_metadata=True,
-    )
-    loop.close()
-    return poller
-
-
 def test_a_revocation_while_closing_commits_with_the_last_group_metadata() -> None:
     """close() revokes what is left; librdkafka may have no metadata then, and the exactly-once
     commit of that revocation still needs this member's."""
     consumer = ClosingConsumer()
     revoked: list[set[tuple[str, int]]] = []
-    poller = _tracking(consumer)
+    poller = _poller(consumer, track_group_metadata=True)
     listener = Listener()
     listener.revoked = revoked.append  # type: ignore[method-assign]
     poller._listener = listener
@@ -127,42 +126,22 @@ def test_no_group_metadata_ever_is_an_error() -> None:
     consumer = ClosingConsumer()
     consumer.closing = True
     with pytest.raises(RuntimeError):
-        _tracking(consumer)._refresh_group_metadata()
+        _poller(consumer, track_group_metadata=True)._refresh_group_metadata()
 
 
-class FetchingConsumer(FakeConsumer):
-    """What librdkafka knows of each partition: the high watermark of its last fetch response, and
-    the position (next offset to deliver)."""
-
+class FetchingConsumer(FakeConsumer, FetchedConsumer):
     def __init__(self) -> None:
-        super().__init__()
-        self.low: dict[int, int] = {}
-        self.high: dict[int, int] = {}
-        self.positions: dict[int, int] = {}
-
-    def get_watermark_offsets(self, tp: TopicPartition, cached: bool = False) -> tuple[int, int]:
-        assert cached, "only what the fetches already told: no broker request"
-        return (self.low.get(tp.partition, 0), self.high.get(tp.partition, -1001))
-
-    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
-        return [TopicPartition(tp.topic, tp.partition, self.positions.get(tp.partition, -1001)) for tp in tps]
+        FakeConsumer.__init__(self)
+        FetchedConsumer.__init__(self)
 
 
 def test_a_partition_is_delivered_to_its_end_when_the_position_reaches_the_last_fetched_end() -> None:
     consumer = FetchingConsumer()
     loop = asyncio.new_event_loop()
-    poller = PollingConsumer(
-        consumer,  # type: ignore[arg-type]
-        loop,
-        batch_size=10,
-        on_batch=lambda m: None,
-        on_error=lambda e: None,
-    )
-    poller._listener = Listener()
+    poller = _poller(consumer, loop)
     _assign(poller, consumer, 0, 1, 2, 3)
-    consumer.high = {0: 100, 1: 7, 2: 9}  # 3: no fetch response yet
-    consumer.low = {2: 9}  # 2: empty (retention removed everything)
-    consumer.positions = {0: 40, 1: 7}
+    # (low, high, position); 2 is empty (retention removed everything), 3 has no fetch response yet
+    consumer.known = {0: (0, 100, 40), 1: (0, 7, 7), 2: (9, 9, -1001)}
 
     async def ask() -> set[tuple[str, int]]:
         question = asyncio.ensure_future(poller.delivered_to_end())
@@ -171,7 +150,7 @@ def test_a_partition_is_delivered_to_its_end_when_the_position_reaches_the_last_
         return await question
 
     assert loop.run_until_complete(ask()) == {("t", 1), ("t", 2)}
-    consumer.positions[0] = 101  # past a transaction marker at 100
+    consumer.known[0] = (0, 100, 101)  # past a transaction marker at 100
     assert loop.run_until_complete(ask()) == {("t", 0), ("t", 1), ("t", 2)}
     poller._stop.set()
     assert loop.run_until_complete(poller.delivered_to_end()) == set(), "stopped: nothing known"
