@@ -135,8 +135,9 @@ class BoardReader:
             messages = self._consumer.consume(_BATCH, min(left, 0.25))
             for message in messages:
                 read += self._handle(message)
-            if self._assigned - self._at_end:
-                self._at_end |= delivered_to_end(self._consumer, self._assigned - self._at_end)
+            behind = self._assigned - self._at_end
+            if behind:
+                self._at_end |= delivered_to_end(self._consumer, behind)
 
     def catch_up(self, timeout: float) -> bool:
         """Read until every partition is read to its end or ``timeout`` seconds passed; True if caught up."""
