@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
@@ -17,9 +18,10 @@ from fastavro.validation import ValidationError, validate
 
 from streams.errors import DeserializationError, SchemaError, SerializationError
 from streams.serde import schema as avro_schema
+from streams.serde.compiled import Decoder, compile_decoder, compile_encoder
 from streams.serde.record import Record
 from streams.serde.registry import SchemaRegistry
-from streams.serde.wire import frame, unframe
+from streams.serde.wire import HEADER_SIZE, frame, unframe
 
 KeyType = type[str] | type[bytes] | None
 R = TypeVar("R", bound=Record)
@@ -50,6 +52,7 @@ class AvroEncoder:
         self.subject = subject
         self.schema = schema
         self._parsed = avro_schema.parse(schema)
+        self._compiled = compile_encoder(self._parsed)  # None: fastavro encodes this schema
         self.name = avro_schema.full_name(schema)
         self._schema_id: int | None = None
 
@@ -84,13 +87,18 @@ class AvroEncoder:
             # Plain mappings come from users (CLI, JSON files): check them field by field first.
             self.validate(value)
             datum = value
-        buffer = io.BytesIO()
         try:
-            fastavro.schemaless_writer(buffer, self._parsed, datum)
-        # OverflowError: an int beyond Avro's int/long range, which Python's ints allow.
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            if self._compiled is not None:
+                body = self._compiled(datum)
+            else:
+                buffer = io.BytesIO()
+                fastavro.schemaless_writer(buffer, self._parsed, datum)
+                body = buffer.getvalue()
+        # OverflowError: an int beyond Avro's int/long range, which Python's ints allow; struct.error:
+        # a float field given something else.
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, struct.error) as exc:
             raise SerializationError(f"value does not match schema {self.name}: {exc}") from exc
-        return frame(self.schema_id, buffer.getvalue())
+        return frame(self.schema_id, body)
 
 
 class AvroDecoder:
@@ -98,27 +106,47 @@ class AvroDecoder:
 
     def __init__(self, registry: SchemaRegistry, reader: avro_schema.SchemaJSON | None = None) -> None:
         self._registry = registry
+        self._reader_text = avro_schema.canonical_text(reader) if reader is not None else None
         self._reader = avro_schema.parse(reader) if reader is not None else None
         self._writers: dict[int, Any] = {}
+        # Per writer schema id: a generated decoder when that writer is the reader (or there is no
+        # reader), so no resolution is needed; None where fastavro decodes.
+        self._compiled: dict[int, Decoder | None] = {}
 
     def writer_schema(self, schema_id: int) -> Any:
         parsed = self._writers.get(schema_id)
         if parsed is None:
-            try:
-                parsed = avro_schema.parse(self._registry.schema_by_id(schema_id))
-            except SchemaError as exc:
-                if exc.retriable:
-                    raise
-                raise DeserializationError(str(exc)) from exc
-            self._writers[schema_id] = parsed
+            parsed = self._load(schema_id)
+        return parsed
+
+    def _load(self, schema_id: int) -> Any:
+        """Fetch and parse a writer schema once, with its generated decoder where one applies."""
+        try:
+            writer = self._registry.schema_by_id(schema_id)
+            parsed = avro_schema.parse(writer)
+        except SchemaError as exc:
+            if exc.retriable:
+                raise
+            raise DeserializationError(str(exc)) from exc
+        same = self._reader_text is None or avro_schema.canonical_text(writer) == self._reader_text
+        self._compiled[schema_id] = compile_decoder(parsed) if same else None
+        self._writers[schema_id] = parsed
         return parsed
 
     def decode(self, data: bytes | None) -> tuple[int, dict[str, Any]]:
         """The schema id and the decoded record of one message value."""
         schema_id, body = unframe(data)
-        writer = self.writer_schema(schema_id)
+        if schema_id not in self._writers:
+            self._load(schema_id)
+        compiled = self._compiled[schema_id]
+        value: Any
         try:
-            value = fastavro.schemaless_reader(io.BytesIO(body), writer, self._reader)
+            if compiled is not None and isinstance(data, bytes):
+                value = compiled(data, HEADER_SIZE)
+            else:
+                value = fastavro.schemaless_reader(
+                    io.BytesIO(body), self.writer_schema(schema_id), self._reader
+                )
         except (
             ValueError,
             TypeError,
@@ -126,6 +154,7 @@ class AvroDecoder:
             EOFError,
             IndexError,
             UnicodeDecodeError,
+            struct.error,
             fastavro.read.SchemaResolutionError,
         ) as exc:
             raise DeserializationError(f"cannot decode Avro body with schema id {schema_id}: {exc}") from exc
