@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
 from rich.console import Console
@@ -193,6 +194,7 @@ class LatencyBench:
                 publisher.join(timeout=60)
         inputs = _append_times(harness.bootstrap, topics[0], spec.partitions)
         self._summarise(result, publisher, outputs, inputs)
+        _write_timeline(config_path.with_suffix(".latencies.csv"), outputs, inputs)
         if not stopped:
             result.note = f"{result.note}; did not stop within 30 s of SIGTERM (killed)".lstrip("; ")
         if result.status != "ok":
@@ -250,6 +252,16 @@ class LatencyBench:
         sent = publisher.sent
         result.latencies_ms = [at - inputs[i] for i, at in outputs.items() if i >= KEYS and i in inputs]
         result.from_send_ms = [at - sent[i] for i, at in outputs.items() if i >= KEYS and sent[i]]
+
+
+def _write_timeline(path: Path, outputs: dict[int, int], inputs: dict[int, int]) -> None:
+    """Each measured message's input append time and latency (ms), in input order, beside the row's
+    log: to see whether slow messages come in bursts (a stall) or spread evenly (a queue)."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write("task,input_ms,latency_ms\n")
+        for i, at in sorted(outputs.items(), key=lambda pair: inputs.get(pair[0], 0)):
+            if i >= KEYS and i in inputs:
+                out.write(f"{i},{inputs[i]},{at - inputs[i]}\n")
 
 
 def _append_times(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
