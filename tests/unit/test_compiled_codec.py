@@ -18,7 +18,6 @@ from streams.serde import schema as avro_schema
 from streams.serde.codec import AvroDecoder, AvroEncoder
 from streams.serde.compiled import compile_decoder, compile_encoder
 from streams.serde.registry import InMemoryRegistry
-from streams.serde.wire import frame
 
 SCHEMAS = sorted((Path(__file__).parents[2] / "avro").rglob("*.avsc"))
 
@@ -208,8 +207,6 @@ def test_another_writer_version_is_resolved_by_fastavro() -> None:
     new = {**old, "fields": [*old["fields"], {"name": "b", "type": "string", "default": "none"}]}
     message = AvroEncoder(registry, "v-value", old)({"a": 5})
     assert AvroDecoder(registry, new).decode(message)[1] == {"a": 5, "b": "none"}
-    with pytest.raises(DeserializationError, match="cannot decode"):
-        AvroDecoder(registry, old).decode(message[:-1] + b"")
     assert AvroDecoder(registry, old).decode(message)[1] == {"a": 5}
 
 
@@ -219,4 +216,3 @@ def test_a_cut_message_is_a_poison_pill_through_the_codec() -> None:
     message = encoder(events.TaskRequested(task_id="t", capability="c", payload="{}"))
     with pytest.raises(DeserializationError, match="cannot decode"):
         AvroDecoder(registry, events.TaskRequested.avro_schema()).decode(message[:-3])
-    assert frame(encoder.schema_id, b"")[:5] == message[:5]
