@@ -21,7 +21,7 @@ from streams.serde import schema as avro_schema
 from streams.serde.compiled import Decoder, compile_decoder, compile_encoder
 from streams.serde.record import Record
 from streams.serde.registry import SchemaRegistry
-from streams.serde.wire import HEADER_SIZE, frame, unframe
+from streams.serde.wire import HEADER_SIZE, header, schema_id_of
 
 KeyType = type[str] | type[bytes] | None
 R = TypeVar("R", bound=Record)
@@ -55,6 +55,7 @@ class AvroEncoder:
         self._compiled = compile_encoder(self._parsed)  # None: fastavro encodes this schema
         self.name = avro_schema.full_name(schema)
         self._schema_id: int | None = None
+        self._header = b""  # the wire format's prefix, once the schema id is known
 
     @property
     def schema_id(self) -> int:
@@ -98,7 +99,9 @@ class AvroEncoder:
         # a float field given something else.
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError, struct.error) as exc:
             raise SerializationError(f"value does not match schema {self.name}: {exc}") from exc
-        return frame(self.schema_id, body)
+        if not self._header:
+            self._header = header(self.schema_id)
+        return self._header + body
 
 
 class AvroDecoder:
@@ -135,7 +138,8 @@ class AvroDecoder:
 
     def decode(self, data: bytes | None) -> tuple[int, dict[str, Any]]:
         """The schema id and the decoded record of one message value."""
-        schema_id, body = unframe(data)
+        schema_id = schema_id_of(data)
+        assert data is not None  # schema_id_of refuses a missing value
         if schema_id not in self._writers:
             self._load(schema_id)
         compiled = self._compiled[schema_id]
@@ -144,9 +148,8 @@ class AvroDecoder:
             if compiled is not None and isinstance(data, bytes):
                 value = compiled(data, HEADER_SIZE)
             else:
-                value = fastavro.schemaless_reader(
-                    io.BytesIO(body), self.writer_schema(schema_id), self._reader
-                )
+                body = io.BytesIO(memoryview(data)[HEADER_SIZE:])
+                value = fastavro.schemaless_reader(body, self.writer_schema(schema_id), self._reader)
         except (
             ValueError,
             TypeError,

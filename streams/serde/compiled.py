@@ -70,12 +70,15 @@ def _long_rest(data: bytes, pos: int, first: int) -> tuple[int, int]:
             raise ValueError("varint longer than 10 bytes")
 
 
-def _enum_index(symbols: tuple[str, ...], value: Any) -> int:
-    # Enum members of str subclasses compare equal to their symbol but hash by name: found here.
+def _enum_index(symbols: tuple[str, ...], index: dict[Any, int], value: Any) -> int:
+    """A symbol's index when ``index`` (symbol -> index) missed: enum members of ``str`` subclasses
+    compare equal to their symbol but hash by their name, so they are found here and remembered."""
     try:
-        return symbols.index(value)
+        found = symbols.index(value)
     except ValueError:
         raise ValueError(f"{value!r} is not one of the symbols {', '.join(symbols)}") from None
+    index[value] = found
+    return found
 
 
 class _Source:
@@ -203,12 +206,10 @@ def _encode(src: _Source, schema: Any, value: str, indent: int) -> None:
         src.emit(indent, f"p.append(bytes({value}))")
     elif kind == "enum":
         symbols = tuple(schema["symbols"])
-        index = src.var("i")
-        src.emit(
-            indent, f"{index} = {src.const({s: n for n, s in enumerate(symbols)}, 'index')}.get({value})"
-        )
+        index, table = src.var("i"), src.const({s: n for n, s in enumerate(symbols)}, "index")
+        src.emit(indent, f"{index} = {table}.get({value})")
         src.emit(indent, f"if {index} is None:")
-        src.emit(indent + 1, f"{index} = _enum_index({src.const(symbols, 'symbols')}, {value})")
+        src.emit(indent + 1, f"{index} = _enum_index({src.const(symbols, 'symbols')}, {table}, {value})")
         src.emit(indent, f"p.append(_long({index}))")
     elif kind in ("array", "map"):
         _encode_repeated(src, schema, value, indent)

@@ -11,12 +11,18 @@ _HEADER = struct.Struct(">BI")  # unsigned: a stray first byte reads as 0-255, a
 HEADER_SIZE = _HEADER.size
 
 
+def header(schema_id: int) -> bytes:
+    """The 5 bytes in front of every body written with ``schema_id``."""
+    return _HEADER.pack(MAGIC, schema_id)
+
+
 def frame(schema_id: int, body: bytes) -> bytes:
-    return _HEADER.pack(MAGIC, schema_id) + body
+    return header(schema_id) + body
 
 
-def unframe(data: bytes | None) -> tuple[int, memoryview]:
-    """Split a message into schema id and Avro body; anything else is a poison pill."""
+def schema_id_of(data: bytes | None) -> int:
+    """The schema id of a message in the wire format (its Avro body starts at ``HEADER_SIZE``);
+    anything else is a poison pill."""
     if data is None:
         raise DeserializationError("message has no value (tombstone) where an Avro record was expected")
     if len(data) < HEADER_SIZE:
@@ -24,4 +30,4 @@ def unframe(data: bytes | None) -> tuple[int, memoryview]:
     magic, schema_id = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise DeserializationError(f"unknown magic byte {magic}: not Confluent Avro wire format")
-    return schema_id, memoryview(data)[HEADER_SIZE:]
+    return int(schema_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,26 @@ def test_a_cut_message_is_a_poison_pill_through_the_codec() -> None:
     message = encoder(events.TaskRequested(task_id="t", capability="c", payload="{}"))
     with pytest.raises(DeserializationError, match="cannot decode"):
         AvroDecoder(registry, events.TaskRequested.avro_schema()).decode(message[:-3])
+
+
+def test_enum_members_encode_as_their_symbol_also_when_named_otherwise() -> None:
+    """A str enum member hashes by its name: the first lookup misses, and the symbol is still found."""
+
+    class Shade(StrEnum):
+        DARK = "Dark"
+        LIGHT = "Light"
+
+    schema = {
+        "type": "record",
+        "name": "Paint",
+        "fields": [
+            {"name": "shade", "type": {"type": "enum", "name": "Shade", "symbols": ["Light", "Dark"]}}
+        ],
+    }
+    parsed = avro_schema.parse(schema)
+    encode = compile_encoder(parsed)
+    assert encode is not None
+    for _ in range(2):  # the second time from what the first remembered
+        assert encode({"shade": Shade.DARK}) == _fastavro_bytes(parsed, {"shade": Shade.DARK}) == b"\x02"
+    with pytest.raises(ValueError, match="'LOST' is not one of the symbols Light, Dark"):
+        encode({"shade": "LOST"})
