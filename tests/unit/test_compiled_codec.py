@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import fastavro
 import pytest
@@ -240,3 +242,33 @@ def test_enum_members_encode_as_their_symbol_also_when_named_otherwise() -> None
         assert encode({"shade": Shade.DARK}) == _fastavro_bytes(parsed, {"shade": Shade.DARK}) == b"\x02"
     with pytest.raises(ValueError, match="'LOST' is not one of the symbols Light, Dark"):
         encode({"shade": "LOST"})
+
+
+def test_other_logical_types_convert_as_fastavro_converts_them() -> None:
+    schema = {
+        "type": "record",
+        "name": "Logical",
+        "fields": [
+            {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+            {"name": "clock", "type": {"type": "int", "logicalType": "time-millis"}},
+            {"name": "fine", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+            {"name": "id", "type": {"type": "string", "logicalType": "uuid"}},
+            {
+                "name": "money",
+                "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2},
+            },
+        ],
+    }
+    parsed = avro_schema.parse(schema)
+    encode, decode = compile_encoder(parsed), compile_decoder(parsed)
+    assert encode is not None and decode is not None
+    datum = {
+        "day": date(2026, 12, 7),
+        "clock": time(18, 30, 5, 250000),
+        "fine": datetime(2026, 12, 7, 18, 30, 5, 123456, tzinfo=UTC),
+        "id": UUID("12345678-1234-5678-1234-567812345678"),
+        "money": Decimal("-1234567.89"),
+    }
+    expected = _fastavro_bytes(parsed, datum)
+    assert encode(datum) == expected
+    assert decode(expected, 0) == _fastavro_value(parsed, expected) == datum
