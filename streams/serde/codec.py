@@ -11,6 +11,7 @@ import io
 import json
 import struct
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 import fastavro
@@ -18,7 +19,7 @@ from fastavro.validation import ValidationError, validate
 
 from streams.errors import DeserializationError, SchemaError, SerializationError
 from streams.serde import schema as avro_schema
-from streams.serde.compiled import Decoder, compile_decoder, compile_encoder
+from streams.serde.compiled import Decoder, Encoder, compile_decoder, compile_encoder
 from streams.serde.record import Record
 from streams.serde.registry import SchemaRegistry
 from streams.serde.wire import HEADER_SIZE, header, schema_id_of
@@ -44,6 +45,18 @@ def decode_key(data: bytes | None, key_type: KeyType) -> str | bytes | None:
         raise DeserializationError(f"key is not UTF-8 text: {exc}") from exc
 
 
+# Generating the code for a schema takes milliseconds: once per schema and process, however many
+# encoders and decoders (one per topic, test app or CLI call) use it.
+@lru_cache(maxsize=1024)
+def _encoder_for(schema_text: str) -> Encoder | None:
+    return compile_encoder(avro_schema.parse_text(schema_text))
+
+
+@lru_cache(maxsize=1024)
+def _decoder_for(schema_text: str) -> Decoder | None:
+    return compile_decoder(avro_schema.parse_text(schema_text))
+
+
 class AvroEncoder:
     """Encodes values of one schema for one subject; registers the schema on first use."""
 
@@ -52,7 +65,7 @@ class AvroEncoder:
         self.subject = subject
         self.schema = schema
         self._parsed = avro_schema.parse(schema)
-        self._compiled = compile_encoder(self._parsed)  # None: fastavro encodes this schema
+        self._compiled = _encoder_for(avro_schema.canonical_text(schema))  # None: fastavro encodes it
         self.name = avro_schema.full_name(schema)
         self._schema_id: int | None = None
         self._header = b""  # the wire format's prefix, once the schema id is known
@@ -131,8 +144,9 @@ class AvroDecoder:
             if exc.retriable:
                 raise
             raise DeserializationError(str(exc)) from exc
-        same = self._reader_text is None or avro_schema.canonical_text(writer) == self._reader_text
-        self._compiled[schema_id] = compile_decoder(parsed) if same else None
+        text = avro_schema.canonical_text(writer)
+        same = self._reader_text is None or text == self._reader_text
+        self._compiled[schema_id] = _decoder_for(text) if same else None
         self._writers[schema_id] = parsed
         return parsed
 
