@@ -193,16 +193,16 @@ def _encode(src: _Source, schema: Any, value: str, indent: int) -> None:
     if kind == "boolean":
         src.emit(indent, f"p.append(b'\\x01' if {value} else b'\\x00')")
     elif kind in ("int", "long"):
-        src.emit(indent, f"p.append(_long({value}))")
+        _encode_long(src, value, indent)
     elif kind in ("float", "double"):
         src.emit(indent, f"p.append(_{kind}.pack({value}))")
     elif kind == "string":
         encoded = src.var("b")
         src.emit(indent, f"{encoded} = {value}.encode()")
-        src.emit(indent, f"p.append(_long(len({encoded})))")
+        _encode_long(src, f"len({encoded})", indent)
         src.emit(indent, f"p.append({encoded})")
     elif kind == "bytes":
-        src.emit(indent, f"p.append(_long(len({value})))")
+        _encode_long(src, f"len({value})", indent)
         src.emit(indent, f"p.append(bytes({value}))")
     elif kind == "enum":
         symbols = tuple(schema["symbols"])
@@ -217,6 +217,13 @@ def _encode(src: _Source, schema: Any, value: str, indent: int) -> None:
         _encode_record(src, schema, value, indent)
     else:
         raise Unsupported(f"type {kind}")
+
+
+def _encode_long(src: _Source, value: str, indent: int) -> None:
+    # Inline for what the table holds (most lengths, counts and ints): a call less each time.
+    n = src.var("n")
+    src.emit(indent, f"{n} = {value}")
+    src.emit(indent, f"p.append(_SMALL[{n}] if 0 <= {n} < 1024 else _long({n}))")
 
 
 def _encode_repeated(src: _Source, schema: Mapping[str, Any], value: str, indent: int) -> None:
