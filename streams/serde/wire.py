@@ -16,10 +16,6 @@ def header(schema_id: int) -> bytes:
     return _HEADER.pack(MAGIC, schema_id)
 
 
-def frame(schema_id: int, body: bytes) -> bytes:
-    return header(schema_id) + body
-
-
 def schema_id_of(data: bytes | None) -> int:
     """The schema id of a message in the wire format (its Avro body starts at ``HEADER_SIZE``);
     anything else is a poison pill."""

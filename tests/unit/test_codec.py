@@ -4,7 +4,7 @@ from streams.errors import DeserializationError, SerializationError
 from streams.events import TaskRequested
 from streams.serde.codec import AvroDecoder, AvroEncoder, RecordDecoder, decode_key, encode_key
 from streams.serde.registry import InMemoryRegistry
-from streams.serde.wire import HEADER_SIZE, frame, schema_id_of
+from streams.serde.wire import HEADER_SIZE, header, schema_id_of
 
 pytestmark = pytest.mark.unit
 
@@ -27,7 +27,7 @@ class CountingRegistry(InMemoryRegistry):
 
 
 def test_wire_format_is_magic_byte_then_big_endian_id() -> None:
-    data = frame(258, b"body")
+    data = header(258) + b"body"
     assert data == b"\x00\x00\x00\x01\x02body"
     assert (schema_id_of(data), data[HEADER_SIZE:]) == (258, b"body")
 
@@ -71,7 +71,7 @@ def test_plain_dicts_are_validated_with_the_field_named() -> None:
 
 def test_unknown_schema_id_is_a_poison_pill() -> None:
     with pytest.raises(DeserializationError, match="unknown"):
-        AvroDecoder(InMemoryRegistry()).decode(frame(99, b"\x02"))
+        AvroDecoder(InMemoryRegistry()).decode(header(99) + b"\x02")
 
 
 def test_truncated_body_is_a_poison_pill() -> None:
