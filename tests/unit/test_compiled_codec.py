@@ -19,7 +19,7 @@ from streams import events
 from streams.errors import DeserializationError
 from streams.serde import schema as avro_schema
 from streams.serde.codec import AvroDecoder, AvroEncoder
-from streams.serde.compiled import compile_decoder, compile_encoder
+from streams.serde.compiled import Decoder, Encoder, compile_decoder, compile_encoder
 from streams.serde.registry import InMemoryRegistry
 
 SCHEMAS = sorted((Path(__file__).parents[2] / "avro").rglob("*.avsc"))
@@ -68,6 +68,14 @@ EVERYTHING: dict[str, Any] = {
 }
 
 
+def _compiled(schema: dict[str, Any]) -> tuple[Any, Encoder, Decoder]:
+    """The parsed schema and both functions generated for it, which must exist."""
+    parsed = avro_schema.parse(schema)
+    encode, decode = compile_encoder(parsed), compile_decoder(parsed)
+    assert encode is not None and decode is not None
+    return parsed, encode, decode
+
+
 def _fastavro_bytes(parsed: Any, datum: Any) -> bytes:
     buffer = io.BytesIO()
     fastavro.schemaless_writer(buffer, parsed, datum)
@@ -80,9 +88,7 @@ def _fastavro_value(parsed: Any, body: bytes) -> Any:
 
 @pytest.mark.parametrize("path", SCHEMAS, ids=lambda path: path.stem)
 def test_every_schema_of_the_project_is_compiled_and_agrees_with_fastavro(path: Path) -> None:
-    parsed = avro_schema.parse(avro_schema.load_file(path))
-    encode, decode = compile_encoder(parsed), compile_decoder(parsed)
-    assert encode is not None and decode is not None
+    parsed, encode, decode = _compiled(avro_schema.load_file(path))
     for datum in generate_many(parsed, 200):
         expected = _fastavro_bytes(parsed, datum)
         assert encode(datum) == expected
@@ -90,9 +96,7 @@ def test_every_schema_of_the_project_is_compiled_and_agrees_with_fastavro(path: 
 
 
 def test_edge_values_agree_with_fastavro() -> None:
-    parsed = avro_schema.parse(EVERYTHING)
-    encode, decode = compile_encoder(parsed), compile_decoder(parsed)
-    assert encode is not None and decode is not None
+    parsed, encode, decode = _compiled(EVERYTHING)
     part = {"id": -(1 << 63), "tags": {"": [], "ü": [0, -1, 1 << 31 - 1, -(1 << 31)]}}
     data = [
         {
@@ -143,33 +147,27 @@ def test_blocks_written_by_other_writers_decode_as_fastavro_decodes_them() -> No
             {"name": "m", "type": {"type": "map", "values": "string"}},
         ],
     }
-    parsed = avro_schema.parse(schema)
-    decode = compile_decoder(parsed)
-    assert decode is not None
+    parsed, _, decode = _compiled(schema)
     # xs: a block of 2, then a block of -1 items with its size in bytes, then the end; m: one entry.
     body = bytes([4, 2, 4, 1, 2, 6, 0, 2, 2, ord("k"), 2, ord("v"), 0])
     assert decode(body, 0) == _fastavro_value(parsed, body) == {"xs": [1, 2, 3], "m": {"k": "v"}}
 
 
 def test_a_truncated_or_corrupt_body_raises_what_the_decoder_turns_into_a_poison_pill() -> None:
-    parsed = avro_schema.parse(EVERYTHING)
-    decode = compile_decoder(parsed)
-    assert decode is not None
+    parsed, _, decode = _compiled(EVERYTHING)
     whole = _fastavro_bytes(parsed, next(iter(generate_many(parsed, 1))))
     for cut in range(len(whole)):
         with pytest.raises((EOFError, IndexError, ValueError, struct.error, UnicodeDecodeError)):
             decode(whole[:cut], 0)
-    text = avro_schema.parse({"type": "record", "name": "T", "fields": [{"name": "s", "type": "string"}]})
-    decode_text = compile_decoder(text)
-    assert decode_text is not None
+    _, _, decode_text = _compiled(
+        {"type": "record", "name": "T", "fields": [{"name": "s", "type": "string"}]}
+    )
     with pytest.raises(ValueError, match="negative length"):
         decode_text(bytes([1]), 0)
 
 
 def test_longs_beyond_avro_range_are_refused() -> None:
-    parsed = avro_schema.parse({"type": "record", "name": "L", "fields": [{"name": "n", "type": "long"}]})
-    encode = compile_encoder(parsed)
-    assert encode is not None
+    _, encode, _ = _compiled({"type": "record", "name": "L", "fields": [{"name": "n", "type": "long"}]})
     with pytest.raises(OverflowError):
         encode({"n": 1 << 63})
 
@@ -235,9 +233,7 @@ def test_enum_members_encode_as_their_symbol_also_when_named_otherwise() -> None
             {"name": "shade", "type": {"type": "enum", "name": "Shade", "symbols": ["Light", "Dark"]}}
         ],
     }
-    parsed = avro_schema.parse(schema)
-    encode = compile_encoder(parsed)
-    assert encode is not None
+    parsed, encode, _ = _compiled(schema)
     for _ in range(2):  # the second time from what the first remembered
         assert encode({"shade": Shade.DARK}) == _fastavro_bytes(parsed, {"shade": Shade.DARK}) == b"\x02"
     with pytest.raises(ValueError, match="'LOST' is not one of the symbols Light, Dark"):
@@ -259,9 +255,7 @@ def test_other_logical_types_convert_as_fastavro_converts_them() -> None:
             },
         ],
     }
-    parsed = avro_schema.parse(schema)
-    encode, decode = compile_encoder(parsed), compile_decoder(parsed)
-    assert encode is not None and decode is not None
+    parsed, encode, decode = _compiled(schema)
     datum = {
         "day": date(2026, 12, 7),
         "clock": time(18, 30, 5, 250000),
