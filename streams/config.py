@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         "next handoff is refused (0: no handoffs)",
     )
 
+    streams_gc_freeze: bool = Field(
+        default=True,
+        description="Once a worker process has started (modules imported, app built, topics ready), "
+        "move every object then alive out of the garbage collector's reach (gc.freeze), so that its "
+        "full collections do not walk them again and again. False leaves the collector as it is.",
+    )
+
     def __init__(self, **values: Any) -> None:
         # A bad environment variable is a user mistake: one line naming it, not a validation traceback.
         try:

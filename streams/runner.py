@@ -8,6 +8,7 @@ agent to a running pipeline is one command. Shutdown drains in-flight work and c
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -120,6 +121,8 @@ class AgentRunner:
                     self.registry,
                     self.telemetry.config.heartbeat_topic,
                 )
+            if self.app.settings.streams_gc_freeze:
+                freeze_start_up_objects()
             tasks = {w: asyncio.create_task(w.run(stop), name=f"agent-{w.agent.name}") for w in self.workers}
             self.telemetry.start(tasks, stop)
             done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
@@ -158,6 +161,28 @@ async def run_agents(
     runner = AgentRunner(app, names, registry, telemetry=telemetry)
     await runner.run(stop)
     return runner.workers
+
+
+_frozen = False
+
+
+def freeze_start_up_objects() -> None:
+    """Exempt what start-up made (modules, classes, schemas, the app) from the garbage collector, once
+    per process.
+
+    Messages in flight live long enough to reach the oldest generation, so under load its full
+    collections come several times a second, and each walks every object in the process: some 70,000
+    from start-up that will never be garbage. On the 3-stage pipeline benchmark (30,000 messages) 14
+    of them took 0.36 s of the 3.4 CPU-seconds; frozen, 0.05 s (docs/benchmarks.md). Frozen objects
+    are still freed when their last reference goes; only a reference cycle among them would never be
+    collected, so the collector runs once first.
+    """
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
+    gc.collect()
+    gc.freeze()
 
 
 def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
