@@ -58,7 +58,7 @@ class Committer:
         self, on_fatal: Callable[[BaseException], None], idle: asyncio.Event | None = None
     ) -> None:
         """Commit every ``commit_interval``, or as soon as ``idle`` is set (everything received has
-        finished) if that commit makes outputs visible, until :meth:`stop_periodic`; retriable failures
+        finished) if the delivery mode says that pays, until :meth:`stop_periodic`; retriable failures
         are retried at the next tick, fatal ones (a fenced transactional producer) go to ``on_fatal``.
 
         Under load the interval batches many messages into one commit; a worker that has just finished
@@ -69,7 +69,9 @@ class Committer:
         its own completion event) waits for the interval instead: nobody waits to see it, and a
         transaction begun right after it, for the next message's outputs, would find the coordinator
         still finishing it and wait for a retry (measured: 2 to 12 ms added to the next workflow's
-        start in the one-at-a-time workflows benchmark). Its offsets go with the next commit."""
+        start in the one-at-a-time workflows benchmark). Its offsets go with the next commit. So do
+        changelog records, under either guarantee: committed at every idle moment, a table written
+        per message logs a record per message instead of one per key and interval."""
         interval = self._delivery.commit_interval
         loop = asyncio.get_running_loop()
         due = loop.time() + interval
@@ -82,7 +84,7 @@ class Committer:
                 idle.clear()
             if not self._periodic:
                 return
-            if idle is not None and loop.time() < due and not self._outputs_waiting():
+            if idle is not None and loop.time() < due and not self._pays_to_commit_now():
                 continue
             due = loop.time() + interval
             try:
@@ -93,13 +95,11 @@ class Committer:
                     return
                 log.warning("commit failed, will retry: %s", exc)
 
-    def _outputs_waiting(self) -> bool:
-        """Whether a commit now would make something visible: always at-least-once (its idle commit
-        only shortens what a crash repeats), with exactly-once only if outputs are held below it."""
-        if not self._delivery.transactional:
-            return True
+    def _pays_to_commit_now(self) -> bool:
+        """Whether a commit before the interval is worth it (the delivery mode decides: see
+        ``pays_to_commit_early``)."""
         positions = {tp: offset for tp, offset in self._offsets.committable().items() if tp in self._owned}
-        return self._delivery.holds_outputs_below(positions)
+        return self._delivery.pays_to_commit_early(positions)
 
     def stop_periodic(self) -> None:
         """The periodic loop ends after the commit in progress, if any: never cancel one (a cancelled
