@@ -62,8 +62,8 @@ class HeldOutputs:
         for tp, position in positions.items():
             held = self._held.get(tp)
             if held:
-                for offset in [o for o in held if o < position]:
-                    del held[offset]
+                # Rebuilt, not deleted from: a commit usually carries every held offset.
+                self._held[tp] = {offset: kept for offset, kept in held.items() if offset >= position}
 
     def forget(self, tp: TP) -> None:
         """A revoked partition's uncommitted outputs go with it: the new owner handles the inputs again."""
