@@ -156,7 +156,7 @@ class MessageHandler:
                 await self._dead_letter(item, exc, attempt, acks)
                 return Outcome(acks)
             if self._tables is not None:
-                await self._tables.write(ctx.opened_tables(), outbox)
+                self._tables.write(ctx.opened_tables(), outbox)
             self._delivery.keep(outbox, tp, item.offset)
             self._stats.processed += 1
             return Outcome(acks, message_id if self._dedup is not None else None)

@@ -152,7 +152,7 @@ class DirectOutbox:
         if waiting is not None:
             await waiting
 
-    async def emit(self, output: Output) -> None:
+    def emit(self, output: Output) -> None:
         """Hold a changelog record for the commit (see the class)."""
         self.held.append(output)
 
@@ -175,6 +175,6 @@ class HeldOutbox:
         encoded = self.encoders.encode(topic, value)
         self.outputs.append(Output(topic.name, encoded, encode_key(key), headers, partition))
 
-    async def emit(self, output: Output) -> None:
+    def emit(self, output: Output) -> None:
         """Hold a changelog record (encoded, or to encode at the commit)."""
         self.outputs.append(output)

@@ -88,13 +88,14 @@ class AgentTables:
 
     def open(self, table: Table[Any], partition: int) -> TableView[Any]:
         """A handler call's view of one partition of ``table``."""
-        if self._tables.get(table.name) != table:
+        found = self._tables.get(table.name)
+        if found is not table and found != table:
             raise ConfigError(
                 f"agent {self._agent.name} has no table {table.name}; list it in @app.agent(tables=[...])"
             )
         return TableView(table.name, self._stores[table.name], partition)
 
-    async def write(self, views: Iterable[TableView[Any]], outbox: DirectOutbox | HeldOutbox) -> None:
+    def write(self, views: Iterable[TableView[Any]], outbox: DirectOutbox | HeldOutbox) -> None:
         """After a successful call: apply its writes to the stores and put them on the changelogs."""
         for view in views:
             changes = view.changes()
@@ -104,7 +105,7 @@ class AgentTables:
             self._stores[view.name].apply(view.partition, changes)
             for key, value in changes.items():
                 # Encoded at the commit, and only if no later write of the key replaces it.
-                await outbox.emit(
+                outbox.emit(
                     Output(
                         changelog.name,
                         None,
