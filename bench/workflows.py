@@ -6,6 +6,9 @@ their own. Per row:
 
 - ``streams``: one worker process runs the engine of workflow ``three_steps`` and the specialists
   ``step1``..``step3`` (``run_agents``), exactly-once; the driver uses :class:`streams.Client`.
+- ``streams-alo``: the same, with the specialists at their default guarantee, at-least-once (the
+  engine stays exactly-once: a step that runs again after a crash is journaled once, as a Restate
+  service call that is retried).
 - ``restate`` / ``restate-run``: a fresh Restate server (from npm, data in this run's directory), a
   Python service on hypercorn serving the same steps with the ``restate-sdk`` (service calls, or
   ``ctx.run`` blocks), and a driver calling the server's HTTP ingress.
@@ -53,7 +56,7 @@ class WorkflowContender:
     name: str
     side: Literal["streams", "restate"]
     how: str  # shown in the notes column
-    mode: str = ""  # restate: "calls" (service calls) or "runs" (ctx.run blocks)
+    mode: str = ""  # streams: the steps' guarantee ("eos", "alo"); restate: "calls" or "runs" (ctx.run)
 
 
 WORKFLOW_CONTENDERS = [
@@ -61,6 +64,13 @@ WORKFLOW_CONTENDERS = [
         "streams",
         "streams",
         "engine + 3 specialists in 1 worker process, exactly-once (transactions), 6 partitions a topic",
+        mode="eos",
+    ),
+    WorkflowContender(
+        "streams-alo",
+        "streams",
+        "as streams, the 3 specialists at-least-once (their default); the engine exactly-once",
+        mode="alo",
     ),
     WorkflowContender(
         "restate",
@@ -204,6 +214,7 @@ class WorkflowBench:
                 "bootstrap": self.harness.bootstrap,
                 "registry": self.harness.registry_url,
                 "app": base,
+                "steps": contender.mode,
             }
         else:
             options = {

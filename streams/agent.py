@@ -34,6 +34,10 @@ class Agent(Generic[V]):
     ``priority_topics`` (a specialist's request topics, highest priority first, ``topic`` among them)
     makes the agent consume them all, starting messages of higher ones first while lower ones still
     get ``min_share`` of the starts (see :mod:`streams.runtime.lanes`). They carry ``topic``'s records.
+
+    ``linger_ms`` is how long the agent's outputs may wait to fill a batch before they leave; None
+    means the settings' 5 ms (none under exactly-once, whose commit sends them anyway). A specialist
+    sets 0: somebody awaits each of its answers.
     """
 
     app: str
@@ -52,6 +56,7 @@ class Agent(Generic[V]):
     ticker: Ticker | None = None  # time-driven work (workflow timers); set by App.workflow
     priority_topics: tuple[str, ...] = ()
     min_share: float = 0.0
+    linger_ms: int | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -69,6 +74,10 @@ class Agent(Generic[V]):
             )
         if not (isinstance(self.start, datetime) or self.start in ("latest", "earliest")):
             raise ConfigError(f"agent {self.name}: start must be 'latest', 'earliest' or a datetime")
+        if self.linger_ms is not None and (
+            isinstance(self.linger_ms, bool) or not isinstance(self.linger_ms, int) or self.linger_ms < 0
+        ):
+            raise ConfigError(f"agent {self.name}: linger_ms must be an integer >= 0 or None")
         if not isinstance(self.retry, Retry):
             raise ConfigError(f"agent {self.name}: retry must be a Retry(...), not {self.retry!r}")
         if not isinstance(self.limits, Limits):

@@ -298,6 +298,10 @@ class App:
                 self.agents[agent_name],
                 priority_topics=tuple(lane.name for lane in lanes.values()),
                 min_share=priorities.min_share,
+                # A caller awaits every answer, so a batch waiting to fill only delays each call: at
+                # least once, a one-at-a-time three-step workflow took 44 ms with the 5 ms linger
+                # and 27 without (exactly-once producers never linger).
+                linger_ms=0,
             )
             self.specialists[capability] = with_pool(
                 self.specialists.get(capability), capability, served, output, self.replies_topic()

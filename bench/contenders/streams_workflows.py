@@ -2,9 +2,11 @@
 
 ``python -m bench.contenders.streams_workflows worker CONFIG`` runs the engine of workflow
 ``three_steps`` and the specialists ``step1``..``step3`` in one process (``run_agents``, as
-``streams run`` does), all exactly-once; ``... driver CONFIG`` starts the workflows with
-:class:`streams.Client` and awaits each one's result (see :mod:`bench.contenders.workflow_common`).
-Both build the same app: the driver needs its declarations, not its agents.
+``streams run`` does), the engine exactly-once and the specialists as the config's ``steps`` says
+(``eos``: exactly-once; ``alo``: at-least-once, their default); ``... driver CONFIG`` starts the
+workflows with :class:`streams.Client` and awaits each one's result (see
+:mod:`bench.contenders.workflow_common`). Both build the same app: the driver needs its
+declarations, not its agents.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, ClassVar
 from confluent_kafka.admin import AdminClient
 
 from bench.contenders.workflow_common import STEPS, DriverConfig, config_from_argv, drive, step
-from streams import App, Client, Context, ExactlyOnce, Settings, Workflow
+from streams import App, AtLeastOnce, Client, Context, ExactlyOnce, Settings, Workflow
 from streams.runner import run_agents
 from streams.serde.record import Record
 
@@ -49,6 +51,7 @@ def build(config: DriverConfig) -> App:
     settings = Settings(kafka_bootstrap_servers=options["bootstrap"], schema_registry_url=options["registry"])
     app = App(options["app"], settings=settings)
     concurrency = config.concurrency
+    guarantee = ExactlyOnce() if options.get("steps", "eos") == "eos" else AtLeastOnce()
 
     for n in range(1, STEPS + 1):
 
@@ -56,9 +59,9 @@ def build(config: DriverConfig) -> App:
             return Tally(**step(tally.model_dump(), n))
 
         specialist.__name__ = f"step{n}"
-        app.specialist(
-            f"step{n}", input=Tally, output=Tally, concurrency=concurrency, guarantee=ExactlyOnce()
-        )(specialist)
+        app.specialist(f"step{n}", input=Tally, output=Tally, concurrency=concurrency, guarantee=guarantee)(
+            specialist
+        )
 
     @app.workflow(input=Tally, output=Tally, name=WORKFLOW, concurrency=concurrency)
     async def three_steps(tally: Tally, wf: Workflow) -> Tally:

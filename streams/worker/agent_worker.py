@@ -89,6 +89,7 @@ class AgentWorker:
             client_id=f"{agent.group_id}.{self.worker_id}",
             transactional_id=f"{agent.group_id}.{self.worker_id}" if agent.exactly_once else None,
             on_fatal=self._fail_from_thread,
+            linger_ms=agent.linger_ms,
         )
         try:
             consumer = clients.agent_consumer(
