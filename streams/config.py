@@ -89,6 +89,13 @@ class Settings(BaseSettings):
         "move every object then alive out of the garbage collector's reach (gc.freeze), so that its "
         "full collections do not walk them again and again. False leaves the collector as it is.",
     )
+    streams_gc_young_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="In a worker process, how many more container objects may be alive than after the "
+        "garbage collector's last young collection before it runs the next (Python's default is 700, "
+        "which messages in flight keep reaching with nothing to free). 0 leaves Python's threshold.",
+    )
 
     def __init__(self, **values: Any) -> None:
         # A bad environment variable is a user mistake: one line naming it, not a validation traceback.

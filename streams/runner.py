@@ -21,6 +21,7 @@ from typing import Any
 from streams.admin import TopicAdmin
 from streams.agent import Agent
 from streams.app import App
+from streams.config import Settings
 from streams.errors import ConfigError
 from streams.serde.registry import ConfluentRegistry, SchemaRegistry
 from streams.telemetry.config import TelemetryConfig
@@ -121,8 +122,7 @@ class AgentRunner:
                     self.registry,
                     self.telemetry.config.heartbeat_topic,
                 )
-            if self.app.settings.streams_gc_freeze:
-                freeze_start_up_objects()
+            prepare_collector(self.app.settings)
             tasks = {w: asyncio.create_task(w.run(stop), name=f"agent-{w.agent.name}") for w in self.workers}
             self.telemetry.start(tasks, stop)
             done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
@@ -163,26 +163,36 @@ async def run_agents(
     return runner.workers
 
 
-_frozen = False
+_collector_prepared = False
 
 
-def freeze_start_up_objects() -> None:
-    """Exempt what start-up made (modules, classes, schemas, the app) from the garbage collector, once
-    per process.
+def prepare_collector(settings: Settings) -> None:
+    """Set the garbage collector up for a worker, once per process (it is process-wide).
 
-    Messages in flight live long enough to reach the oldest generation, so under load its full
-    collections come several times a second, and each walks every object in the process: some 70,000
-    from start-up that will never be garbage. On the 3-stage pipeline benchmark (30,000 messages) 14
-    of them took 0.36 s of the 3.4 CPU-seconds; frozen, 0.05 s (docs/benchmarks.md). Frozen objects
-    are still freed when their last reference goes; only a reference cycle among them would never be
+    Messages in flight are alive for a moment, and a worker always has some, so Python's default
+    young-generation threshold (700 more container objects alive than after the last collection)
+    kept triggering collections that found nothing to free: on the 3-stage pipeline benchmark
+    (60,000 messages) 3,375 young, 306 middle and 28 full collections took 0.44 s of ~8 CPU-seconds
+    and freed 10 objects. With ``streams_gc_young_threshold`` (50,000) a worker's own churn never
+    reaches it there (no collection at all); reference cycles are still collected, in fewer and
+    larger young collections (a windowed count whose tables grow: 19 of ~6 ms each instead of 2,253
+    small and 224 larger ones, 0.17 s instead of 0.51). docs/benchmarks.md has the runs.
+
+    ``streams_gc_freeze`` exempts what start-up made (modules, classes, schemas, the app: some 70,000
+    objects) from full collections, which otherwise walk them every time. Frozen objects are still
+    freed when their last reference goes; only a reference cycle among them would never be
     collected, so the collector runs once first.
     """
-    global _frozen
-    if _frozen:
+    global _collector_prepared
+    if _collector_prepared:
         return
-    _frozen = True
-    gc.collect()
-    gc.freeze()
+    _collector_prepared = True
+    if settings.streams_gc_young_threshold:
+        _, middle, oldest = gc.get_threshold()
+        gc.set_threshold(settings.streams_gc_young_threshold, middle, oldest)
+    if settings.streams_gc_freeze:
+        gc.collect()
+        gc.freeze()
 
 
 def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:

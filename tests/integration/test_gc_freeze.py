@@ -1,5 +1,6 @@
-"""A worker process exempts its start-up objects from the garbage collector (``STREAMS_GC_FREEZE``),
-checked in a process of its own: freezing is once per process, and this one is pytest's."""
+"""A worker process sets the garbage collector up for itself: it exempts its start-up objects
+(``STREAMS_GC_FREEZE``) and raises the young generation's threshold (``STREAMS_GC_YOUNG_THRESHOLD``).
+Checked in a process of its own: both are once per process, and this one is pytest's."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from streams import Settings
 
 # Runs one agent until its worker has started, then stops it and prints how many objects the
-# collector had frozen before and after.
+# collector had frozen before and after, and its young generation's threshold before and after.
 _WORKER = """
 import asyncio, gc, sys
 from streams import App
@@ -28,19 +29,27 @@ async def noop(task, ctx):
 
 async def main():
     stop = asyncio.Event()
-    before = gc.get_freeze_count()
+    before, threshold = gc.get_freeze_count(), gc.get_threshold()[0]
     # Stopped at once: start-up (topics, schemas, the freeze) runs all the same, then it drains.
     stop.set()
     await run_agents(app, stop=stop)
-    print(before, gc.get_freeze_count())
+    print(before, gc.get_freeze_count(), threshold, gc.get_threshold()[0])
 
 asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize(("setting", "frozen"), [(None, True), ("false", False)])
-def test_a_worker_freezes_its_start_up_objects_unless_told_not_to(
-    settings: Settings, topic_name: str, setting: str | None, frozen: bool
+@pytest.mark.parametrize(
+    ("variables", "frozen", "young"),
+    [
+        ({}, True, 50_000),
+        ({"STREAMS_GC_FREEZE": "false"}, False, 50_000),
+        ({"STREAMS_GC_YOUNG_THRESHOLD": "0"}, True, None),
+        ({"STREAMS_GC_YOUNG_THRESHOLD": "20000"}, True, 20_000),
+    ],
+)
+def test_a_worker_sets_the_collector_up_as_its_settings_say(
+    settings: Settings, topic_name: str, variables: dict[str, str], frozen: bool, young: int | None
 ) -> None:
     env = {
         **os.environ,
@@ -48,8 +57,8 @@ def test_a_worker_freezes_its_start_up_objects_unless_told_not_to(
         "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
     }
     env.pop("STREAMS_GC_FREEZE", None)
-    if setting is not None:
-        env["STREAMS_GC_FREEZE"] = setting
+    env.pop("STREAMS_GC_YOUNG_THRESHOLD", None)
+    env.update(variables)
     done = subprocess.run(
         [sys.executable, "-c", _WORKER, f"gc-{topic_name[-8:]}", topic_name],
         env=env,
@@ -58,7 +67,9 @@ def test_a_worker_freezes_its_start_up_objects_unless_told_not_to(
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    before, after = map(int, done.stdout.split())
+    before, after, threshold_before, threshold_after = map(int, done.stdout.split())
     # Start-up leaves tens of thousands of objects (modules, classes, schemas); none more when turned
     # off (an imported library may have frozen a few hundred of its own).
     assert (after > before + 10_000) if frozen else (after == before), (before, after)
+    # 0 leaves Python's own threshold (700 unless something changed it) as it was.
+    assert threshold_after == (threshold_before if young is None else young)
