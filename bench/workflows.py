@@ -6,9 +6,9 @@ their own. Per row:
 
 - ``streams``: one worker process runs the engine of workflow ``three_steps`` and the specialists
   ``step1``..``step3`` (``run_agents``), exactly-once; the driver uses :class:`streams.Client`.
-- ``streams-alo``: the same, with the specialists at their default guarantee, at-least-once (the
-  engine stays exactly-once: a step that runs again after a crash is journaled once, as a Restate
-  service call that is retried).
+- ``streams-alo``: the same, with the specialists at their default guarantee, at-least-once: a step
+  may run more than once after a crash, and the engine (still exactly-once) journals its answer once,
+  like a retried Restate service call.
 - ``restate`` / ``restate-run``: a fresh Restate server (from npm, data in this run's directory), a
   Python service on hypercorn serving the same steps with the ``restate-sdk`` (service calls, or
   ``ctx.run`` blocks), and a driver calling the server's HTTP ingress.

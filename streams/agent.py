@@ -36,8 +36,8 @@ class Agent(Generic[V]):
     get ``min_share`` of the starts (see :mod:`streams.runtime.lanes`). They carry ``topic``'s records.
 
     ``linger_ms`` is how long the agent's outputs may wait to fill a batch before they leave; None
-    means the settings' 5 ms (none under exactly-once, whose commit sends them anyway). A specialist
-    sets 0: somebody awaits each of its answers.
+    means the producers' default, 5 ms (none under exactly-once, whose commit sends them anyway).
+    A specialist sets 0: somebody awaits each of its answers.
     """
 
     app: str

@@ -92,9 +92,11 @@ class Settings(BaseSettings):
     streams_gc_young_threshold: int = Field(
         default=50_000,
         ge=0,
-        description="In a worker process, how many more container objects may be alive than after the "
-        "garbage collector's last young collection before it runs the next (Python's default is 700, "
-        "which messages in flight keep reaching with nothing to free). 0 leaves Python's threshold.",
+        le=2**31 - 1,
+        description="In a process running workers, how many more container objects may be alive than "
+        "after the garbage collector's last young collection before it runs the next (Python 3.12's "
+        "default is 700, which messages in flight keep reaching with nothing to free). 0 leaves "
+        "Python's threshold. Process-wide: it stays after the workers stop.",
     )
 
     def __init__(self, **values: Any) -> None:

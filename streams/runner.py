@@ -163,34 +163,35 @@ async def run_agents(
     return runner.workers
 
 
-_collector_prepared = False
+_threshold_raised = False
+_frozen = False
 
 
 def prepare_collector(settings: Settings) -> None:
-    """Set the garbage collector up for a worker, once per process (it is process-wide).
+    """Set the garbage collector up for workers. Process-wide and once per process, whoever runs
+    workers in it (``streams run``, :func:`run_agents`, a test): it stays so after they stop.
 
-    Messages in flight are alive for a moment, and a worker always has some, so Python's default
-    young-generation threshold (700 more container objects alive than after the last collection)
-    kept triggering collections that found nothing to free: on the 3-stage pipeline benchmark
-    (60,000 messages) 3,375 young, 306 middle and 28 full collections took 0.44 s of ~8 CPU-seconds
-    and freed 10 objects. With ``streams_gc_young_threshold`` (50,000) a worker's own churn never
-    reaches it there (no collection at all); reference cycles are still collected, in fewer and
-    larger young collections (a windowed count whose tables grow: 19 of ~6 ms each instead of 2,253
-    small and 224 larger ones, 0.17 s instead of 0.51). docs/benchmarks.md has the runs.
+    Messages in flight are alive for a moment, and a worker always has some, so Python's
+    young-generation threshold (700 more container objects alive than after the last collection, on
+    Python 3.12) kept triggering collections that found nothing to free: on the 3-stage pipeline
+    benchmark (60,000 messages) 3,375 young, 306 middle and 28 full collections took 0.44 s of ~8
+    CPU-seconds and freed 10 objects. With ``streams_gc_young_threshold`` (50,000) a worker's own
+    churn never reaches it there (no collection at all); reference cycles are still collected, in
+    fewer and larger collections (a windowed count whose tables grow: 21, 19 of them young ones of
+    about 7 ms, instead of 2,477; 0.17 s instead of 0.51). docs/benchmarks.md has the runs.
 
     ``streams_gc_freeze`` exempts what start-up made (modules, classes, schemas, the app: some 70,000
     objects) from full collections, which otherwise walk them every time. Frozen objects are still
     freed when their last reference goes; only a reference cycle among them would never be
     collected, so the collector runs once first.
     """
-    global _collector_prepared
-    if _collector_prepared:
-        return
-    _collector_prepared = True
-    if settings.streams_gc_young_threshold:
+    global _threshold_raised, _frozen
+    if settings.streams_gc_young_threshold and not _threshold_raised:
+        _threshold_raised = True
         _, middle, oldest = gc.get_threshold()
         gc.set_threshold(settings.streams_gc_young_threshold, middle, oldest)
-    if settings.streams_gc_freeze:
+    if settings.streams_gc_freeze and not _frozen:
+        _frozen = True
         gc.collect()
         gc.freeze()
 

@@ -51,7 +51,7 @@ def build(config: DriverConfig) -> App:
     settings = Settings(kafka_bootstrap_servers=options["bootstrap"], schema_registry_url=options["registry"])
     app = App(options["app"], settings=settings)
     concurrency = config.concurrency
-    guarantee = ExactlyOnce() if options.get("steps", "eos") == "eos" else AtLeastOnce()
+    guarantee = {"eos": ExactlyOnce(), "alo": AtLeastOnce()}[options["steps"]]
 
     for n in range(1, STEPS + 1):
 

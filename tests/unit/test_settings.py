@@ -31,6 +31,8 @@ def test_tls_and_sasl_settings_reach_every_client_config() -> None:
         ({"KAFKA_TIMEOUT": "-1"}, "invalid settings: KAFKA_TIMEOUT: Input should be greater than 0"),
         ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL: Input should be 'PLAINTEXT'"),
         ({"KAFKA_SASL_MECHANISM": "PLAIN"}, "KAFKA_SASL_MECHANISM needs KAFKA_SECURITY_PROTOCOL"),
+        # Past what gc.set_threshold takes: refused here, not with an OverflowError at start-up.
+        ({"STREAMS_GC_YOUNG_THRESHOLD": str(2**40)}, "STREAMS_GC_YOUNG_THRESHOLD: Input should be less"),
         (
             {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "svc"},
             "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together",

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from streams import App, CallFailed, ConfigError, Context, Retry, Settings
+from streams import App, CallFailed, ConfigError, Context, ExactlyOnce, Retry, Settings
 from streams.events import TaskCompleted, TaskRequested, TaskStatus, WorkflowEventKind
 from streams.serde.registry import InMemoryRegistry
 from streams.testing import TestApp
@@ -150,7 +150,22 @@ async def test_a_specialists_answers_leave_without_waiting_to_fill_a_batch(
     assert (await _producer_config_of(app, "logger", monkeypatch))["linger.ms"] == 5, "others batch"
 
 
-def test_an_agents_linger_must_be_a_whole_number_of_milliseconds() -> None:
+async def test_an_exactly_once_specialist_answers_at_once_in_its_transactions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = App("spec")
+
+    @app.specialist("research", input=TaskRequested, output=TaskCompleted, guarantee=ExactlyOnce())
+    async def research(task: TaskRequested, ctx: Context) -> TaskCompleted:
+        return TaskCompleted(task_id=task.task_id, agent="research", status=TaskStatus.SUCCEEDED)
+
+    config = await _producer_config_of(app, "research", monkeypatch)
+    assert config["linger.ms"] == 0
+    assert "transactional.id" in config
+
+
+@pytest.mark.parametrize("linger", [-1, True, 1.5, "5"])
+def test_an_agents_linger_must_be_a_whole_number_of_milliseconds(linger: object) -> None:
     app, _ = _app()
     with pytest.raises(ConfigError, match="linger_ms must be an integer >= 0"):
-        dataclasses.replace(app.agents["research"], linger_ms=-1)
+        dataclasses.replace(app.agents["research"], linger_ms=linger)
