@@ -47,3 +47,21 @@ def topic_name(request: pytest.FixtureRequest) -> str:
     """A topic name no other test (or earlier run) uses."""
     base = re.sub(r"[^A-Za-z0-9._-]", "-", request.node.name)[:60]
     return f"test.{base}.{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def producer_configs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """The configs of the producers built while the test runs (none of them reaches a broker)."""
+    from streams.transport import clients
+
+    configs: list[dict[str, object]] = []
+
+    class Recorded:
+        def __init__(self, config: dict[str, object], on_fatal: object = None) -> None:
+            configs.append(config)
+
+        def close(self, timeout: float) -> None:
+            pass
+
+    monkeypatch.setattr(clients, "AsyncProducer", Recorded)
+    return configs

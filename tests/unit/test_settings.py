@@ -51,18 +51,11 @@ def test_a_bad_environment_is_one_config_error_line(
 
 
 def test_a_transactional_producer_sends_at_once_and_retries_a_busy_coordinator_soon(
-    monkeypatch: pytest.MonkeyPatch,
+    producer_configs: list[dict[str, object]],
 ) -> None:
-    configs: list[dict[str, object]] = []
-
-    class Recorded:
-        def __init__(self, config: dict[str, object], on_fatal: object = None) -> None:
-            configs.append(config)
-
-    monkeypatch.setattr(clients, "AsyncProducer", Recorded)
     clients.async_producer(Settings(), transactional_id="engine.w1")
     clients.async_producer(Settings())
-    transactional, plain = configs
+    transactional, plain = producer_configs
     # CONCURRENT_TRANSACTIONS right after a commit clears within about a millisecond: retrying after
     # librdkafka's default 100 ms cost a one-at-a-time workflow 100 ms each time it happened.
     assert int(str(transactional["retry.backoff.ms"])) <= 10
